@@ -1,0 +1,118 @@
+"""The normalized event: one shape for every source and wire format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Every event type the engine knows. Rules may only name these.
+CHAT = "chat"
+GIFT = "gift"
+GIFT_PROGRESS = "gift_progress"
+LIKE = "like"
+VIEWERS = "viewers"
+FOLLOW = "follow"
+SHARE = "share"
+JOIN = "join"
+SUBSCRIBE = "subscribe"
+LIVE_END = "live_end"
+UNKNOWN = "unknown"
+
+EVENT_TYPES: frozenset[str] = frozenset(
+    {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN}
+)
+
+# Per-type data fields, in the order they are written out.
+DATA_FIELDS: dict[str, tuple[str, ...]] = {
+    CHAT: ("text",),
+    GIFT: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end"),
+    GIFT_PROGRESS: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end"),
+    LIKE: ("count", "total"),
+    VIEWERS: ("count",),
+    SUBSCRIBE: ("months",),
+    UNKNOWN: ("kind",),
+}
+
+STREAKABLE_GIFT_TYPE = 1
+
+
+@dataclass(slots=True)
+class User:
+    """Who caused an event. Every field is plain data, never code."""
+
+    user_id: str = ""
+    unique_id: str = ""
+    nickname: str = ""
+    follow_role: int = 0  # 0 none, 1 follower, 2 friend (TikTok's followRole)
+    is_moderator: bool = False
+    is_subscriber: bool = False
+    gifter_level: int = 0
+
+    @property
+    def key(self) -> str:
+        """A stable identity for per-user state: the numeric id, else the @handle."""
+        return self.user_id or self.unique_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "unique_id": self.unique_id,
+            "nickname": self.nickname,
+            "follow_role": self.follow_role,
+            "is_moderator": self.is_moderator,
+            "is_subscriber": self.is_subscriber,
+            "gifter_level": self.gifter_level,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> User:
+        return cls(
+            user_id=str(d.get("user_id") or ""),
+            unique_id=str(d.get("unique_id") or ""),
+            nickname=str(d.get("nickname") or ""),
+            follow_role=int(d.get("follow_role") or 0),
+            is_moderator=bool(d.get("is_moderator")),
+            is_subscriber=bool(d.get("is_subscriber")),
+            gifter_level=int(d.get("gifter_level") or 0),
+        )
+
+
+@dataclass(slots=True)
+class Event:
+    """One normalized live event.
+
+    ``data`` holds the per-type fields listed in ``DATA_FIELDS`` (chat ``text``; gift
+    ``gift_id``, ``name``, ``diamonds`` per unit, ``count``, ``gift_type``, ``streak_end``;
+    like ``count`` and ``total``; viewers ``count``). ``raw`` keeps the payload as received.
+    """
+
+    type: str
+    ts: int  # milliseconds since the epoch
+    room_id: str = ""
+    msg_id: str = ""
+    user: User | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    raw: Any = None
+
+    @property
+    def is_streak_frame(self) -> bool:
+        """A gift frame of a streak still in progress (more frames will follow)."""
+        return (
+            self.type == GIFT
+            and self.data.get("gift_type") == STREAKABLE_GIFT_TYPE
+            and not self.data.get("streak_end")
+        )
+
+    def to_dict(self, with_raw: bool = True) -> dict[str, Any]:
+        """The normalized JSONL record (read back by ``bot.events.wire``)."""
+        out: dict[str, Any] = {
+            "type": self.type,
+            "ts": self.ts,
+            "room_id": self.room_id,
+            "msg_id": self.msg_id,
+            "user": self.user.to_dict() if self.user else None,
+            "data": self.data,
+        }
+        if with_raw and self.raw is not None:
+            out["raw"] = self.raw
+        return out
