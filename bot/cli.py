@@ -1,0 +1,110 @@
+"""The ``livebot`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from bot import __version__, logs
+from bot.actions.dispatcher import Dispatcher
+from bot.engine.core import Engine
+from bot.engine.durations import parse_duration
+from bot.engine.loader import RuleLoadError, load_rules
+from bot.runner import replay
+from bot.sinks import ConsoleSink, JsonlSink
+from bot.sources.replay import ReplaySource
+
+
+def _speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use a number such as 1 or 20, or 'max'") from None
+    if speed <= 0:
+        raise argparse.ArgumentTypeError("speed must be positive")
+    return speed
+
+
+def _duration_ms(value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livebot", description="YAML rules over a TikTok LIVE event stream.")
+    parser.add_argument("--version", action="version", version=f"livebot {__version__}")
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines (default when stderr is not a terminal)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rp = sub.add_parser("replay", help="replay a recorded session through rules")
+    rp.add_argument("session", type=Path, help="session file: JSONL in any supported format (.gz too)")
+    rp.add_argument("--rules", type=Path, required=True, help="a rule file or a folder of them")
+    rp.add_argument("--out", type=Path, help="also write actions to this JSONL file")
+    rp.add_argument("--speed", type=_speed, default=None, metavar="N|max",
+                    help="1 = real time, 20 = twenty times faster, max = no waiting (default)")
+    rp.add_argument("--quiet", action="store_true", help="do not print each action, only the summary")
+    rp.add_argument("--streak-silence", type=_duration_ms, default=5000, metavar="DURATION",
+                    help="flush a gift streak whose end never came after this much silence (default 5s)")
+    rp.add_argument("--room", default="", help="room id to stamp on events that carry none")
+
+    vp = sub.add_parser("validate", help="check rule files; print file:line:col: problem for each error")
+    vp.add_argument("rules", type=Path)
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        ruleset = load_rules(args.rules)
+    except RuleLoadError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"ok: {len(ruleset.rules)} rules in {len(ruleset.files)} file(s)")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if not args.session.is_file():
+        print(f"livebot: no such session file: {args.session}", file=sys.stderr)
+        return 2
+    try:
+        ruleset = load_rules(args.rules)
+    except RuleLoadError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    sinks = [] if args.quiet else [ConsoleSink()]
+    if args.out:
+        sinks.append(JsonlSink(args.out))
+    dispatcher = Dispatcher(sinks)
+    engine = Engine(ruleset, streak_silence_ms=args.streak_silence)
+    source = ReplaySource(args.session, room_id=args.room)
+
+    async def go():
+        try:
+            return await replay(source, engine, dispatcher, speed=args.speed)
+        finally:
+            await dispatcher.close()
+
+    result = asyncio.run(go())
+    print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(json=True if args.log_json else None, level=args.log_level)
+    try:
+        if args.command == "validate":
+            return cmd_validate(args)
+        return cmd_replay(args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,102 @@
+"""Read YAML keeping each value's position, so errors can say ``file:line:col``.
+
+Booleans follow YAML 1.2: only ``true``/``false``. PyYAML's YAML 1.1 default turns a bare
+``on:`` key (our trigger key), and poll options such as ``yes``/``no``, into booleans.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    file: str
+    line: int  # 1-based
+    col: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class YamlError(ValueError):
+    def __init__(self, pos: Pos, message: str) -> None:
+        super().__init__(f"{pos}: {message}")
+        self.pos = pos
+        self.message = message
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class YMap(dict):
+    """A mapping that remembers where it, each key and each value stood."""
+
+    pos: Pos
+    key_pos: dict[str, Pos]
+    value_pos: dict[str, Pos]
+
+
+class YList(list):
+    """A sequence that remembers where it and each item stood."""
+
+    pos: Pos
+    item_pos: list[Pos]
+
+
+def _pos(file: str, node: yaml.Node) -> Pos:
+    return Pos(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _convert(file: str, node: yaml.Node, loader: _Loader) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves << merge keys (anchors as snippets)
+        out = YMap()
+        out.pos, out.key_pos, out.value_pos = _pos(file, node), {}, {}
+        for key_node, value_node in node.value:
+            key = _convert(file, key_node, loader)
+            if not isinstance(key, str):
+                raise YamlError(_pos(file, key_node), f"keys must be text, got {key!r}")
+            if key in out:
+                raise YamlError(_pos(file, key_node), f"duplicate key '{key}'")
+            out[key] = _convert(file, value_node, loader)
+            out.key_pos[key] = _pos(file, key_node)
+            out.value_pos[key] = _pos(file, value_node)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = YList(_convert(file, item, loader) for item in node.value)
+        items.pos, items.item_pos = _pos(file, node), [_pos(file, item) for item in node.value]
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+def load_yaml(text: str, file: str) -> Any:
+    """Parse one YAML document into plain values plus ``YMap``/``YList`` positions."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        return _convert(file, node, loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        pos = Pos(file, mark.line + 1, mark.column + 1) if mark else Pos(file, 1, 1)
+        raise YamlError(pos, f"YAML syntax: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise YamlError(Pos(file, 1, 1), f"YAML: {exc}") from None
+    finally:
+        loader.dispose()

@@ -1,0 +1,66 @@
+"""Replay a recorded session file (JSONL in any supported wire format, optionally gzipped)."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import structlog
+
+from bot.events.model import Event
+from bot.events.wire import DecodeError, decode_line
+
+log = structlog.get_logger("bot.replay")
+BATCH = 1000
+LOGGED_MALFORMED = 20  # log the first ones in full, then only count
+
+
+class ReplaySource:
+    """Reads a session file; a malformed line is logged with its number, counted and skipped."""
+
+    name = "replay"
+
+    def __init__(self, path: str | Path, room_id: str = "") -> None:
+        self.path = Path(path)
+        self.room_id = room_id
+        self.malformed = 0
+        self.lines = 0
+        self.read: Counter[str] = Counter()  # decoded events by type
+
+    def _open(self):
+        if self.path.suffix == ".gz":
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")  # noqa: SIM115 - closed by the with in events()
+
+    def events(self) -> Iterator[Event]:
+        """Every event of the file, in file order (synchronous: for tests and benchmarks)."""
+        last_ts = 0
+        read = self.read
+        with self._open() as f:
+            for number, line in enumerate(f, 1):
+                self.lines = number
+                if not line.strip():
+                    continue
+                try:
+                    decoded = decode_line(line, fallback_ts=last_ts, room_id=self.room_id)
+                except DecodeError as exc:
+                    self.malformed += 1
+                    if self.malformed <= LOGGED_MALFORMED:
+                        log.warning("malformed_line", file=str(self.path), line=number, error=str(exc))
+                    continue
+                for ev in decoded:
+                    read[ev.type] += 1
+                    last_ts = ev.ts
+                    yield ev
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        batch: list[Event] = []
+        for ev in self.events():
+            batch.append(ev)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
