@@ -64,15 +64,19 @@ def _pos(file: str, node: yaml.Node) -> Pos:
 
 def _convert(file: str, node: yaml.Node, loader: _Loader) -> Any:
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves << merge keys (anchors as snippets)
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise YamlError(_pos(file, key_node), f"duplicate key '{key_node.value}'")
+                seen.add(key_node.value)
+        loader.flatten_mapping(node)  # resolves << merge keys (anchors as snippets); later keys win
         out = YMap()
         out.pos, out.key_pos, out.value_pos = _pos(file, node), {}, {}
         for key_node, value_node in node.value:
             key = _convert(file, key_node, loader)
             if not isinstance(key, str):
                 raise YamlError(_pos(file, key_node), f"keys must be text, got {key!r}")
-            if key in out:
-                raise YamlError(_pos(file, key_node), f"duplicate key '{key}'")
             out[key] = _convert(file, value_node, loader)
             out.key_pos[key] = _pos(file, key_node)
             out.value_pos[key] = _pos(file, value_node)
