@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot import __version__, logs
 from bot.actions.dispatcher import Dispatcher
+from bot.config import Config, ConfigError, load_config
 from bot.engine.core import Engine
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules
@@ -45,14 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="replay a recorded session through rules")
     rp.add_argument("session", type=Path, help="session file: JSONL in any supported format (.gz too)")
-    rp.add_argument("--rules", type=Path, required=True, help="a rule file or a folder of them")
+    rp.add_argument("-c", "--config", type=Path, help="config file (see config.example.yaml); flags override it")
+    rp.add_argument("--rules", type=Path, help="a rule file or a folder of them (default: the config's, else rules/)")
     rp.add_argument("--out", type=Path, help="also write actions to this JSONL file")
     rp.add_argument("--speed", type=_speed, default=None, metavar="N|max",
                     help="1 = real time, 20 = twenty times faster, max = no waiting (default)")
     rp.add_argument("--quiet", action="store_true", help="do not print each action, only the summary")
-    rp.add_argument("--streak-silence", type=_duration_ms, default=5000, metavar="DURATION",
+    rp.add_argument("--streak-silence", type=_duration_ms, default=None, metavar="DURATION",
                     help="flush a gift streak whose end never came after this much silence (default 5s)")
-    rp.add_argument("--room", default="", help="room id to stamp on events that carry none")
+    rp.add_argument("--room", default=None, help="room id to stamp on events that carry none")
 
     vp = sub.add_parser("validate", help="check rule files; print file:line:col: problem for each error")
     vp.add_argument("rules", type=Path)
@@ -76,17 +78,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"livebot: no such session file: {args.session}", file=sys.stderr)
         return 2
     try:
-        ruleset = load_rules(args.rules)
-    except RuleLoadError as exc:
+        cfg = load_config(args.config) if args.config else Config()
+        ruleset = load_rules(args.rules or cfg.rules)
+    except (ConfigError, RuleLoadError) as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    sinks = [] if args.quiet else [ConsoleSink()]
-    if args.out:
-        sinks.append(JsonlSink(args.out))
+    sinks = [] if args.quiet or not cfg.console else [ConsoleSink()]
+    if args.out or cfg.jsonl:
+        sinks.append(JsonlSink(args.out or cfg.jsonl))
     dispatcher = Dispatcher(sinks)
-    engine = Engine(ruleset, streak_silence_ms=args.streak_silence)
-    source = ReplaySource(args.session, room_id=args.room)
+    silence = cfg.streak_silence_ms if args.streak_silence is None else args.streak_silence
+    engine = Engine(ruleset, streak_silence_ms=silence, dedup_window=cfg.dedup_window)
+    source = ReplaySource(args.session, room_id=cfg.room_id if args.room is None else args.room)
 
     async def go():
         try:

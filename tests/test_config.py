@@ -1,0 +1,34 @@
+"""The config file: documented defaults, and every mistake reported as file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, ConfigError, load_config
+
+
+def test_the_example_config_loads_to_the_defaults():
+    cfg = load_config("config.example.yaml")
+    assert cfg == Config(rules=Path("rules"), jsonl=None)
+
+
+def test_every_problem_at_once(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("rule: x\nengine:\n  streak_silence: soon\n  dedup_window: many\nsinks:\n  console: yes\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        f"{path}:1:1: unknown key 'rule' (did you mean 'rules'?)",
+        f"{path}:3:19: bad duration 'soon': use a number with ms, s, m, h or d, e.g. 90s, 10m, 1h30m",
+        f"{path}:4:17: 'dedup_window' must be a whole number",
+        f"{path}:6:12: 'console' must be true or false",
+    ]
+
+
+def test_paths_are_relative_to_the_config_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("rules: my-rules\nsinks:\n  jsonl: out/actions.jsonl\nengine:\n  streak_silence: 3s\n")
+    cfg = load_config(path)
+    assert (cfg.rules, cfg.jsonl, cfg.streak_silence_ms) == (tmp_path / "my-rules", tmp_path / "out/actions.jsonl", 3000)
