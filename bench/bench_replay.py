@@ -1,0 +1,140 @@
+"""Replay throughput against a decode-only baseline, measured side by side in one run.
+
+    python bench/bench_replay.py                  # 1,000,000 events, 3 rounds
+    python bench/bench_replay.py --events 200000 --rounds 1
+
+Each measurement runs in a fresh child process pinned to one core, so peak memory (max RSS)
+is that mode's own. Modes, each over the same generated session file (TikFinity flat format):
+  json      read the file and orjson.loads each line: the decode-only baseline
+  decode    read and decode each line into normalized events (bot.events.wire)
+  pipeline  the full `livebot replay --quiet --out actions.jsonl` path: source, dedup,
+            streak folding, the starter rule pack, the JSONL sink
+Rounds are interleaved (json, decode, pipeline, json, ...) and the median is reported, since
+machines here are noisy; the ratio pipeline/json is computed from the same run's medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+
+
+def session_file(events: int, seed: int) -> Path:
+    """The generated session, made once and reused (bench/data is not committed)."""
+    path = DATA / f"session-{events}-{seed}.jsonl"
+    if not path.exists():
+        sys.path.insert(0, str(HERE))
+        from sessiongen import generate
+
+        DATA.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            for line in generate(minutes=100_000, seed=seed, max_events=events):
+                f.write(line + b"\n")
+        tmp.rename(path)
+    return path
+
+
+def child(mode: str, path: Path, rules: Path, out: Path) -> dict:
+    """Run one mode in this process and return its figures."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    sys.path.insert(0, str(ROOT))
+    events = 0
+    start = time.perf_counter()
+    if mode == "json":
+        import orjson
+
+        with open(path, "rb") as f:
+            for line in f:
+                orjson.loads(line)
+                events += 1
+    elif mode == "decode":
+        from bot.events.wire import DecodeError, decode_line
+
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    events += len(decode_line(line))
+                except DecodeError:
+                    pass
+    elif mode == "pipeline":
+        import asyncio
+
+        from bot.actions.dispatcher import Dispatcher
+        from bot.engine.core import Engine
+        from bot.engine.loader import load_rules
+        from bot.runner import replay
+        from bot.sinks.jsonl import JsonlSink
+        from bot.sources.replay import ReplaySource
+
+        start = time.perf_counter()
+        source = ReplaySource(path)
+        dispatcher = Dispatcher([JsonlSink(out)])
+        engine = Engine(load_rules(rules))
+
+        async def go():
+            result = await replay(source, engine, dispatcher)
+            await dispatcher.close()
+            return result
+
+        result = asyncio.run(go())
+        events = sum(result.read.values())
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    seconds = time.perf_counter() - start
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"mode": mode, "events": events, "seconds": seconds, "eps": events / seconds, "maxrss_mb": maxrss_mb}
+
+
+def measure(mode: str, path: Path, rules: Path, out: Path) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--file", str(path), "--rules", str(rules), "--out", str(out)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rules", type=Path, default=ROOT / "rules")
+    parser.add_argument("--out", type=Path, default=DATA / "bench-actions.jsonl")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.file, args.rules, args.out)))
+        return
+
+    path = session_file(args.events, args.seed)
+    modes = ("json", "decode", "pipeline")
+    runs: dict[str, list[dict]] = {m: [] for m in modes}
+    for _ in range(args.rounds):
+        for mode in modes:
+            runs[mode].append(measure(mode, path, args.rules, args.out))
+    med = {m: statistics.median(r["eps"] for r in runs[m]) for m in modes}
+    rss = {m: max(r["maxrss_mb"] for r in runs[m]) for m in modes}
+    actions = sum(1 for _ in open(args.out, "rb"))
+    print(f"session: {path.name}, {runs['json'][0]['events']:,} lines, "
+          f"{runs['pipeline'][0]['events']:,} events, {actions:,} actions; median of {args.rounds} round(s), one core")
+    print(f"{'mode':<10} {'events/s':>12} {'vs json':>8} {'peak RSS':>10}")
+    for m in modes:
+        print(f"{m:<10} {med[m]:>12,.0f} {med[m] / med['json']:>8.2f} {rss[m]:>8.0f} MB")
+    ok = med["pipeline"] >= 50_000 and med["pipeline"] / med["json"] >= 0.25 and rss["pipeline"] < 300
+    print(f"targets (>= 50,000 events/s, ratio >= 0.25, peak < 300 MB): {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
