@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import sys
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules
 from bot.runner import replay
 from bot.sinks import ConsoleSink, JsonlSink
+from bot.sinks.jsonl import dumps_action
 from bot.sources.replay import ReplaySource
+from bot.testing import CaptureSink
 
 
 def _speed(value: str) -> float | None:
@@ -56,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="flush a gift streak whose end never came after this much silence (default 5s)")
     rp.add_argument("--room", default=None, help="room id to stamp on events that carry none")
 
+    rp.add_argument("--check", type=Path, metavar="GOLDEN",
+                    help="compare the actions with a golden actions file; show a diff and exit 1 if they differ")
+
+    tp = sub.add_parser("test", help="run rule tests (YAML files naming rules, events and expected actions)")
+    tp.add_argument("paths", type=Path, nargs="+", help="test files or folders of them")
+
     vp = sub.add_parser("validate", help="check rule files; print file:line:col: problem for each error")
     vp.add_argument("rules", type=Path)
     return parser
@@ -87,6 +96,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     sinks = [] if args.quiet or not cfg.console else [ConsoleSink()]
     if args.out or cfg.jsonl:
         sinks.append(JsonlSink(args.out or cfg.jsonl))
+    capture = CaptureSink()
+    if args.check:
+        sinks.append(capture)
     dispatcher = Dispatcher(sinks)
     silence = cfg.streak_silence_ms if args.streak_silence is None else args.streak_silence
     engine = Engine(ruleset, streak_silence_ms=silence, dedup_window=cfg.dedup_window)
@@ -100,15 +112,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     print(result.summary(), file=sys.stderr)
+    if args.check:
+        return check_golden(capture.actions, args.check)
     return 0
+
+
+def check_golden(actions: list, golden: Path) -> int:
+    """Compare actions with a golden JSONL file; print a unified diff of the records if they differ."""
+    got = [dumps_action(a).decode() for a in actions]
+    try:
+        want = golden.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        print(f"livebot: cannot read golden file: {exc}", file=sys.stderr)
+        return 2
+    if got == want:
+        print(f"golden check passed: {len(got)} actions match {golden}", file=sys.stderr)
+        return 0
+    diff = list(difflib.unified_diff(want, got, fromfile=str(golden), tofile="this replay", lineterm="", n=1))
+    print("\n".join(diff[:200]), file=sys.stderr)
+    if len(diff) > 200:
+        print(f"... {len(diff) - 200} more diff lines", file=sys.stderr)
+    print(f"golden check FAILED: expected {len(want)} actions, got {len(got)}", file=sys.stderr)
+    return 1
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from bot.ruletests import run_paths
+
+    return run_paths(args.paths)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(json=True if args.log_json else None, level=args.log_level)
     try:
-        if args.command == "validate":
-            return cmd_validate(args)
-        return cmd_replay(args)
+        commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test}
+        return commands[args.command](args)
     except KeyboardInterrupt:
         return 130

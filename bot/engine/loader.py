@@ -39,10 +39,20 @@ def rule_files(path: str | Path) -> list[Path]:
 
 def load_rules(path: str | Path) -> RuleSet:
     """Load and compile every rule under ``path``, or raise RuleLoadError listing all problems."""
-    files = rule_files(path)
-    if not files:
-        raise RuleLoadError([f"{path}:1:1: no rule files (*.yaml, *.yml) in this folder"])
+    return load_rules_many([path])
+
+
+def load_rules_many(paths: list[str | Path]) -> RuleSet:
+    """Like ``load_rules`` over several files or folders, in the order given."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for path in paths:
+        found = rule_files(path)
+        if not found:
+            problems.append(f"{path}:1:1: no rule files (*.yaml, *.yml) in this folder")
+        files += [f for f in found if f not in files]
     loader = _Loader()
+    loader.problems += problems
     for f in files:
         try:
             text = f.read_text(encoding="utf-8")
