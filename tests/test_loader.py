@@ -78,13 +78,14 @@ def test_template_problems_are_found_at_load():
 
 def test_structure_problems():
     assert problems("- id: a\n") == ["r.yaml:1:1: a rule file is a mapping with a 'rules:' list"]
-    assert problems("rules:\n  - id: a\n    on: chat\n") == ["r.yaml:2:5: rule a: 'do' must be a non-empty list of actions"]
+    assert problems("rules:\n  - id: a\n    on: chat\n") == ["r.yaml:2:5: rule a: a rule needs 'do' (a list of actions) or 'tiers'"]
+    assert problems("rules:\n  - id: a\n    on: chat\n    do: []\n") == ["r.yaml:4:9: rule a: 'do' must be a non-empty list of actions"]
     assert problems("rules:\n  - on: chat\n    do: [{say: x}]\n") == [
         "r.yaml:2:5: every rule needs an 'id': letters, digits, '_', '-' or '.'"]
     assert problems("rules:\n  - id: a\n    do: [{say: x}]\n")[0].endswith(
-        "a rule needs one of 'on' (event types), 'every' (a timer) or 'command'")
+        "a rule needs one of 'on' (event types), 'every' (a timer), 'after' (chat silence) or 'command'")
     assert problems("rules:\n  - id: a\n    on: chat\n    every: 1m\n    do: [{say: x}]\n")[0].endswith(
-        "a rule needs only one of 'on' (event types), 'every' (a timer) or 'command'")
+        "a rule needs only one of 'on' (event types), 'every' (a timer), 'after' (chat silence) or 'command'")
 
 
 def test_duplicate_ids_and_keys():

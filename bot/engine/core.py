@@ -4,29 +4,35 @@ It does no I/O and reads no clock: callers pass ``now`` (ms). Live, replay, test
 benchmarks drive the same object::
 
     actions = engine.feed(event, now)     # fires anything due by ``now`` first
-    actions = engine.advance(now)         # timers and streak flushes due by ``now``
+    actions = engine.advance(now)         # timers, streak flushes, poll ends, queued chat lines
     engine.next_deadline()                # when to call advance() next, or None
-    actions = engine.close()              # end of session: flush open streaks
+    actions = engine.close()              # end of session: flush what is still open
 """
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter
+import re
+from collections import Counter, deque
 from typing import Any
 
 import structlog
 
 from bot.actions.model import Action
-from bot.engine.rules import Rule, RuleSet
+from bot.engine.budget import CHAT_KINDS, ChatBudget
+from bot.engine.leaderboard import Leaderboard
+from bot.engine.polls import Poll, Quiz, normalize_answer
+from bot.engine.rules import ActionSpec, Rule, RuleSet
 from bot.engine.state import SessionState
 from bot.engine.templates import Text
+from bot.engine.timers import Timers
 from bot.events.dedup import Deduper
-from bot.events.model import CHAT, EVENT_TYPES, GIFT, Event
+from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, TOP_GIFTER, Event
 from bot.events.streaks import StreakFolder
 
 log = structlog.get_logger("bot.engine")
 LOGGED_ERRORS_PER_RULE = 5
+HOUR_MS = 3_600_000
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 def parse_command(text: str) -> tuple[str | None, list[str]]:
@@ -37,20 +43,36 @@ def parse_command(text: str) -> tuple[str | None, list[str]]:
     return words[0].lower(), words[1:]
 
 
+def _coerce(text: str) -> Any:
+    """A rendered variable value: a number if it reads as one, else the text."""
+    text = text.strip()
+    if _NUMBER.match(text):
+        return float(text) if "." in text else int(text)
+    return text
+
+
 class Engine:
-    def __init__(self, rules: RuleSet, *, streak_silence_ms: int = 5000, dedup_window: int = 500_000) -> None:
+    def __init__(self, rules: RuleSet, *, streak_silence_ms: int = 5000, dedup_window: int = 500_000,
+                 lifetime: dict[str, dict[str, Any]] | None = None) -> None:
         self.rules = rules
         self.dedup = Deduper(dedup_window)
         self.streaks = StreakFolder(streak_silence_ms)
-        self.state = SessionState()
+        self.state = SessionState(lifetime)
+        self.board = Leaderboard()
+        s = rules.settings
+        self.budget = ChatBudget(s.chat_per_minute, s.chat_burst, s.chat_dedup_ms)
+        self.timers: Timers | None = None
+        self.poll: Poll | None = None
+        self.quiz: Quiz | None = None
         self.counters: Counter[str] = Counter()  # processed events by type, rule errors, ...
-        self.fired: Counter[str] = Counter()  # actions by rule id
-        self._timers: list[tuple[int, int, str]] = []  # (due, order, rule id)
-        self._started: int | None = None
+        self.fired: Counter[str] = Counter()  # firings by rule id
         self._last_fire: dict[str, int] = {}
         self._user_fire: dict[str, dict[str, int]] = {}
         self._once: dict[str, set[str]] = {}
         self._since: dict[str, dict[str, int]] = {}
+        self._hour: dict[str, deque[int]] = {}
+        self._chat_at_fire: dict[str, int] = {}
+        self._milestone_seen: dict[tuple[str, str], float] = {}
         self._error_logs: Counter[str] = Counter()
 
     # -- driving ---------------------------------------------------------------------------
@@ -66,85 +88,137 @@ class Engine:
         return out
 
     def advance(self, now: int) -> list[Action]:
-        """Fire every streak flush and timer due by ``now``, in time order."""
-        if self._started is None:
-            self._start(now)
+        """Fire everything due by ``now``, in time order."""
+        if self.timers is None:
+            self.timers = Timers(self.rules.timers, now)
         out: list[Action] = []
-        while True:
-            streak_due = self.streaks.next_deadline()
-            timer_due = self._timers[0][0] if self._timers else None
-            if streak_due is not None and streak_due <= now and (timer_due is None or streak_due <= timer_due):
-                for ev in self.streaks.flush_due(streak_due):
-                    self._process(ev, streak_due, out)
-            elif timer_due is not None and timer_due <= now:
-                due, order, rule_id = heapq.heappop(self._timers)
-                rule = self.rules.get(rule_id)
-                if rule is not None and rule.is_timer:
-                    heapq.heappush(self._timers, (due + rule.every_ms, order, rule_id))
-                    self._fire_timer(rule, due, out)
-            else:
-                return out
+        self._run_due(now, out, with_timers=True)
+        return out
 
     def next_deadline(self) -> int | None:
         """The next time something is due without new events, or None."""
-        candidates = [d for d in (self.streaks.next_deadline(), self._timers[0][0] if self._timers else None)
-                      if d is not None]
-        return min(candidates) if candidates else None
+        due = self._next_due(with_timers=True)
+        return None if due is None else due[0]
 
     def close(self) -> list[Action]:
-        """End of session: flush open streaks (each at its own deadline). Timers stop here."""
+        """End of session: flush open streaks, end polls and quizzes, send queued chat lines,
+        each at its own due time. Timers stop here."""
         out: list[Action] = []
-        for ev in self.streaks.flush_all():
-            self._process(ev, ev.ts, out)
+        self._run_due(None, out, with_timers=False)
         return out
 
     def replace_rules(self, rules: RuleSet, now: int) -> None:
-        """Swap in new rules; session state, cooldowns and open streaks are kept."""
+        """Swap in new rules; session state, cooldowns, open streaks and polls are kept."""
         self.rules = rules
-        old = {rule_id: due for due, _, rule_id in self._timers}
-        self._timers = [(old.get(r.id, now + r.every_ms), r.order, r.id) for r in rules.timers]
-        heapq.heapify(self._timers)
+        if self.timers is not None:
+            self.timers.replace(rules.timers, now)
+        s = rules.settings
+        self.budget.per_minute, self.budget.burst, self.budget.dedup_ms = s.chat_per_minute, s.chat_burst, s.chat_dedup_ms
 
-    # -- internals -------------------------------------------------------------------------
+    # -- what is due -------------------------------------------------------------------------
 
-    def _start(self, now: int) -> None:
-        self._started = now
-        self._timers = [(now + r.every_ms, r.order, r.id) for r in self.rules.timers]
-        heapq.heapify(self._timers)
+    def _next_due(self, with_timers: bool) -> tuple[int, str] | None:
+        candidates = [
+            (self.streaks.next_deadline(), "streak"),
+            (self.timers.next_due() if with_timers and self.timers else None, "timer"),
+            (self.poll.ends if self.poll else None, "poll"),
+            (self.quiz.ends if self.quiz else None, "quiz"),
+            (self.budget.next_due(), "budget"),
+        ]
+        due = [(d, name) for d, name in candidates if d is not None]
+        return min(due, key=lambda x: x[0]) if due else None
+
+    def _run_due(self, now: int | None, out: list[Action], with_timers: bool) -> None:
+        while (nxt := self._next_due(with_timers)) is not None and (now is None or nxt[0] <= now):
+            due, what = nxt
+            if what == "streak":
+                for ev in self.streaks.flush_due(due):
+                    self._process(ev, due, out)
+            elif what == "timer":
+                popped = self.timers.pop(due)  # type: ignore[union-attr]
+                if popped is not None:
+                    self._fire_timer(popped[1], popped[0], out)
+            elif what == "poll":
+                self._close_poll(due, out)
+            elif what == "quiz":
+                self._close_quiz(due, out)
+            else:
+                out.extend(self.budget.release(due))
+
+    # -- events ------------------------------------------------------------------------------
 
     def _process(self, ev: Event, now: int, out: list[Action]) -> None:
         self.counters[ev.type] += 1
         self.state.record(ev, now)
-        rules = self.rules.by_type.get(ev.type)
-        if not rules:
-            return
         user_key = ev.user.key if ev.user is not None else ""
         command: str | None = None
         args: list[str] = []
+        climbed: Event | None = None
         if ev.type == CHAT:
-            command, args = parse_command(str(ev.data.get("text", "")))
+            text = str(ev.data.get("text", ""))
+            command, args = parse_command(text)
+            if self.timers is not None:
+                self.timers.on_chat(now)
+            if ev.user is not None:
+                if self.poll is not None:
+                    self.poll.vote(user_key, text)
+                if self.quiz is not None and self.quiz.is_correct(text):
+                    self._quiz_won(ev, now, out)
+        elif ev.type == GIFT and ev.user is not None:
+            value = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
+            before, after = self.board.add(ev.user, value)
+            if after <= self.rules.settings.top_n and (before is None or after < before):
+                climbed = Event(TOP_GIFTER, ev.ts, ev.room_id, f"{ev.msg_id}:top", ev.user,
+                                {"rank": after, "previous_rank": before, "diamonds": self.board.diamonds[user_key]})
+        rules = self.rules.by_type.get(ev.type)
         base: dict[str, Any] | None = None
-        for rule in rules:
+        for rule in rules or ():
             if rule.commands and command not in rule.commands:
                 continue
             if rule.once_per_user and user_key in self._once.get(rule.id, ()):
                 continue
-            if not self._cooled_down(rule, user_key, now):
+            if rule.permission != "everyone" and not self._permitted(rule.permission, ev):
+                continue
+            if not self._ready(rule, user_key, now):
                 continue
             if base is None:
                 base = self._event_context(ev, args)
             context = self._rule_context(rule, base, now)
             if rule.when is not None and not self._holds(rule, context):
                 continue
-            self._fire(rule, context, now, ev, out)
+            chosen = self._choose(rule, context, user_key)
+            if chosen is None:
+                continue
+            actions, context = chosen
+            if not self._fire(rule, actions, context, now, ev, out):
+                continue
             if rule.once_per_user:
                 self._once.setdefault(rule.id, set()).add(user_key)
             if rule.user_cooldown_ms:
                 self._user_fire.setdefault(rule.id, {})[user_key] = now
             if rule.stop:
                 break
+        if climbed is not None:
+            self._process(climbed, now, out)
 
-    def _cooled_down(self, rule: Rule, user_key: str, now: int) -> bool:
+    def _permitted(self, permission: str, ev: Event) -> bool:
+        """Moderators may do anything; followers include subscribers."""
+        u = ev.user
+        if u is None:
+            return False
+        if u.is_moderator:
+            return True
+        if permission == "follower":
+            return u.follow_role >= 1 or u.is_subscriber
+        if permission == "subscriber":
+            return u.is_subscriber
+        if permission == "top_gifter":
+            rank = self.board.rank(u.key)
+            return rank is not None and rank <= self.rules.settings.top_n
+        return False
+
+    def _ready(self, rule: Rule, user_key: str, now: int) -> bool:
+        """Cooldowns and the hourly cap allow this rule to fire now."""
         if rule.cooldown_ms:
             last = self._last_fire.get(rule.id)
             if last is not None and now - last < rule.cooldown_ms:
@@ -153,25 +227,71 @@ class Engine:
             last = self._user_fire.get(rule.id, {}).get(user_key)
             if last is not None and now - last < rule.user_cooldown_ms:
                 return False
+        if rule.max_per_hour:
+            fires = self._hour.get(rule.id)
+            while fires and fires[0] <= now - HOUR_MS:
+                fires.popleft()
+            if fires and len(fires) >= rule.max_per_hour:
+                return False
         return True
+
+    def _choose(self, rule: Rule, context: dict[str, Any], user_key: str
+                ) -> tuple[list[ActionSpec], dict[str, Any]] | None:
+        """Milestones and tiers decide whether, and with which actions, the rule fires."""
+        if rule.milestones:
+            try:
+                value = float(rule.milestone_of(context))  # type: ignore[misc]
+            except Exception as exc:
+                self._rule_error(rule, "milestones", exc)
+                return None
+            key = (rule.id, user_key)
+            before = self._milestone_seen.get(key, float("-inf"))
+            self._milestone_seen[key] = value
+            crossed = [m for m in rule.milestones if before < m <= value]
+            if not crossed:
+                return None
+            top = crossed[-1]
+            context = {**context, "milestone": int(top) if top.is_integer() else top}
+        if not rule.tiers:
+            return rule.actions, context
+        try:
+            value = float(rule.tier_by(context))  # type: ignore[misc]
+        except Exception as exc:
+            self._rule_error(rule, "tier_by", exc)
+            return None
+        for tier in rule.tiers:
+            if value >= tier.min:
+                return tier.actions, {**context, "tier": {"name": tier.name, "min": tier.min}}
+        return None
+
+    # -- contexts ----------------------------------------------------------------------------
 
     def _event_context(self, ev: Event, args: list[str]) -> dict[str, Any]:
         view = {"type": ev.type, "ts": ev.ts, "msg_id": ev.msg_id, "room_id": ev.room_id, **ev.data}
-        if ev.type == GIFT or ev.type == "gift_progress":
+        if ev.type == GIFT or ev.type == GIFT_PROGRESS:
             view["total_diamonds"] = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
         user = self.state.user_view(ev.user) if ev.user is not None else None
         return {"event": view, "user": user, "args": args}
 
     def _rule_context(self, rule: Rule, base: dict[str, Any], now: int) -> dict[str, Any]:
-        if not rule.needs - {"event", "user", "args"}:
+        needs = rule.needs
+        if not needs - {"event", "user", "args"}:
             return base
         context = dict(base)
-        if "stats" in rule.needs:
+        if "stats" in needs:
             context["stats"] = self.state.stats_view(now)
-        if "since" in rule.needs:
+        if "since" in needs:
             context["since"] = self._since_view(rule, now)
-        if "rule" in rule.needs:
+        if "rule" in needs:
             context["rule"] = {"id": rule.id, "fired": self.fired[rule.id]}
+        if "vars" in needs:
+            context["vars"] = self.state.vars
+        if "leaderboard" in needs:
+            context["leaderboard"] = self.board.top(10)
+        if "snippets" in needs:
+            context["snippets"] = self.rules.settings.snippets
+        if "sponsor" in needs:
+            context["sponsor"] = rule.sponsor
         return context
 
     def _since_view(self, rule: Rule, now: int) -> dict[str, int]:
@@ -179,7 +299,7 @@ class Engine:
         counts = self.state.counts
         if snap is None:
             view = {t: counts.get(t, 0) for t in EVENT_TYPES}
-            view["ms"] = now - (self._started or now)
+            view["ms"] = now - (self.timers.start if self.timers else now)
         else:
             view = {t: counts.get(t, 0) - snap.get(t, 0) for t in EVENT_TYPES}
             view["ms"] = now - snap["@"]
@@ -192,37 +312,148 @@ class Engine:
             self._rule_error(rule, "when", exc)
             return False
 
+    # -- firing ------------------------------------------------------------------------------
+
     def _fire_timer(self, rule: Rule, due: int, out: list[Action]) -> None:
+        if rule.min_chat and self.state.counts[CHAT] - self._chat_at_fire.get(rule.id, 0) < rule.min_chat:
+            return
+        if not self._ready(rule, "", due):
+            return
         context = self._rule_context(rule, {}, due)
         if rule.when is not None and not self._holds(rule, context):
             return
-        if not self._cooled_down(rule, "", due):
-            return
-        self._fire(rule, context, due, None, out)
+        chosen = self._choose(rule, context, "")
+        if chosen is not None:
+            self._fire(rule, chosen[0], chosen[1], due, None, out)
 
-    def _fire(self, rule: Rule, context: dict[str, Any], now: int, ev: Event | None, out: list[Action]) -> None:
-        made = []
+    def _fire(self, rule: Rule, specs: list[ActionSpec], context: dict[str, Any], now: int, ev: Event | None,
+              out: list[Action]) -> bool:
+        """Render every action first; only if all render do their effects happen."""
+        user = ev.user.unique_id if ev is not None and ev.user is not None else None
+        event_id = (ev.msg_id or None) if ev is not None else None
+        made: list[tuple[ActionSpec, Action | None, Any]] = []
         try:
-            for spec in rule.actions:
-                made.append(Action(
-                    ts=now,
-                    kind=spec.kind,
-                    text=spec.text.render(context),
-                    rule=rule.id,
-                    user=ev.user.unique_id if ev is not None and ev.user is not None else None,
-                    event_id=(ev.msg_id or None) if ev is not None else None,
-                    data=_render_data(spec.data, context) if spec.data else {},
-                ))
+            for spec in specs:
+                if spec.kind in ("set", "incr"):
+                    key = "value" if spec.kind == "set" else "by"
+                    value = _coerce(spec.options[key].render(context))
+                    if spec.kind == "incr" and not isinstance(value, (int, float)):
+                        raise ValueError(f"incr {spec.options['var']}: 'by' gave {value!r}, not a number")
+                    made.append((spec, None, value))
+                    continue
+                text = spec.text.render(context)
+                if rule.sponsor is not None and text and rule.sponsor["disclosure"] not in text:
+                    text = f"{text} {rule.sponsor['disclosure']}"
+                data = _render_data(spec.data, context) if spec.data else {}
+                made.append((spec, Action(now, spec.kind, text, rule.id, user, event_id, data), None))
         except Exception as exc:  # a text that fails to render drops this firing, not the stream
             self._rule_error(rule, "do", exc)
-            return
-        out.extend(made)
-        self.fired[rule.id] += len(made)
+            return False
+        user_key = ev.user.key if ev is not None and ev.user is not None else ""
+        for spec, action, value in made:
+            if action is None:
+                self._set_var(spec, value, user_key)
+            elif spec.kind == "poll":
+                self._open_poll(rule, spec, action, context, now, out)
+            elif spec.kind == "quiz":
+                self._open_quiz(rule, spec, action, context, now, out)
+            else:
+                self._emit(action, rule, ev, now, out)
+        self.fired[rule.id] += 1
         self._last_fire[rule.id] = now
+        if rule.max_per_hour:
+            self._hour.setdefault(rule.id, deque()).append(now)
+        self._chat_at_fire[rule.id] = self.state.counts[CHAT]
+        if user_key:
+            self.state.thanked(user_key, now)
         if "since" in rule.needs:
             snap = dict(self.state.counts)
             snap["@"] = now
             self._since[rule.id] = snap
+        return True
+
+    def _emit(self, action: Action, rule: Rule, ev: Event | None, now: int, out: list[Action]) -> None:
+        if action.kind in CHAT_KINDS and (self.budget.limited or self.budget.dedup_ms):
+            worth = 0
+            if ev is not None and ev.type == GIFT:
+                worth = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
+            nickname = ev.user.nickname if ev is not None and ev.user is not None else ""
+            out.extend(self.budget.offer(action, now, worth, rule.priority, nickname, rule.merge))
+        else:
+            out.append(action)
+
+    def _set_var(self, spec: ActionSpec, value: Any, user_key: str) -> None:
+        name = spec.options["var"]
+        store = self.state.user_vars.setdefault(user_key, {}) if spec.options["per"] == "user" else self.state.vars
+        if spec.kind == "set":
+            store[name] = value
+        else:
+            current = store.get(name, 0)
+            store[name] = (current if isinstance(current, (int, float)) else 0) + value
+
+    # -- polls and quizzes -------------------------------------------------------------------
+
+    def _open_poll(self, rule: Rule, spec: ActionSpec, action: Action, context: dict[str, Any], now: int,
+                   out: list[Action]) -> None:
+        if self.poll is not None:
+            self.counters["poll_busy"] += 1
+            log.warning("poll_busy", rule=rule.id, open_poll=self.poll.rule.id)
+            return
+        duration = spec.options["duration"]
+        self.poll = Poll(rule, action.text, spec.options["options"], now + duration, spec.options["result"], context)
+        action.data = {**action.data, "options": self.poll.options, "duration_ms": duration, "ends": now + duration}
+        self._emit(action, rule, None, now, out)
+
+    def _close_poll(self, due: int, out: list[Action]) -> None:
+        poll, self.poll = self.poll, None
+        assert poll is not None
+        tally = poll.tally()
+        try:
+            text = poll.result.render({**poll.context, "poll": tally})
+        except Exception as exc:
+            self._rule_error(poll.rule, "poll result", exc)
+            text = f"Poll closed: {tally['winner']}"
+        data = {k: tally[k] for k in ("question", "votes", "total", "winner", "winners", "tie")}
+        out.append(Action(due, "poll_result", text, poll.rule.id, None, None, data))
+
+    def _open_quiz(self, rule: Rule, spec: ActionSpec, action: Action, context: dict[str, Any], now: int,
+                   out: list[Action]) -> None:
+        if self.quiz is not None:
+            self.counters["quiz_busy"] += 1
+            log.warning("quiz_busy", rule=rule.id, open_quiz=self.quiz.rule.id)
+            return
+        answers = spec.options["answers"]
+        duration = spec.options["duration"]
+        self.quiz = Quiz(rule, action.text, {normalize_answer(a) for a in answers}, answers[0], now + duration,
+                         spec.options["win"], spec.options["timeout"], context)
+        action.data = {**action.data, "duration_ms": duration, "ends": now + duration}
+        self._emit(action, rule, None, now, out)
+
+    def _quiz_won(self, ev: Event, now: int, out: list[Action]) -> None:
+        quiz, self.quiz = self.quiz, None
+        assert quiz is not None and ev.user is not None
+        winner = self.state.user_view(ev.user)
+        try:
+            text = quiz.win.render({**quiz.context, "quiz": {"question": quiz.question, "answer": quiz.shown_answer},
+                                    "winner": winner})
+        except Exception as exc:
+            self._rule_error(quiz.rule, "quiz win", exc)
+            return
+        action = Action(now, "shoutout", text, quiz.rule.id, ev.user.unique_id, ev.msg_id or None,
+                        {"quiz": quiz.question, "answer": quiz.shown_answer})
+        self._emit(action, quiz.rule, None, now, out)
+
+    def _close_quiz(self, due: int, out: list[Action]) -> None:
+        quiz, self.quiz = self.quiz, None
+        assert quiz is not None
+        try:
+            text = quiz.timeout.render({**quiz.context, "quiz": {"question": quiz.question,
+                                                                 "answer": quiz.shown_answer}, "winner": None})
+        except Exception as exc:
+            self._rule_error(quiz.rule, "quiz timeout", exc)
+            return
+        self._emit(Action(due, "say", text, quiz.rule.id, None, None, {"quiz": quiz.question}), quiz.rule, None,
+                   due, out)
 
     def _rule_error(self, rule: Rule, where: str, exc: Exception) -> None:
         self.counters["rule_errors"] += 1

@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import difflib
+import glob
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
-from bot.engine.rules import EVENT_NAMES, TIMER_NAMES, ActionSpec, Rule, RuleSet
-from bot.engine.templates import TemplateCompileError, Text, compile_condition
+from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
+                              RuleSet, Settings, Tier)
+from bot.engine.templates import TemplateCompileError, Text, compile_condition, compile_value
 from bot.engine.yamlfile import Pos, YamlError, YList, YMap, load_yaml
 from bot.events.model import EVENT_TYPES
 
-RULE_KEYS = ("id", "description", "enabled", "on", "every", "command", "when", "do", "priority", "stop",
-             "cooldown", "once")
-ACTION_KEYS = ("kind", "text", "data")
+FILE_KEYS = ("rules", "include", "settings")
+RULE_KEYS = ("id", "description", "enabled", "on", "every", "after", "command", "when", "do", "tiers", "tier_by",
+             "milestones", "priority", "stop", "cooldown", "once", "permission", "max_per_hour", "jitter",
+             "min_chat", "sponsor", "merge")
+TRIGGERS = ("on", "every", "after", "command")
+ACTION_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("kind", "text", "data"),
+    "poll": ("text", "options", "duration", "result", "data"),
+    "quiz": ("text", "answer", "duration", "win", "timeout", "data"),
+    "set": ("var", "value", "per"),
+    "incr": ("var", "by", "per"),
+}
+SPECIAL_KINDS = ("poll", "quiz", "set", "incr")
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets"), "chat": ("per_minute", "burst", "dedup"),
+                 "leaderboard": ("top",)}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME_RX = re.compile(r"\b(" + "|".join(sorted(EVENT_NAMES | POLL_NAMES | QUIZ_NAMES)) + r")\b")
+_SNIPPET_RX = re.compile(r"\bsnippets\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class RuleLoadError(ValueError):
@@ -44,76 +60,194 @@ def load_rules(path: str | Path) -> RuleSet:
 
 def load_rules_many(paths: list[str | Path]) -> RuleSet:
     """Like ``load_rules`` over several files or folders, in the order given."""
-    files: list[Path] = []
-    problems: list[str] = []
+    loader = _Loader()
     for path in paths:
         found = rule_files(path)
         if not found:
-            problems.append(f"{path}:1:1: no rule files (*.yaml, *.yml) in this folder")
-        files += [f for f in found if f not in files]
-    loader = _Loader()
-    loader.problems += problems
-    for f in files:
-        try:
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            loader.problems.append(f"{f}:1:1: cannot read: {exc}")
-            continue
-        loader.load_text(text, str(f))
-    if loader.problems:
-        raise RuleLoadError(loader.problems)
-    return RuleSet(loader.rules, files=[str(f) for f in files])
+            loader.problems.append(f"{path}:1:1: no rule files (*.yaml, *.yml) in this folder")
+        for f in found:
+            loader.load_file(f)
+    return loader.finish()
 
 
 def load_rules_text(text: str, file: str = "<rules>") -> RuleSet:
     """Load rules from a YAML string (tests, and rules embedded elsewhere)."""
     loader = _Loader()
-    loader.load_text(text, file)
-    if loader.problems:
-        raise RuleLoadError(loader.problems)
-    return RuleSet(loader.rules, files=[file])
+    loader.load_text(text, file, Path(file).parent)
+    return loader.finish()
 
 
-def _hint(key: str, known: tuple[str, ...]) -> str:
+def _hint(key: str, known: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(known)})"
+    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
 
 
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _names(source: str) -> set[str]:
+    """Top-level names a template or expression mentions (approximate, for lazy contexts)."""
+    return set(_NAME_RX.findall(source))
+
+
 class _Loader:
     def __init__(self) -> None:
         self.rules: list[Rule] = []
         self.problems: list[str] = []
+        self.files: list[str] = []
+        self.settings = Settings()
+        self._settings_pos: Pos | None = None
         self._ids: dict[str, Pos] = {}
+        self._loaded: set[Path] = set()
+        self._snippet_uses: list[tuple[str, Pos, str]] = []  # (name, where, rule id)
+
+    def finish(self) -> RuleSet:
+        for name, pos, rid in self._snippet_uses:
+            if name not in self.settings.snippets:
+                known = list(self.settings.snippets) or ["none defined: add settings: snippets:"]
+                self._problem(pos, f"unknown snippet '{name}'" + _hint(name, known), rid)
+        if self.problems:
+            raise RuleLoadError(self.problems)
+        return RuleSet(self.rules, files=self.files, settings=self.settings)
 
     def _problem(self, pos: Pos, message: str, rule_id: str | None = None) -> None:
         where = f"rule {rule_id}: " if rule_id else ""
         self.problems.append(f"{pos}: {where}{message}")
 
-    def load_text(self, text: str, file: str) -> None:
+    # -- files ---------------------------------------------------------------------------------
+
+    def load_file(self, f: Path, included_from: Pos | None = None) -> None:
+        key = f.resolve()
+        if key in self._loaded:
+            return  # loaded once, however often it is named or included
+        self._loaded.add(key)
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            where = included_from or Pos(str(f), 1, 1)
+            self.problems.append(f"{where}: cannot read {f}: {exc}")
+            return
+        self.files.append(str(f))
+        self.load_text(text, str(f), f.parent)
+
+    def load_text(self, text: str, file: str, folder: Path) -> None:
         try:
             doc = load_yaml(text, file)
         except YamlError as exc:
             self.problems.append(str(exc))
             return
-        top = Pos(file, 1, 1)
-        if not isinstance(doc, YMap) or "rules" not in doc:
-            self._problem(getattr(doc, "pos", top), "a rule file is a mapping with a 'rules:' list")
+        if not isinstance(doc, YMap) or not ({"rules", "include", "settings"} & set(doc)):
+            self._problem(getattr(doc, "pos", Pos(file, 1, 1)), "a rule file is a mapping with a 'rules:' list")
             return
         for key in doc:
-            if key != "rules":
-                self._problem(doc.key_pos[key], f"unknown top-level key '{key}'" + _hint(key, ("rules",)))
-        rules = doc["rules"]
+            if key not in FILE_KEYS:
+                self._problem(doc.key_pos[key], f"unknown top-level key '{key}'" + _hint(key, FILE_KEYS))
+        if "settings" in doc:
+            self._settings(doc["settings"], doc.value_pos["settings"])
+        if "include" in doc:
+            self._include(doc, folder)
+        rules = doc.get("rules", [])
         if not isinstance(rules, YList):
-            self._problem(doc.value_pos["rules"], "'rules' must be a list of rules")
+            if "rules" in doc:
+                self._problem(doc.value_pos["rules"], "'rules' must be a list of rules")
             return
         for item, pos in zip(rules, rules.item_pos):
             rule = self._rule(item, pos)
             if rule is not None:
                 self.rules.append(rule)
+
+    def _include(self, doc: YMap, folder: Path) -> None:
+        items = doc["include"]
+        positions = items.item_pos if isinstance(items, YList) else [doc.value_pos["include"]]
+        for item, pos in zip(_as_list(items), positions):
+            if not isinstance(item, str):
+                self._problem(pos, "'include' lists rule files or glob patterns, relative to this file")
+                continue
+            matches = sorted(Path(p) for p in glob.glob(str(folder / item), recursive=True))
+            if not matches:
+                self._problem(pos, f"include '{item}' matches no file")
+            for match in matches:
+                for f in rule_files(match):
+                    self.load_file(f, included_from=pos)
+
+    def _settings(self, raw: Any, pos: Pos) -> None:
+        if self._settings_pos is not None:
+            self._problem(pos, f"'settings' may appear in one file only (first at {self._settings_pos})")
+            return
+        self._settings_pos = pos
+        if not isinstance(raw, YMap):
+            self._problem(pos, "'settings' must be a mapping")
+            return
+        self._keys(raw, SETTINGS_KEYS[""], "settings key")
+        chat = raw.get("chat")
+        if isinstance(chat, YMap):
+            self._keys(chat, SETTINGS_KEYS["chat"], "chat setting")
+            self.settings.chat_per_minute = self._int(chat, "per_minute", 0, None) or 0
+            self.settings.chat_burst = self._int(chat, "burst", 1, None) or self.settings.chat_burst
+            if "dedup" in chat:
+                self.settings.chat_dedup_ms = self._duration(chat, "dedup", None) or 0
+        elif chat is not None:
+            self._problem(raw.value_pos["chat"], "'chat' must be a mapping: per_minute, burst, dedup")
+        board = raw.get("leaderboard")
+        if isinstance(board, YMap):
+            self._keys(board, SETTINGS_KEYS["leaderboard"], "leaderboard setting")
+            self.settings.top_n = self._int(board, "top", 1, None) or self.settings.top_n
+        elif board is not None:
+            self._problem(raw.value_pos["leaderboard"], "'leaderboard' must be a mapping: top")
+        snippets = raw.get("snippets")
+        if isinstance(snippets, YMap):
+            for name, value in snippets.items():
+                if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                    self._problem(snippets.value_pos[name], f"snippet '{name}' must be text")
+                else:
+                    self.settings.snippets[name] = str(value)
+        elif snippets is not None:
+            self._problem(raw.value_pos["snippets"], "'snippets' must be a mapping of name: text")
+
+    # -- small checkers ------------------------------------------------------------------------
+
+    def _keys(self, m: YMap, known: tuple[str, ...], what: str, rid: str | None = None) -> None:
+        for key in m:
+            if key not in known:
+                self._problem(m.key_pos[key], f"unknown {what} '{key}'" + _hint(key, known), rid)
+
+    def _int(self, m: YMap, key: str, low: int, rid: str | None) -> int | None:
+        if key not in m:
+            return None
+        v = m[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            self._problem(m.value_pos[key], f"'{key}' must be a whole number of at least {low}", rid)
+            return None
+        return v
+
+    def _duration(self, m: YMap, key: str, rid: str | None) -> int | None:
+        try:
+            return parse_duration(m[key])
+        except ValueError as exc:
+            self._problem(m.value_pos[key], str(exc), rid)
+            return None
+
+    def _expr(self, source: Any, pos: Pos, what: str, rid: str | None, allowed: frozenset[str], needs: set[str],
+              compile_fn: Callable = compile_condition) -> Callable | None:
+        if isinstance(source, bool):
+            source = "true" if source else "false"
+        if not isinstance(source, (str, int, float)):
+            self._problem(pos, f"'{what}' is an expression, e.g. event.diamonds >= 100", rid)
+            return None
+        try:
+            fn = compile_fn(str(source), allowed)
+        except TemplateCompileError as exc:
+            self._problem(pos, f"in '{what}': {exc}", rid)
+            return None
+        self._uses(str(source), pos, rid, needs)
+        return fn
+
+    def _uses(self, source: str, pos: Pos, rid: str | None, needs: set[str]) -> None:
+        needs |= _names(source)
+        self._snippet_uses += [(name, pos, rid or "?") for name in _SNIPPET_RX.findall(source)]
+
+    # -- rules ---------------------------------------------------------------------------------
 
     def _rule(self, raw: Any, pos: Pos) -> Rule | None:
         if not isinstance(raw, YMap):
@@ -122,16 +256,13 @@ class _Loader:
         before = len(self.problems)
         rid = raw.get("id")
         if not isinstance(rid, str) or not _ID.match(rid):
-            where = raw.value_pos.get("id", raw.pos)
-            self._problem(where, "every rule needs an 'id': letters, digits, '_', '-' or '.'")
+            self._problem(raw.value_pos.get("id", raw.pos), "every rule needs an 'id': letters, digits, '_', '-' or '.'")
             rid = None
         elif rid in self._ids:
             self._problem(raw.value_pos["id"], f"duplicate rule id (first defined at {self._ids[rid]})", rid)
         else:
             self._ids[rid] = raw.value_pos["id"]
-        for key in raw:
-            if key not in RULE_KEYS:
-                self._problem(raw.key_pos[key], f"unknown key '{key}'" + _hint(key, RULE_KEYS), rid)
+        self._keys(raw, RULE_KEYS, "key", rid)
 
         def bad(key: str, message: str) -> None:
             self._problem(raw.value_pos.get(key, raw.pos), message, rid)
@@ -140,161 +271,304 @@ class _Loader:
         if not isinstance(enabled, bool):
             bad("enabled", "'enabled' must be true or false")
         rule = Rule(id=rid or "?", pos=raw.pos, actions=[], order=len(self.rules))
-
-        triggers = [k for k in ("on", "every", "command") if k in raw]
-        if len(triggers) != 1:
-            what = "one of" if not triggers else "only one of"
-            self._problem(raw.pos, f"a rule needs {what} 'on' (event types), 'every' (a timer) or 'command'", rid)
-        if "on" in raw:
-            types = _as_list(raw["on"])
-            for t in types:
-                if not isinstance(t, str) or t not in EVENT_TYPES:
-                    close = difflib.get_close_matches(str(t), sorted(EVENT_TYPES), n=1)
-                    tip = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(EVENT_TYPES))})"
-                    bad("on", f"unknown event type '{t}'" + tip)
-            rule.on = frozenset(t for t in types if isinstance(t, str))
-        if "every" in raw:
-            rule.every_ms = self._duration(raw, "every", rid)
-            if rule.every_ms is not None and rule.every_ms < 1000:
-                bad("every", "a timer period must be at least 1s")
-        if "command" in raw:
-            names = _as_list(raw["command"])
-            if not names or not all(isinstance(n, str) and n.strip("!").strip() for n in names):
-                bad("command", "'command' is a command name such as '!help', or a list of names")
-            else:
-                rule.commands = frozenset(n.strip().lstrip("!").lower() for n in names)
-                rule.on = frozenset({"chat"})
+        self._triggers(raw, rule, rid, bad)
 
         priority = raw.get("priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
             bad("priority", "'priority' must be a whole number (higher runs first)")
         else:
             rule.priority = priority
-        stop = raw.get("stop", False)
-        if not isinstance(stop, bool):
-            bad("stop", "'stop' must be true or false")
-        rule.stop = stop is True
+        for flag in ("stop",):
+            if not isinstance(raw.get(flag, False), bool):
+                bad(flag, f"'{flag}' must be true or false")
+        rule.stop = raw.get("stop") is True
         self._cooldown(raw, rule, rid)
+        rule.max_per_hour = self._int(raw, "max_per_hour", 1, rid) or 0
         once = raw.get("once")
         if once is not None and once != "user":
             bad("once", "'once' can only be 'user' (fire at most once per viewer per session)")
         rule.once_per_user = once == "user"
         if rule.once_per_user and rule.is_timer:
             bad("once", "'once: user' needs an event rule; a timer has no user")
+        permission = raw.get("permission", "everyone")
+        if permission not in PERMISSIONS:
+            bad("permission", f"unknown permission '{permission}'" + _hint(str(permission), PERMISSIONS))
+        elif permission != "everyone" and rule.is_timer:
+            bad("permission", "'permission' needs an event rule; a timer has no user")
+        else:
+            rule.permission = permission
+        if "sponsor" in raw:
+            rule.sponsor = self._sponsor(raw, rid)
 
         allowed = TIMER_NAMES if rule.is_timer else EVENT_NAMES
         needs: set[str] = set()
         if "when" in raw:
-            when = raw["when"]
-            if isinstance(when, bool):
-                when = "true" if when else "false"
-            if not isinstance(when, (str, int, float)):
-                bad("when", "'when' is an expression, e.g. event.diamonds >= 100")
-            else:
-                rule.when_source = str(when)
-                try:
-                    rule.when = compile_condition(rule.when_source, allowed)
-                except TemplateCompileError as exc:
-                    bad("when", f"in 'when': {exc}")
-                needs |= _names(rule.when_source)
-        rule.actions = self._actions(raw, rid, allowed, needs)
+            rule.when_source = str(raw["when"])
+            rule.when = self._expr(raw["when"], raw.value_pos["when"], "when", rid, allowed, needs)
+        if "merge" in raw:
+            merge_pos = raw.value_pos["merge"]
+            rule.merge = self._text(raw["merge"], merge_pos, rid, frozenset({"names", "count"}), set())
+        self._milestones(raw, rule, rid, allowed, needs)
+        has_do, has_tiers = "do" in raw, "tiers" in raw
+        if has_do == has_tiers:
+            self._problem(raw.pos, "a rule needs 'do' (a list of actions) or 'tiers', not both" if has_do
+                          else "a rule needs 'do' (a list of actions) or 'tiers'", rid)
+        elif has_do:
+            rule.actions = self._actions(raw["do"], raw.value_pos["do"], rid, allowed, needs)
+        else:
+            self._tiers(raw, rule, rid, allowed, needs)
         rule.needs = frozenset(needs & allowed)
+        if rule.sponsor is not None:
+            rule.needs |= {"sponsor"}
         if len(self.problems) > before or not enabled:
             return None
         return rule
 
-    def _duration(self, raw: YMap, key: str, rid: str | None) -> int | None:
-        try:
-            return parse_duration(raw[key])
-        except ValueError as exc:
-            self._problem(raw.value_pos[key], str(exc), rid)
-            return None
+    def _triggers(self, raw: YMap, rule: Rule, rid: str | None, bad: Callable[[str, str], None]) -> None:
+        triggers = [k for k in TRIGGERS if k in raw]
+        if len(triggers) != 1:
+            what = "one of" if not triggers else "only one of"
+            self._problem(raw.pos, f"a rule needs {what} 'on' (event types), 'every' (a timer), "
+                                   "'after' (chat silence) or 'command'", rid)
+        if "on" in raw:
+            types = _as_list(raw["on"])
+            for t in types:
+                if not isinstance(t, str) or t not in EVENT_TYPES:
+                    bad("on", f"unknown event type '{t}'" + _hint(str(t), sorted(EVENT_TYPES)))
+            rule.on = frozenset(t for t in types if isinstance(t, str))
+        if "every" in raw:
+            rule.every_ms = self._duration(raw, "every", rid) or 0
+            if "every" in raw and rule.every_ms < 1000:
+                bad("every", "a timer period must be at least 1s")
+        if "after" in raw:
+            rule.after_ms = self._duration(raw, "after", rid) or 0
+            if rule.after_ms < 1000:
+                bad("after", "a silence period must be at least 1s")
+        for key in ("jitter", "min_chat"):
+            if key in raw and "every" not in raw:
+                bad(key, f"'{key}' goes with 'every'")
+        if "jitter" in raw:
+            rule.jitter_ms = self._duration(raw, "jitter", rid) or 0
+            if rule.every_ms and rule.jitter_ms >= rule.every_ms:
+                bad("jitter", "'jitter' must be shorter than the timer period")
+        rule.min_chat = self._int(raw, "min_chat", 0, rid) or 0
+        if "command" in raw:
+            names = _as_list(raw["command"])
+            if not names or not all(isinstance(n, str) and n.strip().lstrip("!").strip() for n in names):
+                bad("command", "'command' is a command name such as '!help', or a list of names")
+            else:
+                rule.commands = frozenset(n.strip().lstrip("!").lower() for n in names)
+                rule.on = frozenset({"chat"})
 
     def _cooldown(self, raw: YMap, rule: Rule, rid: str | None) -> None:
         value = raw.get("cooldown")
         if value is None:
             return
         if isinstance(value, YMap):
-            for key in value:
-                if key not in ("global", "user"):
-                    self._problem(value.key_pos[key], f"unknown cooldown '{key}'" + _hint(key, ("global", "user")), rid)
-                    continue
-                try:
-                    ms = parse_duration(value[key])
-                except ValueError as exc:
-                    self._problem(value.value_pos[key], str(exc), rid)
-                    continue
-                if key == "global":
-                    rule.cooldown_ms = ms
-                else:
-                    rule.user_cooldown_ms = ms
+            self._keys(value, ("global", "user"), "cooldown", rid)
+            if "global" in value:
+                rule.cooldown_ms = self._duration(value, "global", rid) or 0
+            if "user" in value:
+                rule.user_cooldown_ms = self._duration(value, "user", rid) or 0
             return
-        ms = self._duration(raw, "cooldown", rid)
-        rule.cooldown_ms = ms or 0
+        rule.cooldown_ms = self._duration(raw, "cooldown", rid) or 0
 
-    def _actions(self, raw: YMap, rid: str | None, allowed: frozenset[str], needs: set[str]) -> list[ActionSpec]:
-        items = raw.get("do")
+    def _sponsor(self, raw: YMap, rid: str | None) -> dict[str, str] | None:
+        s = raw["sponsor"]
+        if not isinstance(s, YMap):
+            self._problem(raw.value_pos["sponsor"], "'sponsor' is a mapping: name, disclosure, code, link", rid)
+            return None
+        self._keys(s, ("name", "disclosure", "code", "link"), "sponsor key", rid)
+        disclosure = s.get("disclosure")
+        if not isinstance(disclosure, str) or not disclosure.strip():
+            self._problem(s.pos, "a sponsor segment needs a 'disclosure' text such as '#ad' "
+                                 "(viewers must be told it is paid promotion)", rid)
+            return None
+        if not isinstance(s.get("name"), str) or not s["name"].strip():
+            self._problem(s.pos, "a sponsor segment needs the sponsor's 'name'", rid)
+            return None
+        return {k: str(s.get(k, "")) for k in ("name", "disclosure", "code", "link")}
+
+    def _milestones(self, raw: YMap, rule: Rule, rid: str | None, allowed: frozenset[str], needs: set[str]) -> None:
+        m = raw.get("milestones")
+        if m is None:
+            return
+        if not isinstance(m, YMap) or "of" not in m or "at" not in m:
+            self._problem(raw.value_pos["milestones"], "'milestones' needs 'of' (an expression, e.g. "
+                                                       "user.diamonds) and 'at' (a list of numbers)", rid)
+            return
+        self._keys(m, ("of", "at"), "milestones key", rid)
+        if rule.is_timer:
+            self._problem(raw.value_pos["milestones"], "'milestones' needs an event rule", rid)
+        at = m["at"]
+        if not isinstance(at, list) or not at or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                          for x in at):
+            self._problem(m.value_pos["at"], "'at' must be a list of numbers", rid)
+        else:
+            rule.milestones = sorted(float(x) for x in at)
+        rule.milestone_of = self._expr(m["of"], m.value_pos["of"], "of", rid, allowed, needs, compile_value)
+
+    def _tiers(self, raw: YMap, rule: Rule, rid: str | None, allowed: frozenset[str], needs: set[str]) -> None:
+        items = raw["tiers"]
         if not isinstance(items, YList) or not items:
-            self._problem(raw.value_pos.get("do", raw.pos), "'do' must be a non-empty list of actions", rid)
+            self._problem(raw.value_pos["tiers"], "'tiers' is a list of {min: number, do: [...]}", rid)
+            return
+        tier_allowed = allowed | {"tier"}
+        for item, pos in zip(items, items.item_pos):
+            if not isinstance(item, YMap) or "min" not in item or "do" not in item:
+                self._problem(pos, "each tier needs 'min' (a number) and 'do' (a list of actions)", rid)
+                continue
+            self._keys(item, ("min", "name", "do"), "tier key", rid)
+            low = item["min"]
+            if isinstance(low, bool) or not isinstance(low, (int, float)):
+                self._problem(item.value_pos["min"], "'min' must be a number", rid)
+                continue
+            actions = self._actions(item["do"], item.value_pos["do"], rid, tier_allowed, needs)
+            rule.tiers.append(Tier(min=float(low), actions=actions, name=str(item.get("name", low))))
+        rule.tiers.sort(key=lambda t: -t.min)
+        if "tier_by" in raw:
+            rule.tier_by = self._expr(raw["tier_by"], raw.value_pos["tier_by"], "tier_by", rid, allowed, needs,
+                                      compile_value)
+        elif rule.on == {"gift"} or rule.on == {"gift_progress"}:
+            rule.tier_by = compile_value("event.total_diamonds", allowed)
+            needs.add("event")
+        else:
+            self._problem(raw.value_pos["tiers"], "'tiers' needs 'tier_by' (an expression) unless the rule "
+                                                  "is on gifts, where it defaults to event.total_diamonds", rid)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _actions(self, items: Any, pos: Pos, rid: str | None, allowed: frozenset[str],
+                 needs: set[str]) -> list[ActionSpec]:
+        if not isinstance(items, YList) or not items:
+            self._problem(pos, "'do' must be a non-empty list of actions", rid)
             return []
         out = []
-        for item, pos in zip(items, items.item_pos):
-            spec = self._action(item, pos, rid, allowed, needs)
+        for item, item_pos in zip(items, items.item_pos):
+            spec = self._action(item, item_pos, rid, allowed, needs)
             if spec is not None:
                 out.append(spec)
         return out
 
     def _action(self, item: Any, pos: Pos, rid: str | None, allowed: frozenset[str],
                 needs: set[str]) -> ActionSpec | None:
-        usage = (f"an action is '- <kind>: text' with kind one of {', '.join(BUILTIN_KINDS)}, "
+        kinds = BUILTIN_KINDS + SPECIAL_KINDS
+        usage = (f"an action is '- <kind>: text' with kind one of {', '.join(kinds)}, "
                  "or '- kind: <your kind>' with 'text' and 'data'")
         if not isinstance(item, YMap) or not item:
             self._problem(pos, usage, rid)
             return None
         if "kind" in item:
-            body, body_pos, kind = item, item.value_pos, item["kind"]
-            if not isinstance(kind, str) or not _KIND.match(kind):
-                self._problem(item.value_pos["kind"], "'kind' must be a lower-case name such as confetti", rid)
+            body, kind, keys = item, item["kind"], ACTION_KEYS[""]
+            if not isinstance(kind, str) or not _KIND.match(kind) or kind in SPECIAL_KINDS:
+                self._problem(item.value_pos["kind"], "'kind' must be a lower-case name such as confetti "
+                                                      "(poll, quiz, set and incr are written '- poll: ...')", rid)
                 return None
         else:
             if len(item) != 1:
                 self._problem(pos, usage, rid)
                 return None
             kind = next(iter(item))
-            if kind not in BUILTIN_KINDS:
-                self._problem(item.key_pos[kind], f"unknown action '{kind}'" + _hint(kind, BUILTIN_KINDS + ACTION_KEYS), rid)
+            if kind not in kinds:
+                self._problem(item.key_pos[kind], f"unknown action '{kind}'" + _hint(kind, kinds + ("kind",)), rid)
                 return None
+            keys = ACTION_KEYS.get(kind, ACTION_KEYS[""][1:])
             value = item[kind]
             if isinstance(value, YMap):
-                body, body_pos = value, value.value_pos
+                body = value
+            elif kind in ("poll", "quiz", "set", "incr"):
+                self._problem(item.value_pos[kind], f"'{kind}' takes a mapping of {', '.join(keys)}", rid)
+                return None
             else:
-                body, body_pos = YMap(text=value), {"text": item.value_pos[kind]}
-                body.key_pos = body_pos
-        for key in body:
-            if key not in ACTION_KEYS:
-                self._problem(body.key_pos[key], f"unknown action key '{key}'" + _hint(key, ACTION_KEYS), rid)
-        text = body.get("text", "")
-        if not isinstance(text, (str, int, float)):
-            self._problem(body_pos.get("text", pos), "'text' must be text", rid)
-            return None
-        compiled = self._text(str(text), body_pos.get("text", pos), rid, allowed, needs)
+                body = YMap(text=value)
+                body.pos, body.key_pos, body.value_pos = pos, {"text": pos}, {"text": item.value_pos[kind]}
+        self._keys(body, keys, f"{kind} key", rid)
+        vpos = body.value_pos
+        spec = ActionSpec(kind=kind, text=Text(""))
+        if kind in ("set", "incr"):
+            return self._var_action(body, spec, rid, allowed, needs)
+        text = self._text(body.get("text", ""), vpos.get("text", pos), rid, allowed, needs)
         data = body.get("data", {})
         if not isinstance(data, dict):
-            self._problem(body_pos.get("data", pos), "'data' must be a mapping", rid)
+            self._problem(vpos.get("data", pos), "'data' must be a mapping", rid)
             return None
-        compiled_data = self._data(data, body_pos.get("data", pos), rid, allowed, needs)
-        if compiled is None or compiled_data is None:
+        compiled_data = self._data(data, vpos.get("data", pos), rid, allowed, needs)
+        if text is None or compiled_data is None:
             return None
-        return ActionSpec(kind=kind, text=compiled, data=compiled_data)
+        spec.text, spec.data = text, compiled_data
+        if kind == "poll":
+            return self._poll(body, spec, rid, allowed, needs)
+        if kind == "quiz":
+            return self._quiz(body, spec, rid, allowed, needs)
+        return spec
 
-    def _text(self, source: str, pos: Pos, rid: str | None, allowed: frozenset[str], needs: set[str]) -> Text | None:
+    def _var_action(self, body: YMap, spec: ActionSpec, rid: str | None, allowed: frozenset[str],
+                    needs: set[str]) -> ActionSpec | None:
+        var = body.get("var")
+        if not isinstance(var, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", var):
+            self._problem(body.value_pos.get("var", body.pos), f"'{spec.kind}' needs 'var': a name", rid)
+            return None
+        per = body.get("per", "session")
+        if per not in ("session", "user"):
+            self._problem(body.value_pos["per"], "'per' is 'session' (one value) or 'user' (one per viewer)", rid)
+            return None
+        if per == "user" and allowed is TIMER_NAMES:
+            self._problem(body.value_pos["per"], "'per: user' needs an event rule", rid)
+            return None
+        key = "value" if spec.kind == "set" else "by"
+        default = "" if spec.kind == "set" else 1
+        source = body.get(key, default)
+        value = self._text(source, body.value_pos.get(key, body.pos), rid, allowed, needs)
+        if value is None:
+            return None
+        spec.options = {"var": var, "per": per, key: value}
+        return spec
+
+    def _poll(self, body: YMap, spec: ActionSpec, rid: str | None, allowed: frozenset[str],
+              needs: set[str]) -> ActionSpec | None:
+        options = body.get("options")
+        if not isinstance(options, list) or not 2 <= len(options) <= 9 or not all(
+                isinstance(o, (str, int, float)) and not isinstance(o, bool) for o in options):
+            self._problem(body.value_pos.get("options", body.pos), "a poll needs 'options': 2 to 9 answers", rid)
+            return None
+        duration = self._duration(body, "duration", rid) if "duration" in body else 60_000
+        result = self._text(body.get("result", "Poll closed: {{ poll.winner }} wins with {{ poll.top }} vote(s)."),
+                            body.value_pos.get("result", body.pos), rid, allowed | POLL_NAMES, needs)
+        if duration is None or result is None:
+            return None
+        spec.options = {"options": [str(o) for o in options], "duration": duration, "result": result}
+        return spec
+
+    def _quiz(self, body: YMap, spec: ActionSpec, rid: str | None, allowed: frozenset[str],
+              needs: set[str]) -> ActionSpec | None:
+        answers = _as_list(body.get("answer", []))
+        if not answers or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in answers):
+            self._problem(body.value_pos.get("answer", body.pos), "a quiz needs 'answer': the answer or a list", rid)
+            return None
+        duration = self._duration(body, "duration", rid) if "duration" in body else 60_000
+        names = allowed | QUIZ_NAMES
+        win = self._text(body.get("win", "{{ winner.nickname }} got it first: {{ quiz.answer }}!"),
+                         body.value_pos.get("win", body.pos), rid, names, needs)
+        timeout = self._text(body.get("timeout", "Time's up! The answer was {{ quiz.answer }}."),
+                             body.value_pos.get("timeout", body.pos), rid, names, needs)
+        if duration is None or win is None or timeout is None:
+            return None
+        spec.options = {"answers": [str(a) for a in answers], "duration": duration, "win": win, "timeout": timeout}
+        return spec
+
+    def _text(self, source: Any, pos: Pos, rid: str | None, allowed: frozenset[str], needs: set[str]) -> Text | None:
+        if isinstance(source, bool) or not isinstance(source, (str, int, float)):
+            self._problem(pos, "expected text", rid)
+            return None
+        source = str(source)
         try:
             text = Text(source, allowed)
         except TemplateCompileError as exc:
             line = Pos(pos.file, pos.line + exc.lineno - 1, pos.col) if exc.lineno > 1 else pos
             self._problem(line, f"in text: {exc}", rid)
             return None
-        needs |= _names(source) if not text.is_static else set()
+        if not text.is_static:
+            self._uses(source, pos, rid, needs)
         return text
 
     def _data(self, value: Any, pos: Pos, rid: str | None, allowed: frozenset[str], needs: set[str]) -> Any:
@@ -313,8 +587,3 @@ class _Loader:
             items = [self._data(v, pos, rid, allowed, needs) for v in value]
             return None if any(i is None and v is not None for i, v in zip(items, value)) else items
         return value
-
-
-def _names(source: str) -> set[str]:
-    """Top-level names a template or expression mentions (approximate, for lazy contexts)."""
-    return set(re.findall(r"\b(event|user|stats|since|args|rule)\b", source))

@@ -1,10 +1,14 @@
-"""Session statistics and per-viewer counters that conditions and texts can read."""
+"""Session statistics, per-viewer counters and rule variables that conditions and texts read."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
-from bot.events.model import CHAT, EVENT_TYPES, GIFT, LIKE, VIEWERS, Event, User
+from bot.events.model import CHAT, EVENT_TYPES, FOLLOW, GIFT, LIKE, VIEWERS, Event, User
+
+LIFETIME_FIELDS = ("diamonds", "gifts", "chats", "likes")
 
 
 @dataclass(slots=True)
@@ -14,12 +18,13 @@ class ViewerStats:
     gifts: int = 0
     diamonds: int = 0
     likes: int = 0
+    last_thanked: int | None = None
 
 
 class SessionState:
-    """What happened this session so far: counts by type, diamonds, likes, viewers, viewers' totals."""
+    """What happened this session so far, plus lifetime totals carried in from earlier sessions."""
 
-    def __init__(self) -> None:
+    def __init__(self, lifetime: dict[str, dict[str, Any]] | None = None) -> None:
         self.counts: dict[str, int] = dict.fromkeys(EVENT_TYPES, 0)
         self.diamonds = 0
         self.likes = 0
@@ -27,6 +32,10 @@ class SessionState:
         self.peak_viewers = 0
         self.started: int | None = None
         self.viewers_by_key: dict[str, ViewerStats] = {}
+        self.lifetime: dict[str, dict[str, Any]] = lifetime or {}  # earlier sessions, by viewer key
+        self.vars: dict[str, Any] = {}
+        self.user_vars: dict[str, dict[str, Any]] = {}
+        self._recent_chats: deque[int] = deque()
 
     def record(self, ev: Event, now: int) -> None:
         """Count one (folded) event."""
@@ -47,6 +56,7 @@ class SessionState:
                 vs.gifts += 1
                 vs.diamonds += value
         elif kind == CHAT:
+            self._recent_chats.append(now)
             if vs is not None:
                 vs.chats += 1
         elif kind == LIKE:
@@ -58,15 +68,45 @@ class SessionState:
             self.viewers = int(ev.data.get("count", 0))
             self.peak_viewers = max(self.peak_viewers, self.viewers)
 
+    def thanked(self, user_key: str, now: int) -> None:
+        vs = self.viewers_by_key.get(user_key)
+        if vs is not None:
+            vs.last_thanked = now
+
+    def chats_last_minute(self, now: int) -> int:
+        recent = self._recent_chats
+        while recent and recent[0] <= now - 60_000:
+            recent.popleft()
+        return len(recent)
+
+    def lifetime_of(self, key: str) -> dict[str, Any]:
+        """Totals over every session so far, this one included."""
+        before = self.lifetime.get(key, {})
+        vs = self.viewers_by_key.get(key)
+        out = {f: int(before.get(f, 0)) + (getattr(vs, f) if vs else 0) for f in LIFETIME_FIELDS}
+        out["first_seen"] = before.get("first_seen", vs.first_seen if vs else None)
+        out["sessions"] = int(before.get("sessions", 0)) + (1 if vs else 0)
+        return out
+
+    def lifetime_snapshot(self) -> dict[str, dict[str, Any]]:
+        """Everything to keep for the next session."""
+        merged = dict(self.lifetime)
+        for key in self.viewers_by_key:
+            merged[key] = self.lifetime_of(key)
+        return merged
+
     def user_view(self, user: User) -> dict:
-        """The ``user`` a template sees: identity plus this session's totals."""
+        """The ``user`` a template sees: identity, this session's totals, lifetime totals, variables."""
         view = user.to_dict()
-        vs = self.viewers_by_key.get(user.key)
+        key = user.key
+        vs = self.viewers_by_key.get(key)
         if vs is not None:
             view.update(chats=vs.chats, gifts=vs.gifts, diamonds=vs.diamonds, likes=vs.likes,
-                        first_seen=vs.first_seen)
+                        first_seen=vs.first_seen, last_thanked=vs.last_thanked)
         else:
-            view.update(chats=0, gifts=0, diamonds=0, likes=0, first_seen=None)
+            view.update(chats=0, gifts=0, diamonds=0, likes=0, first_seen=None, last_thanked=None)
+        view["lifetime"] = self.lifetime_of(key)
+        view["vars"] = self.user_vars.get(key, {})
         return view
 
     def stats_view(self, now: int) -> dict:
@@ -74,9 +114,10 @@ class SessionState:
         c = self.counts
         return {
             "events": sum(c.values()),
-            "chats": c["chat"], "gifts": c["gift"], "follows": c["follow"], "shares": c["share"],
+            "chats": c["chat"], "gifts": c["gift"], "follows": c[FOLLOW], "shares": c["share"],
             "joins": c["join"], "subscribes": c["subscribe"],
             "diamonds": self.diamonds, "likes": self.likes,
             "viewers": self.viewers, "peak_viewers": self.peak_viewers,
+            "chats_per_minute": self.chats_last_minute(now),
             "minutes": 0 if self.started is None else (now - self.started) // 60_000,
         }

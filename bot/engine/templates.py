@@ -77,15 +77,20 @@ def _parse(source: str) -> nodes.Template:
         raise TemplateCompileError(exc.message or "syntax error", exc.lineno or 1) from None
 
 
-def compile_condition(source: str, allowed_names: frozenset[str] | None = None) -> Callable[[dict], bool]:
-    """Compile a bare expression (as in Ansible's ``when:``) into ``f(context) -> bool``."""
+def compile_value(source: str, allowed_names: frozenset[str] | None = None) -> Callable[[dict], Any]:
+    """Compile a bare expression (as in Ansible's ``when:``) into ``f(context) -> value``."""
     if "{{" in source or "{%" in source:
         raise TemplateCompileError("conditions are bare expressions: drop the {{ }} (write `when: x > 1`)")
     _check(_parse("{{ (" + source + ") }}"), allowed_names)
     try:
-        expr = ENV.compile_expression(source)
+        return ENV.compile_expression(source)
     except TemplateSyntaxError as exc:
         raise TemplateCompileError(exc.message or "syntax error", exc.lineno or 1) from None
+
+
+def compile_condition(source: str, allowed_names: frozenset[str] | None = None) -> Callable[[dict], bool]:
+    """Compile a bare expression into ``f(context) -> bool``."""
+    expr = compile_value(source, allowed_names)
 
     def condition(context: dict) -> bool:
         return bool(expr(context))

@@ -17,9 +17,10 @@ JOIN = "join"
 SUBSCRIBE = "subscribe"
 LIVE_END = "live_end"
 UNKNOWN = "unknown"
+TOP_GIFTER = "top_gifter"  # made by the engine when a viewer climbs into the top gifters
 
 EVENT_TYPES: frozenset[str] = frozenset(
-    {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN}
+    {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER}
 )
 
 # Per-type data fields, in the order they are written out.
@@ -31,6 +32,7 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     VIEWERS: ("count",),
     SUBSCRIBE: ("months",),
     UNKNOWN: ("kind",),
+    TOP_GIFTER: ("rank", "previous_rank", "diamonds"),
 }
 
 STREAKABLE_GIFT_TYPE = 1

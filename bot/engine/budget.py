@@ -1,0 +1,129 @@
+"""The chat output budget: at most N chat lines a minute, big gifts first, no repeats.
+
+Lines beyond the budget wait in a queue ordered by what they are worth (the gift's diamonds,
+then the rule's priority). When a rule has a ``merge`` text, its lines that waited together
+go out as one line ("Thank you ana, bob and 3 others!"). Identical lines within the dedup
+window are dropped and counted. Time is the engine's: the queue drains on ``release(now)``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from bot.actions.model import Action
+from bot.engine.templates import Text
+
+CHAT_KINDS = frozenset({"say", "cta", "shoutout"})
+
+
+def join_names(names: list[str], most: int = 3) -> str:
+    """``["a", "b", "c", "d", "e"]`` → ``"a, b, c and 2 others"``."""
+    if len(names) <= 1:
+        return "".join(names)
+    if len(names) <= most:
+        return ", ".join(names[:-1]) + " and " + names[-1]
+    rest = len(names) - most
+    return ", ".join(names[:most]) + f" and {rest} other" + ("s" if rest > 1 else "")
+
+
+@dataclass(order=True)
+class _Waiting:
+    sort_key: tuple[float, int, int]
+    action: Action = field(compare=False)
+    nickname: str = field(compare=False, default="")
+    merge: Text | None = field(compare=False, default=None)
+
+
+class ChatBudget:
+    def __init__(self, per_minute: int = 0, burst: int = 3, dedup_ms: int = 0) -> None:
+        self.per_minute = per_minute
+        self.burst = max(1, burst)
+        self.dedup_ms = dedup_ms
+        self._tokens = float(self.burst)
+        self._refilled: int | None = None
+        self._queue: list[_Waiting] = []
+        self._seq = 0
+        self._sent_at: dict[str, int] = {}
+        self.counters: Counter[str] = Counter()  # queued, merged, deduplicated
+
+    @property
+    def limited(self) -> bool:
+        return self.per_minute > 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def _refill(self, now: int) -> None:
+        if self._refilled is not None and now > self._refilled:
+            self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.per_minute / 60_000)
+        if self._refilled is None or now > self._refilled:
+            self._refilled = now
+
+    def offer(self, action: Action, now: int, worth: float = 0, priority: int = 0, nickname: str = "",
+              merge: Text | None = None) -> list[Action]:
+        """Pass a chat line through the budget; return what may be sent now."""
+        if not self.limited:
+            return self._deduplicated([action], now)
+        self._refill(now)
+        if not self._queue and self._tokens >= 1:
+            sent = self._deduplicated([action], now)
+            self._tokens -= len(sent)
+            return sent
+        self._seq += 1
+        self.counters["queued"] += 1
+        heapq.heappush(self._queue, _Waiting((-worth, -priority, self._seq), action, nickname, merge))
+        return []
+
+    def next_due(self) -> int | None:
+        if not self._queue or self._refilled is None:
+            return None
+        missing = 1 - self._tokens
+        if missing <= 0:
+            return self._refilled
+        return self._refilled + int(-(-missing * 60_000 // self.per_minute))  # ceil
+
+    def release(self, now: int) -> list[Action]:
+        """Send what the budget allows by ``now``, best first, merged where a rule asks for it."""
+        self._refill(now)
+        out: list[Action] = []
+        while self._queue and self._tokens >= 1:
+            first = heapq.heappop(self._queue)
+            batch = [first]
+            if first.merge is not None:
+                same = [w for w in self._queue if w.action.rule == first.action.rule]
+                if same:
+                    self._queue = [w for w in self._queue if w.action.rule != first.action.rule]
+                    heapq.heapify(self._queue)
+                    batch += sorted(same)
+            action = self._merged(batch) if len(batch) > 1 else first.action
+            sent = self._deduplicated([replace(action, ts=now)], now)
+            self._tokens -= len(sent)
+            out += sent
+        return out
+
+    def _merged(self, batch: list[_Waiting]) -> Action:
+        self.counters["merged"] += len(batch)
+        names = list(dict.fromkeys(w.nickname for w in batch if w.nickname))
+        first = batch[0]
+        text = first.merge.render({"names": join_names(names), "count": len(batch)})  # type: ignore[union-attr]
+        users = [w.action.user for w in batch if w.action.user]
+        return replace(first.action, text=text, user=None, event_id=None,
+                       data={**first.action.data, "merged": len(batch), "users": users})
+
+    def _deduplicated(self, actions: list[Action], now: int) -> list[Action]:
+        if not self.dedup_ms:
+            return actions
+        out = []
+        for a in actions:
+            last = self._sent_at.get(a.text)
+            if last is not None and now - last < self.dedup_ms:
+                self.counters["deduplicated"] += 1
+                continue
+            self._sent_at[a.text] = now
+            out.append(a)
+        if len(self._sent_at) > 10_000:
+            self._sent_at = {t: ts for t, ts in self._sent_at.items() if now - ts < self.dedup_ms}
+        return out
