@@ -94,7 +94,8 @@ class ChatBudget:
             batch = [first]
             if first.merge is not None:
                 same = [w for w in self._queue if w.action.rule == first.action.rule]
-                if same:
+                # The most valuable line of a burst goes out alone; the rest are merged.
+                if same and first.sort_key[0] >= min(w.sort_key[0] for w in same):
                     self._queue = [w for w in self._queue if w.action.rule != first.action.rule]
                     heapq.heapify(self._queue)
                     batch += sorted(same)

@@ -144,7 +144,7 @@ class _Loader:
             if key not in FILE_KEYS:
                 self._problem(doc.key_pos[key], f"unknown top-level key '{key}'" + _hint(key, FILE_KEYS))
         if "settings" in doc:
-            self._settings(doc["settings"], doc.value_pos["settings"])
+            self._settings(doc["settings"], doc.key_pos["settings"])
         if "include" in doc:
             self._include(doc, folder)
         rules = doc.get("rules", [])
