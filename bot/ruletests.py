@@ -161,10 +161,10 @@ class _Reader:
             self.problem(pos, "an event needs at least 'at' and 'type'")
             return None
         self.keys(m, EVENT_KEYS, "event")
+        at = self.duration(m, "at")
         if m["type"] not in EVENT_TYPES:
             self.problem(m.value_pos["type"], f"unknown event type '{m['type']}' (known: {', '.join(sorted(EVENT_TYPES))})")
             return None
-        at = self.duration(m, "at")
         if at is None:
             return None
         who = m.get("user")

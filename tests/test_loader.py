@@ -18,7 +18,9 @@ def problems(text: str) -> list[str]:
 def test_the_starter_pack_loads():
     ruleset = load_rules("rules")
     ids = {r.id for r in ruleset.rules}
-    assert {"thank-gift", "big-gift", "welcome", "help", "socials", "follow-reminder", "share-reminder"} <= ids
+    assert {"thank-gift", "gifter-milestone", "new-top-gifter", "thank-follow", "welcome", "help", "socials", "top",
+            "poll", "trivia", "vip", "follow-reminder", "share-reminder", "quiet-prompt"} == ids
+    assert ruleset.settings.chat_per_minute == 20 and ruleset.settings.snippets["socials"]
 
 
 def test_bare_on_key_is_the_trigger_not_a_boolean():

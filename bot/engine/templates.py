@@ -55,7 +55,16 @@ def _fmt_num(value: Any) -> str:
         return str(value)
 
 
+def _fmt_ranked(board: Any, n: int = 3) -> str:
+    """A leaderboard as one line: ``1. ana (1,005) · 2. bob (300)``."""
+    try:
+        return " · ".join(f"{g['rank']}. {g['nickname']} ({_fmt_num(g['diamonds'])})" for g in list(board)[:n])
+    except (TypeError, KeyError):
+        return ""
+
+
 ENV.filters["num"] = _fmt_num
+ENV.filters["ranked"] = _fmt_ranked
 
 
 def _check(ast: nodes.Template, allowed_names: frozenset[str] | None) -> None:
