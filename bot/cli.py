@@ -18,6 +18,7 @@ from bot.runner import replay
 from bot.sinks import ConsoleSink, JsonlSink
 from bot.sinks.jsonl import dumps_action
 from bot.sources.replay import ReplaySource
+from bot.store import StoreError, load_lifetime, save_lifetime
 from bot.testing import CaptureSink
 
 
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="flush a gift streak whose end never came after this much silence (default 5s)")
     rp.add_argument("--room", default=None, help="room id to stamp on events that carry none")
 
+    rp.add_argument("--state", type=Path, metavar="FILE",
+                    help="keep viewers' lifetime totals in this JSON file (read at start, written at the end)")
     rp.add_argument("--check", type=Path, metavar="GOLDEN",
                     help="compare the actions with a golden actions file; show a diff and exit 1 if they differ")
 
@@ -93,6 +96,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    try:
+        lifetime = load_lifetime(args.state) if args.state else None
+    except StoreError as exc:
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 1
     sinks = [] if args.quiet or not cfg.console else [ConsoleSink()]
     if args.out or cfg.jsonl:
         sinks.append(JsonlSink(args.out or cfg.jsonl))
@@ -101,7 +109,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sinks.append(capture)
     dispatcher = Dispatcher(sinks)
     silence = cfg.streak_silence_ms if args.streak_silence is None else args.streak_silence
-    engine = Engine(ruleset, streak_silence_ms=silence, dedup_window=cfg.dedup_window)
+    engine = Engine(ruleset, streak_silence_ms=silence, dedup_window=cfg.dedup_window, lifetime=lifetime)
     source = ReplaySource(args.session, room_id=cfg.room_id if args.room is None else args.room)
 
     async def go():
@@ -112,6 +120,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     print(result.summary(), file=sys.stderr)
+    if args.state:
+        save_lifetime(args.state, engine.state.lifetime_snapshot())
     if args.check:
         return check_golden(capture.actions, args.check)
     return 0

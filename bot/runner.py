@@ -62,6 +62,13 @@ async def replay(source: ReplaySource, engine: Engine, dispatcher: Dispatcher,
     """Replay ``source`` through ``engine``; ``speed`` None means as fast as possible."""
     clock = VirtualClock()
     pacer = Pacer(speed) if speed else None
+    sent: Counter[str] = Counter()
+
+    async def dispatch(actions: list[Action]) -> None:
+        if actions:
+            sent.update(a.rule for a in actions)
+            await dispatcher.dispatch(actions)
+
     out: list[Action] = []
     async for batch in source.batches():
         for ev in batch:
@@ -70,21 +77,24 @@ async def replay(source: ReplaySource, engine: Engine, dispatcher: Dispatcher,
                 while (due := engine.next_deadline()) is not None and due <= now:
                     await pacer.wait_until(due)
                     out.extend(engine.advance(due))
-                    await dispatcher.dispatch(out)
+                    await dispatch(out)
                     out = []
                 await pacer.wait_until(now)
             out.extend(engine.feed(ev, now))
             if pacer is not None and out:
-                await dispatcher.dispatch(out)
+                await dispatch(out)
                 out = []
-        await dispatcher.dispatch(out)
+        await dispatch(out)
         out = []
-    await dispatcher.dispatch(engine.close())
+    for action in engine.close():  # what was still open ends at its own time
+        if pacer is not None:
+            await pacer.wait_until(action.ts)
+        await dispatch([action])
     return ReplayResult(
         read=source.read,
         malformed=source.malformed,
         duplicates=engine.counters["duplicates"],
         streaks_flushed=engine.streaks.flushed,
         rule_errors=engine.counters["rule_errors"],
-        actions=Counter(engine.fired),
+        actions=sent,
     )
