@@ -46,6 +46,7 @@ class ReplayResult:
     streaks_flushed: int = 0
     rule_errors: int = 0
     actions: Counter[str] = field(default_factory=Counter)  # by rule id
+    chat: Counter[str] = field(default_factory=Counter)  # the chat budget: queued, merged, dropped...
 
     def summary(self) -> str:
         """One line: events read by type, actions by rule, malformed lines skipped."""
@@ -54,7 +55,8 @@ class ReplayResult:
         return (f"events read: {sum(self.read.values())} ({events}); "
                 f"actions: {sum(self.actions.values())} ({actions or 'none'}); "
                 f"malformed lines skipped: {self.malformed}; duplicates dropped: {self.duplicates}; "
-                f"streaks flushed: {self.streaks_flushed}; rule errors: {self.rule_errors}")
+                f"streaks flushed: {self.streaks_flushed}; rule errors: {self.rule_errors}"
+                + ("; chat budget: " + ", ".join(f"{k} {v}" for k, v in sorted(self.chat.items())) if self.chat else ""))
 
 
 async def replay(source: ReplaySource, engine: Engine, dispatcher: Dispatcher,
@@ -97,4 +99,5 @@ async def replay(source: ReplaySource, engine: Engine, dispatcher: Dispatcher,
         streaks_flushed=engine.streaks.flushed,
         rule_errors=engine.counters["rule_errors"],
         actions=sent,
+        chat=Counter(engine.budget.counters),
     )

@@ -314,3 +314,37 @@ def test_include_of_a_missing_file_is_an_error(tmp_path):
     (tmp_path / "main.yaml").write_text("include: nope.yaml\nrules: []\n")
     with pytest.raises(RuleLoadError, match="main.yaml:1:10: include 'nope.yaml' matches no file"):
         load_rules(tmp_path / "main.yaml")
+
+
+def test_chat_lines_that_wait_too_long_are_dropped_and_counted():
+    r = load_rules_text("""
+settings:
+  chat: {per_minute: 1, burst: 1, max_wait: 90s}
+rules:
+  - id: hi
+    on: chat
+    do: [{say: "hi {{ user.nickname }}"}]
+""")
+    engine = Engine(r)
+    events = [chat(0, "x", "a"), chat(1000, "x", "b"), chat(2000, "x", "c"), chat(3000, "x", "d")]
+    actions = run_events(events, r, engine=engine)
+    # one line a minute: a at once, b at 60 s, c at 120 s (waited 118 s > 90 s: stale), ...
+    assert [(a.ts, a.text) for a in actions] == [(0, "hi a"), (60_000, "hi b")]
+    assert engine.budget.counters["dropped_stale"] == 2
+
+
+def test_a_full_queue_drops_the_least_valuable_line():
+    r = load_rules_text("""
+settings:
+  chat: {per_minute: 1, burst: 1, max_wait: 1h}
+rules:
+  - id: thanks
+    on: gift
+    do: [{say: "thanks {{ user.nickname }} {{ event.total_diamonds }}"}]
+""")
+    engine = Engine(r)
+    events = [gift(i, "Rose", 1 if i != 5 else 1000, 1, f"u{i}") for i in range(13)]
+    actions = run_events(events, r, engine=engine)
+    assert engine.budget.counters["dropped_full"] == 2  # 12 waiting, room for 10
+    assert [a.text for a in actions][:3] == ["thanks u0 1", "thanks u5 1000", "thanks u1 1"]
+    assert "thanks u12 1" not in [a.text for a in actions]

@@ -1,7 +1,8 @@
 """The chat output budget: at most N chat lines a minute, big gifts first, no repeats.
 
 Lines beyond the budget wait in a queue ordered by what they are worth (the gift's diamonds,
-then the rule's priority). When a rule has a ``merge`` text, its lines that waited together
+then the rule's priority). A line that waited longer than ``max_wait`` is stale and dropped, and
+when more lines wait than ``per_minute`` the least valuable is dropped; both are counted. When a rule has a ``merge`` text, its lines that waited together
 go out as one line ("Thank you ana, bob and 3 others!"). Identical lines within the dedup
 window are dropped and counted. Time is the engine's: the queue drains on ``release(now)``.
 """
@@ -37,10 +38,11 @@ class _Waiting:
 
 
 class ChatBudget:
-    def __init__(self, per_minute: int = 0, burst: int = 3, dedup_ms: int = 0) -> None:
+    def __init__(self, per_minute: int = 0, burst: int = 3, dedup_ms: int = 0, max_wait_ms: int = 60_000) -> None:
         self.per_minute = per_minute
         self.burst = max(1, burst)
         self.dedup_ms = dedup_ms
+        self.max_wait_ms = max_wait_ms
         self._tokens = float(self.burst)
         self._refilled: int | None = None
         self._queue: list[_Waiting] = []
@@ -75,6 +77,10 @@ class ChatBudget:
         self._seq += 1
         self.counters["queued"] += 1
         heapq.heappush(self._queue, _Waiting((-worth, -priority, self._seq), action, nickname, merge))
+        if len(self._queue) > max(10, self.per_minute):
+            self._queue.remove(max(self._queue))  # the least valuable, newest on a tie
+            heapq.heapify(self._queue)
+            self.counters["dropped_full"] += 1
         return []
 
     def next_due(self) -> int | None:
@@ -88,6 +94,11 @@ class ChatBudget:
     def release(self, now: int) -> list[Action]:
         """Send what the budget allows by ``now``, best first, merged where a rule asks for it."""
         self._refill(now)
+        stale = [w for w in self._queue if now - w.action.ts > self.max_wait_ms]
+        if stale:
+            self._queue = [w for w in self._queue if now - w.action.ts <= self.max_wait_ms]
+            heapq.heapify(self._queue)
+            self.counters["dropped_stale"] += len(stale)
         out: list[Action] = []
         while self._queue and self._tokens >= 1:
             first = heapq.heappop(self._queue)

@@ -60,7 +60,7 @@ class Engine:
         self.state = SessionState(lifetime)
         self.board = Leaderboard()
         s = rules.settings
-        self.budget = ChatBudget(s.chat_per_minute, s.chat_burst, s.chat_dedup_ms)
+        self.budget = ChatBudget(s.chat_per_minute, s.chat_burst, s.chat_dedup_ms, s.chat_max_wait_ms)
         self.timers: Timers | None = None
         self.poll: Poll | None = None
         self.quiz: Quiz | None = None
@@ -113,20 +113,29 @@ class Engine:
         if self.timers is not None:
             self.timers.replace(rules.timers, now)
         s = rules.settings
-        self.budget.per_minute, self.budget.burst, self.budget.dedup_ms = s.chat_per_minute, s.chat_burst, s.chat_dedup_ms
+        b = self.budget
+        b.per_minute, b.burst, b.dedup_ms, b.max_wait_ms = s.chat_per_minute, s.chat_burst, s.chat_dedup_ms, s.chat_max_wait_ms
 
     # -- what is due -------------------------------------------------------------------------
 
     def _next_due(self, with_timers: bool) -> tuple[int, str] | None:
-        candidates = [
-            (self.streaks.next_deadline(), "streak"),
-            (self.timers.next_due() if with_timers and self.timers else None, "timer"),
-            (self.poll.ends if self.poll else None, "poll"),
-            (self.quiz.ends if self.quiz else None, "quiz"),
-            (self.budget.next_due(), "budget"),
-        ]
-        due = [(d, name) for d, name in candidates if d is not None]
-        return min(due, key=lambda x: x[0]) if due else None
+        """The earliest pending deadline and what it is (on a tie, in this order)."""
+        best: tuple[int, str] | None = None
+        due = self.streaks.next_deadline()
+        if due is not None:
+            best = (due, "streak")
+        if with_timers and self.timers is not None:
+            due = self.timers.next_due()
+            if due is not None and (best is None or due < best[0]):
+                best = (due, "timer")
+        if self.poll is not None and (best is None or self.poll.ends < best[0]):
+            best = (self.poll.ends, "poll")
+        if self.quiz is not None and (best is None or self.quiz.ends < best[0]):
+            best = (self.quiz.ends, "quiz")
+        due = self.budget.next_due()
+        if due is not None and (best is None or due < best[0]):
+            best = (due, "budget")
+        return best
 
     def _run_due(self, now: int | None, out: list[Action], with_timers: bool) -> None:
         while (nxt := self._next_due(with_timers)) is not None and (now is None or nxt[0] <= now):

@@ -29,7 +29,7 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "incr": ("var", "by", "per"),
 }
 SPECIAL_KINDS = ("poll", "quiz", "set", "incr")
-SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets"), "chat": ("per_minute", "burst", "dedup"),
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -187,6 +187,8 @@ class _Loader:
             self.settings.chat_burst = self._int(chat, "burst", 1, None) or self.settings.chat_burst
             if "dedup" in chat:
                 self.settings.chat_dedup_ms = self._duration(chat, "dedup", None) or 0
+            if "max_wait" in chat:
+                self.settings.chat_max_wait_ms = self._duration(chat, "max_wait", None) or 0
         elif chat is not None:
             self._problem(raw.value_pos["chat"], "'chat' must be a mapping: per_minute, burst, dedup")
         board = raw.get("leaderboard")

@@ -43,6 +43,7 @@ class Settings:
     chat_per_minute: int = 0  # 0: no budget
     chat_burst: int = 3
     chat_dedup_ms: int = 0
+    chat_max_wait_ms: int = 60_000
     top_n: int = 3
     snippets: dict[str, str] = field(default_factory=dict)
 
