@@ -1,0 +1,279 @@
+"""Read events off the wire: three real formats, detected per line.
+
+1. Our normalized JSONL, exactly as ``Event.to_dict()`` writes it (``{"type", "ts", ...}``).
+2. TikFinity's local WebSocket / TikTok-Live-Connector v1: ``{"event": "gift", "data": {...}}``
+   with flat camelCase fields (``uniqueId``, ``giftName``, ``diamondCount``, ``repeatEnd``, ...).
+3. Euler Stream bundles: ``{"timestamp": ..., "messages": [{"type": "WebcastGiftMessage",
+   "data": {...}}]}``, whose ``data`` is TikTok's protobuf message as JSON (``common.msgId``,
+   ``user.uniqueId``, ``giftDetails.diamondCount`` or ``gift.diamondCount``, ...).
+
+Anything else raises ``DecodeError`` with one short sentence. In an Euler bundle, one broken
+message does not sink the others: it becomes an ``unknown`` event with ``kind: "malformed"``.
+Event kinds we do not model become ``unknown`` events (``data.kind`` names them), not errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from bot.events.model import (CHAT, DATA_FIELDS, EVENT_TYPES, FOLLOW, GIFT, JOIN, LIKE, LIVE_END, SHARE,
+                              SUBSCRIBE, UNKNOWN, VIEWERS, Event, User)
+
+MAX_LINE = 1 << 20  # 1 MiB: longer lines are refused, not parsed
+
+
+class DecodeError(ValueError):
+    """A line that is not a valid event in any known format."""
+
+
+def decode_line(line: bytes | str, *, fallback_ts: int = 0, room_id: str = "") -> list[Event]:
+    """Decode one line of any supported format into events."""
+    if len(line) > MAX_LINE:
+        raise DecodeError(f"line too long ({len(line)} bytes; the limit is {MAX_LINE})")
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    return decode_obj(obj, fallback_ts=fallback_ts, room_id=room_id)
+
+
+def decode_obj(obj: Any, *, fallback_ts: int = 0, room_id: str = "") -> list[Event]:
+    """Decode one already-parsed JSON value (the WebSocket and webhook sources use this)."""
+    if not isinstance(obj, dict):
+        raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
+    try:
+        if "event" in obj:
+            return [_flat(obj, fallback_ts, room_id)]
+        if "messages" in obj:
+            return _euler(obj, fallback_ts, room_id)
+        if "type" in obj and "ts" in obj:
+            return [_normalized(obj)]
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError) as exc:
+        raise DecodeError(str(exc)) from None
+    raise DecodeError("unknown format: expected 'event' (TikFinity), 'messages' (Euler) or 'type' and 'ts'")
+
+
+# -- coercion helpers --------------------------------------------------------------------------
+
+def _int(value: Any, field: str) -> int:
+    """An int from an int, a float or a numeric string (TikTok sends ids and times as strings)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) < 1e18:
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise ValueError(f"field '{field}' is not a number: {str(value)[:40]!r}")
+
+
+def _str(value: Any, field: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"field '{field}' is not text: {type(value).__name__}")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("true", "1")
+    return bool(value)
+
+
+def _ms(value: Any, field: str) -> int:
+    """Milliseconds since the epoch; values that look like seconds are scaled."""
+    ts = _int(value, field)
+    return ts * 1000 if 0 < ts < 100_000_000_000 else ts
+
+
+def _dict(value: Any, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"field '{field}' is not an object: {type(value).__name__}")
+    return value
+
+
+def _first(d: dict, *keys: str) -> Any:
+    for k in keys:
+        v = d.get(k)
+        if v is not None:
+            return v
+    return None
+
+
+def _user(d: dict) -> User:
+    """A User from flat TikFinity fields or a protobuf ``user`` object (camelCase either way)."""
+    follow = _dict(d.get("followInfo"), "followInfo")
+    identity = _dict(d.get("userIdentity"), "userIdentity")
+    return User(
+        user_id=_str(_first(d, "userId", "id"), "userId"),
+        unique_id=_str(_first(d, "uniqueId", "displayId", "unique_id"), "uniqueId"),
+        nickname=_str(_first(d, "nickname", "nickName"), "nickname"),
+        follow_role=_int(_first(d, "followRole", "followStatus") or follow.get("followStatus"), "followRole"),
+        is_moderator=_bool(_first(d, "isModerator") or identity.get("isModeratorOfAnchor")),
+        is_subscriber=_bool(_first(d, "isSubscriber") or identity.get("isSubscriberOfAnchor")),
+        gifter_level=_int(d.get("gifterLevel"), "gifterLevel"),
+    )
+
+
+# -- 1. normalized -----------------------------------------------------------------------------
+
+def _normalized(obj: dict) -> Event:
+    kind = obj["type"]
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {str(kind)[:40]!r}")
+    user = obj.get("user")
+    data = _dict(obj.get("data"), "data")
+    return Event(
+        type=kind,
+        ts=_int(obj["ts"], "ts"),
+        room_id=_str(obj.get("room_id"), "room_id"),
+        msg_id=_str(obj.get("msg_id"), "msg_id"),
+        user=User.from_dict(_dict(user, "user")) if user is not None else None,
+        data={k: data[k] for k in DATA_FIELDS.get(kind, ()) if k in data} | (
+            {"flushed": True} if data.get("flushed") else {}),
+        raw=obj.get("raw"),
+    )
+
+
+# -- 2. TikFinity / TikTok-Live-Connector v1 ---------------------------------------------------
+
+_FLAT_TYPES = {"chat": CHAT, "gift": GIFT, "like": LIKE, "member": JOIN, "roomUser": VIEWERS, "follow": FOLLOW,
+               "share": SHARE, "subscribe": SUBSCRIBE, "streamEnd": LIVE_END, "social": "social"}
+_NO_USER = (VIEWERS, LIVE_END)
+
+
+def _social_kind(display_type: str) -> str | None:
+    if "follow" in display_type:
+        return FOLLOW
+    if "share" in display_type:
+        return SHARE
+    return None
+
+
+def _flat(obj: dict, fallback_ts: int, room_id: str) -> Event:
+    name = obj["event"]
+    if not isinstance(name, str):
+        raise ValueError("field 'event' is not text")
+    d = _dict(obj.get("data"), "data")
+    kind = _FLAT_TYPES.get(name, UNKNOWN)
+    data: dict[str, Any]
+    if kind == "social":
+        kind = _social_kind(_str(d.get("displayType"), "displayType")) or UNKNOWN
+    if kind == CHAT:
+        data = {"text": _str(d.get("comment"), "comment")}
+    elif kind == GIFT:
+        data = _gift_data(d.get("giftId"), d.get("giftName"), d.get("diamondCount"), d.get("repeatCount"),
+                          d.get("giftType"), d.get("repeatEnd"))
+    elif kind == LIKE:
+        data = {"count": _int(d.get("likeCount"), "likeCount"), "total": _int(d.get("totalLikeCount"), "totalLikeCount")}
+    elif kind == VIEWERS:
+        data = {"count": _int(d.get("viewerCount"), "viewerCount")}
+    elif kind == SUBSCRIBE:
+        data = {"months": _int(d.get("subMonth"), "subMonth")}
+    elif kind == UNKNOWN:
+        data = {"kind": name if name != "social" else f"social:{d.get('displayType')}"}
+    else:
+        data = {}
+    created = d.get("createTime")
+    return Event(
+        type=kind,
+        ts=_ms(created, "createTime") if created not in (None, "", "0", 0) else fallback_ts,
+        room_id=_str(d.get("roomId"), "roomId") or room_id,
+        msg_id=_str(d.get("msgId"), "msgId"),
+        user=None if kind in _NO_USER or not (d.get("userId") or d.get("uniqueId")) else _user(d),
+        data=data,
+        raw=obj,
+    )
+
+
+def _gift_data(gift_id: Any, name: Any, diamonds: Any, count: Any, gift_type: Any, end: Any) -> dict[str, Any]:
+    return {
+        "gift_id": _int(gift_id, "giftId"),
+        "name": _str(name, "giftName"),
+        "diamonds": _int(diamonds, "diamondCount"),
+        "count": max(1, _int(count, "repeatCount")),
+        "gift_type": _int(gift_type, "giftType"),
+        "streak_end": _bool(end),
+    }
+
+
+# -- 3. Euler Stream bundles -------------------------------------------------------------------
+
+_EULER_TYPES = {"WebcastChatMessage": CHAT, "WebcastGiftMessage": GIFT, "WebcastLikeMessage": LIKE,
+                "WebcastMemberMessage": JOIN, "WebcastSocialMessage": "social", "WebcastRoomUserSeqMessage": VIEWERS,
+                "WebcastSubNotifyMessage": SUBSCRIBE, "WebcastControlMessage": "control"}
+_CONTROL_ENDED = (3, 4)  # ControlAction: stream ended / ended by TikTok
+
+
+def _euler(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
+    messages = obj["messages"]
+    if not isinstance(messages, list):
+        raise ValueError("field 'messages' is not a list")
+    bundle_ts = _ms(obj["timestamp"], "timestamp") if obj.get("timestamp") is not None else fallback_ts
+    out = []
+    for i, message in enumerate(messages):
+        try:
+            out.append(_euler_message(message, bundle_ts, room_id))
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+            out.append(Event(UNKNOWN, bundle_ts, room_id, "", None, {"kind": "malformed", "error": f"message {i}: {exc}"},
+                             message))
+    return out
+
+
+def _euler_message(message: Any, bundle_ts: int, room_id: str) -> Event:
+    m = _dict(message, "message")
+    name = _str(m.get("type"), "type")
+    d = _dict(m.get("data"), "data")
+    common = _dict(d.get("common"), "common")
+    kind = _EULER_TYPES.get(name, UNKNOWN)
+    user_obj = _dict(d.get("user"), "user")
+    data: dict[str, Any]
+    if kind == "social":
+        display = _dict(common.get("displayText"), "displayText")
+        key = _str(_first(display, "key") or d.get("displayType") or "", "displayText.key")
+        action = _int(d.get("action"), "action")
+        kind = _social_kind(key) or {1: FOLLOW, 3: SHARE}.get(action, UNKNOWN)
+    if kind == "control":
+        ended = _int(d.get("action"), "action") in _CONTROL_ENDED
+        kind = LIVE_END if ended else UNKNOWN
+    if kind == CHAT:
+        data = {"text": _str(_first(d, "content", "comment"), "content")}
+    elif kind == GIFT:
+        details = _dict(_first(d, "giftDetails", "gift"), "giftDetails")
+        data = _gift_data(_first(d, "giftId") or details.get("id"), _first(details, "giftName", "name"),
+                          details.get("diamondCount"), d.get("repeatCount"), _first(details, "giftType", "type"),
+                          d.get("repeatEnd"))
+    elif kind == LIKE:
+        data = {"count": _int(_first(d, "likeCount", "count"), "likeCount"),
+                "total": _int(_first(d, "totalLikeCount", "total"), "totalLikeCount")}
+    elif kind == VIEWERS:
+        data = {"count": _int(_first(d, "viewerCount", "total"), "viewerCount")}
+    elif kind == SUBSCRIBE:
+        data = {"months": _int(_first(d, "subMonth", "subMonths"), "subMonth")}
+    elif kind == UNKNOWN:
+        data = {"kind": name}
+    else:
+        data = {}
+    created = common.get("createTime")
+    return Event(
+        type=kind,
+        ts=_ms(created, "common.createTime") if created not in (None, "", "0", 0) else bundle_ts,
+        room_id=_str(common.get("roomId"), "common.roomId") or room_id,
+        msg_id=_str(common.get("msgId"), "common.msgId"),
+        user=_user(user_obj) if user_obj and kind not in _NO_USER else None,
+        data=data,
+        raw=m,
+    )
