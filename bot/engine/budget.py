@@ -84,7 +84,7 @@ class ChatBudget:
         return []
 
     def next_due(self) -> int | None:
-        if not self._queue or self._refilled is None:
+        if not self._queue:
             return None
         missing = 1 - self._tokens
         if missing <= 0:

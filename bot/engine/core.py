@@ -64,7 +64,7 @@ class Engine:
         self.timers: Timers | None = None
         self.poll: Poll | None = None
         self.quiz: Quiz | None = None
-        self.counters: Counter[str] = Counter()  # processed events by type, rule errors, ...
+        self.counters: Counter[str] = Counter()  # duplicates, rule errors, busy polls (events by type: state.counts)
         self.fired: Counter[str] = Counter()  # firings by rule id
         self._last_fire: dict[str, int] = {}
         self._user_fire: dict[str, dict[str, int]] = {}
@@ -79,7 +79,7 @@ class Engine:
 
     def feed(self, event: Event, now: int) -> list[Action]:
         """Process one event from a source at time ``now`` (after anything already due)."""
-        out = self.advance(now)
+        out = self.advance(now) if self.timers is None or self._anything_due(now) else []
         if self.dedup.is_duplicate(event.msg_id):
             self.counters["duplicates"] += 1
             return out
@@ -94,6 +94,10 @@ class Engine:
         out: list[Action] = []
         self._run_due(now, out, with_timers=True)
         return out
+
+    def _anything_due(self, now: int) -> bool:
+        due = self._next_due(with_timers=True)
+        return due is not None and due[0] <= now
 
     def next_deadline(self) -> int | None:
         """The next time something is due without new events, or None."""
@@ -157,7 +161,6 @@ class Engine:
     # -- events ------------------------------------------------------------------------------
 
     def _process(self, ev: Event, now: int, out: list[Action]) -> None:
-        self.counters[ev.type] += 1
         self.state.record(ev, now)
         user_key = ev.user.key if ev.user is not None else ""
         command: str | None = None

@@ -41,9 +41,10 @@ class Timers:
 
     def next_due(self) -> int | None:
         due = self._heap[0][0] if self._heap else None
-        for d in self._silence.values():
-            if d is not None and (due is None or d < due):
-                due = d
+        if self._silence:
+            for d in self._silence.values():
+                if d is not None and (due is None or d < due):
+                    due = d
         return due
 
     def pop(self, now: int) -> tuple[int, Rule] | None:

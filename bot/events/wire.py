@@ -59,6 +59,8 @@ def decode_obj(obj: Any, *, fallback_ts: int = 0, room_id: str = "") -> list[Eve
 
 def _int(value: Any, field: str) -> int:
     """An int from an int, a float or a numeric string (TikTok sends ids and times as strings)."""
+    if type(value) is int:
+        return value
     if value is None:
         return 0
     if isinstance(value, bool):
@@ -76,10 +78,10 @@ def _int(value: Any, field: str) -> int:
 
 
 def _str(value: Any, field: str) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"field '{field}' is not text: {type(value).__name__}")
@@ -126,6 +128,28 @@ def _user(d: dict) -> User:
         is_subscriber=_bool(_first(d, "isSubscriber") or identity.get("isSubscriberOfAnchor")),
         gifter_level=_int(d.get("gifterLevel"), "gifterLevel"),
     )
+
+
+_USER_FIELDS = ("userId", "uniqueId", "nickname", "followRole", "isModerator", "isSubscriber", "gifterLevel")
+_user_cache: dict[tuple, User] = {}
+
+
+def _flat_user(d: dict) -> User:
+    """``_user`` for flat lines, remembered: the same viewer sends many events. Users are never
+    changed after decoding, so events may share one."""
+    key = (d.get("userId"), d.get("uniqueId"), d.get("nickname"), d.get("followRole"), d.get("isModerator"),
+           d.get("isSubscriber"), d.get("gifterLevel"))
+    user = _user_cache.get(key)
+    if user is None:
+        try:
+            hash(key)
+        except TypeError:  # a list or object where a value belongs: decode it the slow way, with its error
+            return _user(d)
+        user = _user(d)
+        if len(_user_cache) >= 50_000:
+            _user_cache.clear()
+        _user_cache[key] = user
+    return user
 
 
 # -- 1. normalized -----------------------------------------------------------------------------
@@ -193,7 +217,7 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> Event:
         ts=_ms(created, "createTime") if created not in (None, "", "0", 0) else fallback_ts,
         room_id=_str(d.get("roomId"), "roomId") or room_id,
         msg_id=_str(d.get("msgId"), "msgId"),
-        user=None if kind in _NO_USER or not (d.get("userId") or d.get("uniqueId")) else _user(d),
+        user=None if kind in _NO_USER or not (d.get("userId") or d.get("uniqueId")) else _flat_user(d),
         data=data,
         raw=obj,
     )
