@@ -263,3 +263,18 @@ rules:
 """
     [a] = run_events([event("follow", 0, "ana")], rules)
     assert (a.kind, a.text, a.data) == ("confetti", "ana", {"colour": "pink", "who": "ana", "n": 3})
+
+
+def test_streak_group_ids_keep_a_new_streak_apart_from_a_flushed_one():
+    def frame(ts, count, group, end=False):
+        ev = gift(ts, "Rose", 1, count, "ana", gift_id=5655, gift_type=1, streak_end=end)
+        ev.data["group_id"] = group
+        return ev
+
+    lost = [frame(0, 1, "g1"), frame(300, 3, "g1")]  # its end never comes: flushed at 5.3 s
+    late = [frame(6000, 3, "g1", end=True)]  # g1's end arrives late: absorbed
+    new = [frame(7000, 5, "g2"), frame(7300, 6, "g2", end=True)]  # a new streak starting high: thanked
+    engine = Engine(load_rules_text(THANKS))
+    assert texts(run_events(lost + late + new, THANKS, engine=engine)) == [
+        "Thanks ana for 3x Rose", "Thanks ana for 6x Rose"]
+    assert engine.streaks.late_frames == 1

@@ -125,3 +125,52 @@ def test_cli_rejects_bad_speeds(speed, tmp_path):
     with pytest.raises(SystemExit) as info:
         main(["replay", "x.jsonl", "--rules", "rules", "--speed", speed])
     assert info.value.code == 2
+
+
+DEMO = "examples/demo-session.jsonl"
+
+
+def test_the_demo_replays_to_its_golden_actions(capsys):
+    assert main(["replay", DEMO, "--rules", "rules/", "--quiet", "--check", "examples/demo-actions.golden.jsonl"]) == 0
+    assert "golden check passed" in capsys.readouterr().err
+
+
+def test_a_changed_rule_fails_the_golden_check_with_a_diff(tmp_path, capsys):
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree("rules", rules)
+    gifts = rules / "gifts.yaml"
+    gifts.write_text(gifts.read_text().replace("Thank you {{ user.nickname }} for", "Thanks {{ user.nickname }} for"))
+    assert main(["replay", DEMO, "--rules", str(rules), "--quiet", "--check", "examples/demo-actions.golden.jsonl"]) == 1
+    err = capsys.readouterr().err
+    assert '-{"ts":' in err and '"text":"Thanks ' in err and "golden check FAILED" in err
+
+
+def test_demo_gifts_are_counted_once_per_streak():
+    """Count the demo's gifts independently of the engine: streak ends, lost streaks, single gifts."""
+    from bot.testing import ruleset, run_file
+    from bot.engine.core import Engine
+
+    seen, gifts, diamonds, open_streaks = set(), 0, 0, {}
+    for line in open(DEMO, "rb"):
+        try:
+            obj = orjson.loads(line)
+            d = obj["data"]
+            if obj["event"] != "gift" or d["msgId"] in seen or not isinstance(d["giftId"], int):
+                continue
+        except (orjson.JSONDecodeError, KeyError):
+            continue
+        seen.add(d["msgId"])
+        key = (d["userId"], d["giftId"], d["groupId"])
+        if d["giftType"] == 1 and not d["repeatEnd"]:
+            open_streaks[key] = (d["repeatCount"], d["diamondCount"])
+            continue
+        open_streaks.pop(key, None)
+        gifts, diamonds = gifts + 1, diamonds + d["repeatCount"] * d["diamondCount"]
+    gifts += len(open_streaks)  # never ended: flushed after silence
+    diamonds += sum(c * dia for c, dia in open_streaks.values())
+    engine = Engine(ruleset("rules"))
+    run_file(DEMO, "rules", engine=engine)
+    assert (engine.state.counts["gift"], engine.state.diamonds) == (gifts, diamonds)
+    assert engine.streaks.flushed >= 1

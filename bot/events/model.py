@@ -26,8 +26,8 @@ EVENT_TYPES: frozenset[str] = frozenset(
 # Per-type data fields, in the order they are written out.
 DATA_FIELDS: dict[str, tuple[str, ...]] = {
     CHAT: ("text",),
-    GIFT: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end"),
-    GIFT_PROGRESS: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end"),
+    GIFT: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end", "group_id"),
+    GIFT_PROGRESS: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end", "group_id"),
     LIKE: ("count", "total"),
     VIEWERS: ("count",),
     SUBSCRIBE: ("months",),
@@ -84,7 +84,8 @@ class Event:
     """One normalized live event.
 
     ``data`` holds the per-type fields listed in ``DATA_FIELDS`` (chat ``text``; gift
-    ``gift_id``, ``name``, ``diamonds`` per unit, ``count``, ``gift_type``, ``streak_end``;
+    ``gift_id``, ``name``, ``diamonds`` per unit, ``count``, ``gift_type``, ``streak_end``, and
+    ``group_id`` — the streak's id — when the source gives one;
     like ``count`` and ``total``; viewers ``count``). ``raw`` keeps the payload as received.
     """
 

@@ -1,7 +1,8 @@
 """Gift streaks folded in one place, so every rule sees one ``gift`` per streak.
 
-A streakable gift (type 1) arrives as many frames while the viewer taps. Each frame still in
-progress becomes a ``gift_progress`` event; the frame with ``streak_end`` becomes the one
+A streakable gift (type 1) arrives as many frames while the viewer taps; a streak is one viewer,
+one gift and, when the source gives it, one ``group_id``. Each frame still in progress becomes a
+``gift_progress`` event; the frame with ``streak_end`` becomes the one
 ``gift`` event, with the final count. A streak whose end never arrives is flushed as a ``gift``
 (with ``flushed: true``) after ``silence_ms`` of clock time. An end frame that arrives late,
 after its streak was flushed, is absorbed and counted, never thanked twice.
@@ -26,16 +27,16 @@ class _Streak:
 class StreakFolder:
     def __init__(self, silence_ms: int = 5000) -> None:
         self.silence_ms = silence_ms
-        self._open: dict[tuple[str, object], _Streak] = {}
-        self._deadlines: list[tuple[int, int, tuple[str, object]]] = []  # (due, seq, key), lazily pruned
+        self._open: dict[tuple[str, object, object], _Streak] = {}
+        self._deadlines: list[tuple[int, int, tuple[str, object, object]]] = []  # (due, seq, key), lazily pruned
         self._seq = 0
-        self._flushed: dict[tuple[str, object], tuple[int, int]] = {}  # key -> (count, flushed at)
+        self._flushed: dict[tuple[str, object, object], tuple[int, int]] = {}  # key -> (count, flushed at)
         self.flushed = 0
         self.late_frames = 0
 
     @staticmethod
-    def _key(ev: Event) -> tuple[str, object]:
-        return (ev.user.key if ev.user else "", ev.data.get("gift_id"))
+    def _key(ev: Event) -> tuple[str, object, object]:
+        return (ev.user.key if ev.user else "", ev.data.get("gift_id"), ev.data.get("group_id", ""))
 
     def fold(self, ev: Event, now: int) -> list[Event]:
         """Return the events a gift frame stands for (other events pass through)."""
@@ -46,7 +47,8 @@ class StreakFolder:
         out: list[Event] = []
         if key in self._flushed:
             flushed_count, at = self._flushed[key]
-            if now - at <= LATE_FRAME_WINDOW_MS and count >= flushed_count:
+            same_group = bool(key[2])  # with a group id, a frame of a flushed streak is surely late
+            if now - at <= LATE_FRAME_WINDOW_MS and (same_group or count >= flushed_count):
                 self.late_frames += 1
                 return out
             del self._flushed[key]
@@ -87,7 +89,7 @@ class StreakFolder:
             out.extend(self.flush_due(due))
         return out
 
-    def _flush(self, key: tuple[str, object], ts: int) -> Event:
+    def _flush(self, key: tuple[str, object, object], ts: int) -> Event:
         streak = self._open.pop(key)
         self.flushed += 1
         count = streak.last.data.get("count", 1)

@@ -139,12 +139,11 @@ def _flat_user(d: dict) -> User:
     changed after decoding, so events may share one."""
     key = (d.get("userId"), d.get("uniqueId"), d.get("nickname"), d.get("followRole"), d.get("isModerator"),
            d.get("isSubscriber"), d.get("gifterLevel"))
-    user = _user_cache.get(key)
+    try:
+        user = _user_cache.get(key)
+    except TypeError:  # a list or object where a value belongs: the slow way gives the right error
+        return _user(d)
     if user is None:
-        try:
-            hash(key)
-        except TypeError:  # a list or object where a value belongs: decode it the slow way, with its error
-            return _user(d)
         user = _user(d)
         if len(_user_cache) >= 50_000:
             _user_cache.clear()
@@ -200,7 +199,7 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> Event:
         data = {"text": _str(d.get("comment"), "comment")}
     elif kind == GIFT:
         data = _gift_data(d.get("giftId"), d.get("giftName"), d.get("diamondCount"), d.get("repeatCount"),
-                          d.get("giftType"), d.get("repeatEnd"))
+                          d.get("giftType"), d.get("repeatEnd"), d.get("groupId"))
     elif kind == LIKE:
         data = {"count": _int(d.get("likeCount"), "likeCount"), "total": _int(d.get("totalLikeCount"), "totalLikeCount")}
     elif kind == VIEWERS:
@@ -223,8 +222,9 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> Event:
     )
 
 
-def _gift_data(gift_id: Any, name: Any, diamonds: Any, count: Any, gift_type: Any, end: Any) -> dict[str, Any]:
-    return {
+def _gift_data(gift_id: Any, name: Any, diamonds: Any, count: Any, gift_type: Any, end: Any,
+               group_id: Any = None) -> dict[str, Any]:
+    data = {
         "gift_id": _int(gift_id, "giftId"),
         "name": _str(name, "giftName"),
         "diamonds": _int(diamonds, "diamondCount"),
@@ -232,6 +232,9 @@ def _gift_data(gift_id: Any, name: Any, diamonds: Any, count: Any, gift_type: An
         "gift_type": _int(gift_type, "giftType"),
         "streak_end": _bool(end),
     }
+    if group_id not in (None, "", 0, "0"):
+        data["group_id"] = _str(group_id, "groupId")
+    return data
 
 
 # -- 3. Euler Stream bundles -------------------------------------------------------------------
@@ -279,7 +282,7 @@ def _euler_message(message: Any, bundle_ts: int, room_id: str) -> Event:
         details = _dict(_first(d, "giftDetails", "gift"), "giftDetails")
         data = _gift_data(_first(d, "giftId") or details.get("id"), _first(details, "giftName", "name"),
                           details.get("diamondCount"), d.get("repeatCount"), _first(details, "giftType", "type"),
-                          d.get("repeatEnd"))
+                          d.get("repeatEnd"), d.get("groupId"))
     elif kind == LIKE:
         data = {"count": _int(_first(d, "likeCount", "count"), "likeCount"),
                 "total": _int(_first(d, "totalLikeCount", "total"), "totalLikeCount")}
