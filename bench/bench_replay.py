@@ -53,6 +53,9 @@ def child(mode: str, path: Path, rules: Path, out: Path) -> dict:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     sys.path.insert(0, str(ROOT))
+    from bot.runner import tune_gc
+
+    tune_gc()  # every mode runs with the garbage collector set as `livebot replay` sets it
     events = 0
     start = time.perf_counter()
     if mode in ("stdjson", "orjson"):

@@ -14,7 +14,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.engine.core import Engine
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules
-from bot.runner import replay
+from bot.runner import replay, tune_gc
 from bot.sinks import ConsoleSink, JsonlSink
 from bot.sinks.jsonl import dumps_action
 from bot.sources.replay import ReplaySource
@@ -111,6 +111,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     silence = cfg.streak_silence_ms if args.streak_silence is None else args.streak_silence
     engine = Engine(ruleset, streak_silence_ms=silence, dedup_window=cfg.dedup_window, lifetime=lifetime)
     source = ReplaySource(args.session, room_id=cfg.room_id if args.room is None else args.room)
+
+    tune_gc()
 
     async def go():
         try:

@@ -229,3 +229,20 @@ def test_arbitrary_flat_payloads_decode_or_raise_decode_error(event, data):
 def test_arbitrary_euler_bundles_never_raise(messages):
     events = decode_obj({"timestamp": 1, "messages": messages})
     assert len(events) == len(messages)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"type": "gift", "ts": 1, "data": {"diamonds": "many", "count": 1}}, "field 'diamonds' is not a number"),
+    ({"type": "chat", "ts": 1, "data": {"text": ["x"]}}, "field 'text' is not text"),
+    ({"type": "chat", "ts": "soon", "data": {}}, "field 'ts' is not a number"),
+    ({"type": "chat", "ts": 1, "user": {"nickname": {"a": 1}}}, "user field 'nickname' is not text"),
+    ({"type": "like", "ts": 1, "user": {"follow_role": "x"}}, "invalid literal"),
+])
+def test_normalized_lines_are_type_checked(data, message):
+    with pytest.raises(DecodeError, match=message):
+        decode_line(orjson.dumps(data))
+
+
+def test_normalized_numbers_as_strings_are_read_as_numbers():
+    ev = one(orjson.dumps({"type": "gift", "ts": "5", "data": {"diamonds": "10", "count": "2", "gift_type": 2}}))
+    assert (ev.ts, ev.data["diamonds"], ev.data["count"]) == (5, 10, 2)

@@ -32,6 +32,7 @@ from bot.events.streaks import StreakFolder
 log = structlog.get_logger("bot.engine")
 LOGGED_ERRORS_PER_RULE = 5
 HOUR_MS = 3_600_000
+NEVER = 1 << 62
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -74,17 +75,24 @@ class Engine:
         self._chat_at_fire: dict[str, int] = {}
         self._milestone_seen: dict[tuple[str, str], float] = {}
         self._error_logs: Counter[str] = Counter()
+        # Nothing is due before this time: a lower bound of the next deadline, so feed() can skip
+        # the deadline checks. Lowered wherever something new is scheduled; exact after _run_due.
+        self._due_floor = NEVER
 
     # -- driving ---------------------------------------------------------------------------
 
     def feed(self, event: Event, now: int) -> list[Action]:
         """Process one event from a source at time ``now`` (after anything already due)."""
-        out = self.advance(now) if self.timers is None or self._anything_due(now) else []
+        out = self.advance(now) if now >= self._due_floor or self.timers is None else []
         if self.dedup.is_duplicate(event.msg_id):
             self.counters["duplicates"] += 1
             return out
+        if event.type != GIFT:
+            self._process(event, now, out)
+            return out
         for ev in self.streaks.fold(event, now):
             self._process(ev, now, out)
+        self._lower_floor(now + self.streaks.silence_ms)  # a streak frame schedules a flush
         return out
 
     def advance(self, now: int) -> list[Action]:
@@ -95,9 +103,9 @@ class Engine:
         self._run_due(now, out, with_timers=True)
         return out
 
-    def _anything_due(self, now: int) -> bool:
-        due = self._next_due(with_timers=True)
-        return due is not None and due[0] <= now
+    def _lower_floor(self, due: int) -> None:
+        if due < self._due_floor:
+            self._due_floor = due
 
     def next_deadline(self) -> int | None:
         """The next time something is due without new events, or None."""
@@ -116,6 +124,7 @@ class Engine:
         self.rules = rules
         if self.timers is not None:
             self.timers.replace(rules.timers, now)
+        self._due_floor = now
         s = rules.settings
         b = self.budget
         b.per_minute, b.burst, b.dedup_ms, b.max_wait_ms = s.chat_per_minute, s.chat_burst, s.chat_dedup_ms, s.chat_max_wait_ms
@@ -157,6 +166,7 @@ class Engine:
                 self._close_quiz(due, out)
             else:
                 out.extend(self.budget.release(due))
+        self._due_floor = NEVER if nxt is None else nxt[0]
 
     # -- events ------------------------------------------------------------------------------
 
@@ -391,6 +401,8 @@ class Engine:
                 worth = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
             nickname = ev.user.nickname if ev is not None and ev.user is not None else ""
             out.extend(self.budget.offer(action, now, worth, rule.priority, nickname, rule.merge))
+            if self.budget.waiting:
+                self._lower_floor(now)  # queued lines are due as soon as the budget allows
         else:
             out.append(action)
 
@@ -413,6 +425,7 @@ class Engine:
             return
         duration = spec.options["duration"]
         self.poll = Poll(rule, action.text, spec.options["options"], now + duration, spec.options["result"], context)
+        self._lower_floor(self.poll.ends)
         action.data = {**action.data, "options": self.poll.options, "duration_ms": duration, "ends": now + duration}
         self._emit(action, rule, None, now, out)
 
@@ -438,6 +451,7 @@ class Engine:
         duration = spec.options["duration"]
         self.quiz = Quiz(rule, action.text, {normalize_answer(a) for a in answers}, answers[0], now + duration,
                          spec.options["win"], spec.options["timeout"], context)
+        self._lower_floor(self.quiz.ends)
         action.data = {**action.data, "duration_ms": duration, "ends": now + duration}
         self._emit(action, rule, None, now, out)
 

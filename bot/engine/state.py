@@ -42,7 +42,7 @@ class SessionState:
         if self.started is None:
             self.started = now
         kind = ev.type
-        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.counts[kind] += 1
         vs = None
         if ev.user is not None:
             key = ev.user.key
@@ -50,7 +50,7 @@ class SessionState:
             if vs is None:
                 vs = self.viewers_by_key[key] = ViewerStats(first_seen=now)
         if kind == GIFT:
-            value = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
+            value = ev.data.get("diamonds", 0) * ev.data.get("count", 1)
             self.diamonds += value
             if vs is not None:
                 vs.gifts += 1
@@ -60,12 +60,12 @@ class SessionState:
             if vs is not None:
                 vs.chats += 1
         elif kind == LIKE:
-            n = int(ev.data.get("count", 0))
+            n = ev.data.get("count", 0)
             self.likes += n
             if vs is not None:
                 vs.likes += n
         elif kind == VIEWERS:
-            self.viewers = int(ev.data.get("count", 0))
+            self.viewers = ev.data.get("count", 0)
             self.peak_viewers = max(self.peak_viewers, self.viewers)
 
     def thanked(self, user_key: str, now: int) -> None:

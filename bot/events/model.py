@@ -49,11 +49,12 @@ class User:
     is_moderator: bool = False
     is_subscriber: bool = False
     gifter_level: int = 0
+    key: str = field(init=False, repr=False, compare=False, default="")
 
-    @property
-    def key(self) -> str:
-        """A stable identity for per-user state: the numeric id, else the @handle."""
-        return self.user_id or self.unique_id
+    def __post_init__(self) -> None:
+        # A stable identity for per-user state: the numeric id, else the @handle. Users are not
+        # changed after they are made, so it is computed once.
+        self.key = self.user_id or self.unique_id
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,10 +69,19 @@ class User:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> User:
+        """Read back ``to_dict``; raises ValueError or TypeError on values of the wrong kind."""
+        def text(k: str) -> str:
+            v = d.get(k)
+            if v is None:
+                return ""
+            if isinstance(v, (dict, list)):
+                raise ValueError(f"user field '{k}' is not text")
+            return str(v)
+
         return cls(
-            user_id=str(d.get("user_id") or ""),
-            unique_id=str(d.get("unique_id") or ""),
-            nickname=str(d.get("nickname") or ""),
+            user_id=text("user_id"),
+            unique_id=text("unique_id"),
+            nickname=text("nickname"),
             follow_role=int(d.get("follow_role") or 0),
             is_moderator=bool(d.get("is_moderator")),
             is_subscriber=bool(d.get("is_subscriber")),

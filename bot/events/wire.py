@@ -153,20 +153,42 @@ def _flat_user(d: dict) -> User:
 
 # -- 1. normalized -----------------------------------------------------------------------------
 
+_FIELD_TYPES = {"text": "str", "gift_id": "int", "name": "str", "diamonds": "int", "count": "int",
+                "gift_type": "int", "streak_end": "bool", "group_id": "str", "total": "int", "months": "int",
+                "kind": "str", "rank": "int", "previous_rank": "int?"}
+
+
+def _typed(field: str, value: Any) -> Any:
+    kind = _FIELD_TYPES.get(field, "any")
+    if kind == "int":
+        return _int(value, field)
+    if kind == "int?":
+        return None if value is None else _int(value, field)
+    if kind == "str":
+        return _str(value, field)
+    if kind == "bool":
+        return _bool(value)
+    return value
+
+
 def _normalized(obj: dict) -> Event:
     kind = obj["type"]
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {str(kind)[:40]!r}")
     user = obj.get("user")
-    data = _dict(obj.get("data"), "data")
+    raw_data = _dict(obj.get("data"), "data")
+    data = {k: _typed(k, raw_data[k]) for k in DATA_FIELDS.get(kind, ()) if k in raw_data}
+    if raw_data.get("flushed"):
+        data["flushed"] = True
+    if kind == UNKNOWN and "error" in raw_data:
+        data["error"] = _str(raw_data["error"], "error")
     return Event(
         type=kind,
         ts=_int(obj["ts"], "ts"),
         room_id=_str(obj.get("room_id"), "room_id"),
         msg_id=_str(obj.get("msg_id"), "msg_id"),
         user=User.from_dict(_dict(user, "user")) if user is not None else None,
-        data={k: data[k] for k in DATA_FIELDS.get(kind, ()) if k in data} | (
-            {"flushed": True} if data.get("flushed") else {}),
+        data=data,
         raw=obj.get("raw"),
     )
 
