@@ -174,3 +174,32 @@ def test_demo_gifts_are_counted_once_per_streak():
     run_file(DEMO, "rules", engine=engine)
     assert (engine.state.counts["gift"], engine.state.diamonds) == (gifts, diamonds)
     assert engine.streaks.flushed >= 1
+
+
+def test_lifetime_totals_carry_over_between_replays_with_state(tmp_path, capsys):
+    session = short_session(tmp_path / "s.jsonl")
+    rules = tmp_path / "r.yaml"
+    rules.write_text("""rules:
+  - id: total
+    on: gift
+    do: [{say: "{{ user.nickname }}: {{ user.lifetime.diamonds }} over {{ user.lifetime.sessions }} sessions"}]
+""")
+    state = tmp_path / "state.json"
+    out = []
+    for _ in range(2):
+        assert main(["replay", str(session), "--rules", str(rules), "--state", str(state), "--quiet",
+                     "--out", str(tmp_path / "a.jsonl")]) == 0
+        out.append([orjson.loads(x)["text"] for x in (tmp_path / "a.jsonl").read_bytes().splitlines()])
+    assert out == [["Ana: 4 over 1 sessions", "Bob: 10 over 1 sessions"],
+                   ["Ana: 8 over 2 sessions", "Bob: 20 over 2 sessions"]]
+    state.write_text("not json")
+    assert main(["replay", str(session), "--rules", str(rules), "--state", str(state), "--quiet"]) == 1
+    assert "cannot read the state file" in capsys.readouterr().err
+
+
+def test_python_dash_m_bot_runs_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bot", "validate", "rules/"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("ok: 14 rules in 4 file(s)")
