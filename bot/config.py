@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.engine.durations import parse_duration
-from bot.engine.yamlfile import Pos, YamlError, YMap, load_yaml
+from bot.engine.yamlfile import Pos, YamlError, YMap, did_you_mean, load_yaml
 
 
 class ConfigError(ValueError):
@@ -54,10 +53,8 @@ def load_config(path: str | Path) -> Config:
     def check_keys(section: YMap, name: str) -> None:
         for key in section:
             if key not in _SCHEMA[name]:
-                close = difflib.get_close_matches(key, _SCHEMA[name], n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(_SCHEMA[name])})"
                 where = f"{name}." if name else ""
-                problems.append(f"{section.key_pos[key]}: unknown key '{where}{key}'{hint}")
+                problems.append(f"{section.key_pos[key]}: unknown key '{where}{key}'{did_you_mean(key, _SCHEMA[name])}")
 
     def value(section: YMap, key: str, kind: type, what: str) -> Any:
         v = section[key]

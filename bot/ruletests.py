@@ -32,7 +32,7 @@ from bot.engine.core import Engine
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules_many
 from bot.engine.rules import RuleSet
-from bot.engine.yamlfile import Pos, YamlError, YList, YMap, load_yaml
+from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml
 from bot.events.model import DATA_FIELDS, EVENT_TYPES, Event, User
 from bot.testing import run_events
 
@@ -129,7 +129,7 @@ class _Reader:
     def keys(self, m: YMap, known: tuple[str, ...], what: str) -> None:
         for key in m:
             if key not in known:
-                self.problem(m.key_pos[key], f"unknown {what} key '{key}' (known: {', '.join(known)})")
+                self.problem(m.key_pos[key], f"unknown {what} key '{key}'" + did_you_mean(key, known))
 
     def duration(self, m: YMap, key: str) -> int | None:
         try:

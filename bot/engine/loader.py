@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import glob
 import re
 from pathlib import Path
@@ -13,7 +12,7 @@ from bot.engine.durations import parse_duration
 from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
                               RuleSet, Settings, Tier)
 from bot.engine.templates import TemplateCompileError, Text, compile_condition, compile_value
-from bot.engine.yamlfile import Pos, YamlError, YList, YMap, load_yaml
+from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml
 from bot.events.model import EVENT_TYPES
 
 FILE_KEYS = ("rules", "include", "settings")
@@ -77,11 +76,6 @@ def load_rules_text(text: str, file: str = "<rules>") -> RuleSet:
     return loader.finish()
 
 
-def _hint(key: str, known: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
-
-
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
@@ -106,7 +100,7 @@ class _Loader:
         for name, pos, rid in self._snippet_uses:
             if name not in self.settings.snippets:
                 known = list(self.settings.snippets) or ["none defined: add settings: snippets:"]
-                self._problem(pos, f"unknown snippet '{name}'" + _hint(name, known), rid)
+                self._problem(pos, f"unknown snippet '{name}'" + did_you_mean(name, known), rid)
         if self.problems:
             raise RuleLoadError(self.problems)
         return RuleSet(self.rules, files=self.files, settings=self.settings)
@@ -142,7 +136,7 @@ class _Loader:
             return
         for key in doc:
             if key not in FILE_KEYS:
-                self._problem(doc.key_pos[key], f"unknown top-level key '{key}'" + _hint(key, FILE_KEYS))
+                self._problem(doc.key_pos[key], f"unknown top-level key '{key}'" + did_you_mean(key, FILE_KEYS))
         if "settings" in doc:
             self._settings(doc["settings"], doc.key_pos["settings"])
         if "include" in doc:
@@ -212,7 +206,7 @@ class _Loader:
     def _keys(self, m: YMap, known: tuple[str, ...], what: str, rid: str | None = None) -> None:
         for key in m:
             if key not in known:
-                self._problem(m.key_pos[key], f"unknown {what} '{key}'" + _hint(key, known), rid)
+                self._problem(m.key_pos[key], f"unknown {what} '{key}'" + did_you_mean(key, known), rid)
 
     def _int(self, m: YMap, key: str, low: int, rid: str | None) -> int | None:
         if key not in m:
@@ -294,7 +288,7 @@ class _Loader:
             bad("once", "'once: user' needs an event rule; a timer has no user")
         permission = raw.get("permission", "everyone")
         if permission not in PERMISSIONS:
-            bad("permission", f"unknown permission '{permission}'" + _hint(str(permission), PERMISSIONS))
+            bad("permission", f"unknown permission '{permission}'" + did_you_mean(str(permission), PERMISSIONS))
         elif permission != "everyone" and rule.is_timer:
             bad("permission", "'permission' needs an event rule; a timer has no user")
         else:
@@ -336,7 +330,7 @@ class _Loader:
             types = _as_list(raw["on"])
             for t in types:
                 if not isinstance(t, str) or t not in EVENT_TYPES:
-                    bad("on", f"unknown event type '{t}'" + _hint(str(t), sorted(EVENT_TYPES)))
+                    bad("on", f"unknown event type '{t}'" + did_you_mean(str(t), sorted(EVENT_TYPES)))
             rule.on = frozenset(t for t in types if isinstance(t, str))
         if "every" in raw:
             rule.every_ms = self._duration(raw, "every", rid) or 0
@@ -472,7 +466,7 @@ class _Loader:
                 return None
             kind = next(iter(item))
             if kind not in kinds:
-                self._problem(item.key_pos[kind], f"unknown action '{kind}'" + _hint(kind, kinds + ("kind",)), rid)
+                self._problem(item.key_pos[kind], f"unknown action '{kind}'" + did_you_mean(kind, kinds + ("kind",)), rid)
                 return None
             keys = ACTION_KEYS.get(kind, ACTION_KEYS[""][1:])
             value = item[kind]

@@ -6,6 +6,7 @@ Booleans follow YAML 1.2: only ``true``/``false``. PyYAML's YAML 1.1 default tur
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,12 @@ class Pos:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
+
+
+def did_you_mean(word: str, known: tuple[str, ...] | list[str]) -> str:
+    """`` (did you mean 'when'?)`` for a near miss, else `` (known: a, b, c)``."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
 
 
 class YamlError(ValueError):
