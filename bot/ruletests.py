@@ -163,7 +163,8 @@ class _Reader:
         self.keys(m, EVENT_KEYS, "event")
         at = self.duration(m, "at")
         if m["type"] not in EVENT_TYPES:
-            self.problem(m.value_pos["type"], f"unknown event type '{m['type']}' (known: {', '.join(sorted(EVENT_TYPES))})")
+            self.problem(m.value_pos["type"], f"unknown event type '{m['type']}'"
+                         + did_you_mean(str(m["type"]), sorted(EVENT_TYPES)))
             return None
         if at is None:
             return None

@@ -86,12 +86,12 @@ async def replay(source: ReplaySource, engine: Engine, dispatcher: Dispatcher,
     async for batch in source.batches():
         if pacer is None:  # as fast as possible: the same calls, without the waiting
             for ev in batch:
-                acts = feed(ev, clock.set(ev.ts))
+                acts = feed(ev, clock.set(ev.ts if ev.received is None else ev.received))
                 if acts:
                     out += acts
         else:
             for ev in batch:
-                now = clock.set(ev.ts)
+                now = clock.set(ev.ts if ev.received is None else ev.received)
                 while (due := engine.next_deadline()) is not None and due <= now:
                     await pacer.wait_until(due)
                     await dispatch(engine.advance(due))

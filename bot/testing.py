@@ -56,7 +56,7 @@ def run_events(events: Iterable[Event], rules: RuleSet | str | Path, *, streak_s
     clock = VirtualClock()
     out: list[Action] = []
     for ev in events:
-        out.extend(engine.feed(ev, clock.set(ev.ts)))
+        out.extend(engine.feed(ev, clock.set(ev.ts if ev.received is None else ev.received)))
     if until is not None:
         out.extend(engine.advance(clock.set(until)))
     out.extend(engine.close())

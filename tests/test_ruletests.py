@@ -73,8 +73,7 @@ tests:
     assert out.splitlines() == [
         f"ERROR {case}:5:5: unknown test case key 'expct' (did you mean 'expect'?)",
         f"ERROR {case}:4:19: bad duration 'soon': use a number with ms, s, m, h or d, e.g. 90s, 10m, 1h30m",
-        f"ERROR {case}:4:31: unknown event type 'gfit' (known: chat, follow, gift, gift_progress, join, like, "
-        "live_end, share, subscribe, top_gifter, unknown, viewers)",
+        f"ERROR {case}:4:31: unknown event type 'gfit' (did you mean 'gift'?)",
         "0 passed, 0 failed, 1 file error(s)",
     ]
 

@@ -18,9 +18,12 @@ SUBSCRIBE = "subscribe"
 LIVE_END = "live_end"
 UNKNOWN = "unknown"
 TOP_GIFTER = "top_gifter"  # made by the engine when a viewer climbs into the top gifters
+CONNECT = "connect"  # made by live sources when they (re)connect
+DISCONNECT = "disconnect"  # ... and when the connection drops or closes
 
 EVENT_TYPES: frozenset[str] = frozenset(
-    {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER}
+    {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER,
+     CONNECT, DISCONNECT}
 )
 
 # Per-type data fields, in the order they are written out.
@@ -33,6 +36,9 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     SUBSCRIBE: ("months",),
     UNKNOWN: ("kind",),
     TOP_GIFTER: ("rank", "previous_rank", "diamonds"),
+    CONNECT: ("source",),
+    DISCONNECT: ("source", "reason"),
+    LIVE_END: ("source", "reason"),
 }
 
 STREAKABLE_GIFT_TYPE = 1
@@ -106,6 +112,7 @@ class Event:
     user: User | None = None
     data: dict[str, Any] = field(default_factory=dict)
     raw: Any = None
+    received: int | None = None  # live: when it reached us (ms, wall clock), the engine's time for it
 
     @property
     def is_streak_frame(self) -> bool:
@@ -126,6 +133,8 @@ class Event:
             "user": self.user.to_dict() if self.user else None,
             "data": self.data,
         }
+        if self.received is not None:
+            out["recv"] = self.received
         if with_raw and self.raw is not None:
             out["raw"] = self.raw
         return out

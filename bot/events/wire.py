@@ -155,7 +155,7 @@ def _flat_user(d: dict) -> User:
 
 _FIELD_TYPES = {"text": "str", "gift_id": "int", "name": "str", "diamonds": "int", "count": "int",
                 "gift_type": "int", "streak_end": "bool", "group_id": "str", "total": "int", "months": "int",
-                "kind": "str", "rank": "int", "previous_rank": "int?"}
+                "kind": "str", "rank": "int", "previous_rank": "int?", "source": "str", "reason": "str"}
 
 
 def _typed(field: str, value: Any) -> Any:
@@ -190,6 +190,7 @@ def _normalized(obj: dict) -> Event:
         user=User.from_dict(_dict(user, "user")) if user is not None else None,
         data=data,
         raw=obj.get("raw"),
+        received=None if obj.get("recv") is None else _int(obj["recv"], "recv"),
     )
 
 
