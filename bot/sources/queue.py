@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, deque
 
+from bot.clock import Clock
 from bot.events.model import Event
 
 SHED_FIRST = frozenset({"join", "like", "gift_progress"})
@@ -92,3 +93,10 @@ class EventQueue:
             except asyncio.TimeoutError:
                 return []
         return self.get_nowait(limit)
+
+
+def stamp(queue: EventQueue, clock: Clock, ev: Event) -> None:
+    """Queue an event with its receive time: what every live source calls."""
+    if ev.received is None:
+        ev.received = clock.now()
+    queue.put(ev)

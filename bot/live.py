@@ -1,0 +1,119 @@
+"""The live shell: sources push into a bounded queue; the engine runs on the wall clock.
+
+Each event's engine time is when it reached us (``Event.received``, stamped as it is queued,
+never going backwards). The recorder writes that time with the event, so replaying a recorded
+session fires exactly the actions the live run fired. Timers and other deadlines fire when
+nothing is waiting in the queue, so they never overtake an event that arrived before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import structlog
+
+from bot.actions.dispatcher import Dispatcher
+from bot.actions.model import Action
+from bot.clock import Clock, WallClock
+from bot.engine.core import Engine
+from bot.events.model import DISCONNECT, Event
+from bot.sources.queue import EventQueue, stamp  # noqa: F401 - stamp is what sources call
+from bot.sources.recorder import Recorder
+
+log = structlog.get_logger("bot.live")
+IDLE_WAKE_S = 0.25  # how often the loop looks at stop requests and the recorder's flush clock
+
+
+class LiveSource(Protocol):
+    name: str
+
+    async def run(self, queue: EventQueue, clock: Clock, stop: asyncio.Event) -> None: ...
+
+
+@dataclass
+class LiveResult:
+    events: Counter[str] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)
+    shed: Counter[str] = field(default_factory=Counter)
+
+
+class LiveRunner:
+    def __init__(self, sources: Sequence[LiveSource], engine: Engine, dispatcher: Dispatcher, *,
+                 clock: Clock | None = None, recorder: Recorder | None = None, queue: EventQueue | None = None,
+                 batch: int = 256) -> None:
+        self.sources = list(sources)
+        self.engine = engine
+        self.dispatcher = dispatcher
+        self.clock = clock or WallClock()
+        self.recorder = recorder
+        self.queue = queue or EventQueue()
+        self.batch = batch
+        self.stop = asyncio.Event()
+        self.result = LiveResult()
+        self._last = 0
+
+    def _time(self, ev: Event) -> int:
+        t = ev.received if ev.received is not None else self.clock.now()
+        t = max(t, self._last)
+        ev.received = self._last = t
+        return t
+
+    async def _handle(self, batch: list[Event], record: bool = True) -> None:
+        out: list[Action] = []
+        for ev in batch:
+            now = self._time(ev)
+            self.result.events[ev.type] += 1
+            if record and self.recorder is not None:
+                self.recorder.write(ev)
+            out += self.engine.feed(ev, now)
+        if not len(self.queue):  # nothing arrived before now is still waiting: deadlines may fire
+            self._last = max(self._last, self.clock.now())
+            out += self.engine.advance(self._last)
+        await self._dispatch(out)
+
+    async def _dispatch(self, actions: list[Action]) -> None:
+        if actions:
+            self.result.actions.update(a.rule for a in actions)
+            await self.dispatcher.dispatch(actions)
+
+    async def run(self) -> LiveResult:
+        """Run until ``stop`` is set or every source has finished; then drain and close."""
+        tasks = [asyncio.create_task(src.run(self.queue, self.clock, self.stop), name=src.name)
+                 for src in self.sources]
+        try:
+            while not self.stop.is_set() and not all(t.done() for t in tasks):
+                due = self.engine.next_deadline()
+                wait = IDLE_WAKE_S if due is None else min(IDLE_WAKE_S, max(0.0, (due - self.clock.now()) / 1000))
+                batch = await self.queue.get(timeout=wait, limit=self.batch)
+                await self._handle(batch)
+                if self.recorder is not None:
+                    self.recorder.tick()
+        finally:
+            self.stop.set()
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+            for t in tasks:
+                try:
+                    await t
+                except asyncio.CancelledError:
+                    pass
+                except Exception as exc:  # a source that crashed is reported, the rest still drains
+                    log.error("source_failed", source=t.get_name(), error=f"{type(exc).__name__}: {exc}")
+            await self._drain()
+        return self.result
+
+    async def _drain(self) -> None:
+        while len(self.queue):
+            await self._handle(self.queue.get_nowait(self.batch))
+        # A last event marks when the session ended, so a replay of the recording ends there too
+        # (unless the stream's file was already closed by its live_end: no file for it alone).
+        end = Event(DISCONNECT, self.clock.now(), data={"source": "livebot", "reason": "shutdown"})
+        await self._handle([end], record=self.recorder is not None and self.recorder.is_open)
+        await self._dispatch(self.engine.close())
+        self.result.shed = Counter(self.queue.shed)
+        if self.recorder is not None:
+            self.recorder.close()

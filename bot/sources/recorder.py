@@ -1,0 +1,93 @@
+"""Record every live event to a session file that ``livebot replay`` reads back as it was.
+
+One file per stream (a new one after each ``live_end``), named ``<room>-<UTC start>.jsonl``, in
+our normalized JSONL with the payload as received and the receive time. Writes are buffered and
+flushed at least once a second, so a killed process loses at most the last second.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+import structlog
+
+from bot.events.model import LIVE_END, Event
+
+log = structlog.get_logger("bot.recorder")
+
+
+class Recorder:
+    def __init__(self, folder: str | Path, room: str = "live", flush_every_s: float = 1.0) -> None:
+        self.folder = Path(folder)
+        self.room = "".join(c if c.isalnum() or c in "-_." else "_" for c in room) or "live"
+        self.flush_every_s = flush_every_s
+        self.path: Path | None = None
+        self.files: list[Path] = []
+        self.written = 0
+        self.failed = 0
+        self._file: BinaryIO | None = None
+        self._dirty = False
+        self._flushed_at = time.monotonic()
+
+    @property
+    def is_open(self) -> bool:
+        """A stream's file is open (between its first event and its live_end or close)."""
+        return self._file is not None
+
+    def write(self, ev: Event) -> None:
+        """Append one event; never raises (a full disk is logged and counted, the bot goes on)."""
+        try:
+            if self._file is None:
+                self._open(ev)
+            self._file.write(orjson.dumps(ev.to_dict()) + b"\n")  # type: ignore[union-attr]
+            self.written += 1
+            self._dirty = True
+            if ev.type == LIVE_END:
+                self.close()  # the next stream gets a file of its own
+            else:
+                self.tick()
+        except (OSError, TypeError) as exc:
+            self.failed += 1
+            if self.failed <= 5 or self.failed % 1000 == 0:
+                log.error("record_failed", path=str(self.path), failed=self.failed, error=str(exc))
+
+    def tick(self) -> None:
+        """Flush if a second has passed since the last flush (call it often)."""
+        if self._dirty and time.monotonic() - self._flushed_at >= self.flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._file is not None and self._dirty:
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self.failed += 1
+                log.error("record_flush_failed", path=str(self.path), error=str(exc))
+        self._dirty = False
+        self._flushed_at = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError as exc:
+                log.error("record_close_failed", path=str(self.path), error=str(exc))
+            self._file = None
+
+    def _open(self, ev: Event) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.fromtimestamp((ev.received or ev.ts) / 1000, tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
+        path = self.folder / f"{self.room}-{stamp}.jsonl"
+        n = 1
+        while path.exists():
+            n += 1
+            path = self.folder / f"{self.room}-{stamp}-{n}.jsonl"
+        self.path = path
+        self.files.append(path)
+        self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
+        log.info("recording", path=str(path))

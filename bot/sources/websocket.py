@@ -1,0 +1,119 @@
+"""A client for JSON event feeds over WebSocket: TikFinity's local socket (flat v1 lines) and
+Euler Stream's hosted socket (bundles). Reconnects by itself; the engine drops the backlog's
+duplicates by ``msg_id``.
+
+Euler's close codes, and what we do:
+
+==== ======================== =============================================================
+4404 the creator is not live  wait ``offline_poll_s``, then try again (not a failure)
+4005 the stream ended         a ``live_end`` event; stop if ``stop_on_live_end``, else as 4404
+4429 too many connections     wait at least ``too_many_wait_s`` (and back off further)
+4006 no messages for a while  reconnect with backoff
+4555 connection lifetime up   reconnect at once (a fresh connection is expected)
+==== ======================== =============================================================
+
+Any other close or a dropped socket reconnects with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import structlog
+import websockets
+
+from bot.clock import Clock
+from bot.events.model import CONNECT, DISCONNECT, LIVE_END, Event
+from bot.events.wire import DecodeError, decode_obj
+from bot.sources.backoff import Backoff
+from bot.sources.queue import EventQueue, stamp
+
+log = structlog.get_logger("bot.websocket")
+
+NOT_LIVE, STREAM_END, TOO_MANY, NO_MESSAGES, LIFETIME = 4404, 4005, 4429, 4006, 4555
+CLOSE_REASONS = {NOT_LIVE: "not live", STREAM_END: "stream ended", TOO_MANY: "too many connections",
+                 NO_MESSAGES: "no messages", LIFETIME: "connection lifetime reached"}
+
+
+class WebSocketSource:
+    name = "websocket"
+
+    def __init__(self, url: str, *, room_id: str = "", stop_on_live_end: bool = True, offline_poll_s: float = 30.0,
+                 too_many_wait_s: float = 60.0, backoff: Backoff | None = None, headers: dict | None = None,
+                 max_message: int = 1 << 20, sleep=asyncio.sleep) -> None:
+        self.url = url
+        self.room_id = room_id
+        self.stop_on_live_end = stop_on_live_end
+        self.offline_poll_s = offline_poll_s
+        self.too_many_wait_s = too_many_wait_s
+        self.backoff = backoff or Backoff()
+        self.headers = headers or {}
+        self.max_message = max_message
+        self.sleep = sleep
+        self.connects = 0
+        self.malformed = 0
+
+    def _event(self, kind: str, clock: Clock, **data) -> Event:
+        return Event(kind, clock.now(), self.room_id, data={"source": self.name, **data})
+
+    async def run(self, queue: EventQueue, clock: Clock, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            code, reason = await self._session(queue, clock)
+            label = CLOSE_REASONS.get(code, reason) if code is not None else reason
+            stamp(queue, clock, self._event(DISCONNECT, clock, reason=f"{label} ({code})" if code else label))
+            if code == STREAM_END:
+                stamp(queue, clock, self._event(LIVE_END, clock, reason=label))
+                if self.stop_on_live_end:
+                    return
+                delay = self.offline_poll_s
+            elif code == NOT_LIVE:
+                delay = self.offline_poll_s
+            elif code == TOO_MANY:
+                delay = max(self.too_many_wait_s, self.backoff.next_delay())
+            elif code == LIFETIME:
+                delay = 0.0
+            else:
+                delay = self.backoff.next_delay()
+            log.info("websocket_closed", code=code, reason=label, retry_in_s=round(delay, 2))
+            if delay:
+                await self.sleep(delay)
+
+    async def _session(self, queue: EventQueue, clock: Clock) -> tuple[int | None, str]:
+        """One connection, until it closes: returns (close code or None, reason)."""
+        try:
+            async with websockets.connect(self.url, additional_headers=self.headers, max_size=self.max_message,
+                                          open_timeout=10, ping_interval=20) as ws:
+                self.connects += 1
+                stamp(queue, clock, self._event(CONNECT, clock))
+                log.info("websocket_connected", url=_safe(self.url))
+                first = True
+                async for message in ws:
+                    self._put(message, queue, clock)
+                    if first:
+                        self.backoff.reset()  # a connection that delivers is a healthy one
+                        first = False
+                return ws.close_code, ws.close_reason or "closed"
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            return code, (exc.rcvd.reason if exc.rcvd is not None else "") or "connection dropped"
+        except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
+            return None, f"cannot connect: {type(exc).__name__}: {exc}"
+
+    def _put(self, message: str | bytes, queue: EventQueue, clock: Clock) -> None:
+        try:
+            events = decode_obj(orjson.loads(message), fallback_ts=clock.now(), room_id=self.room_id)
+        except (orjson.JSONDecodeError, DecodeError) as exc:
+            self.malformed += 1
+            if self.malformed <= 20:
+                log.warning("malformed_message", error=str(exc)[:200], size=len(message))
+            return
+        now = clock.now()
+        for ev in events:
+            ev.received = now
+            stamp(queue, clock, ev)
+
+
+def _safe(url: str) -> str:
+    """The URL without its query string (Euler's API key travels there)."""
+    return url.split("?", 1)[0]
