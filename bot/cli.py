@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--check", type=Path, metavar="GOLDEN",
                     help="compare the actions with a golden actions file; show a diff and exit 1 if they differ")
 
+    up = sub.add_parser("run", help="run beside a live stream: the config's source, rules and sinks")
+    up.add_argument("-c", "--config", type=Path, required=True, help="config file (see config.example.yaml)")
+    up.add_argument("--rules", type=Path, help="a rule file or a folder of them (overrides the config)")
+    up.add_argument("--out", type=Path, help="also write actions to this JSONL file")
+
     tp = sub.add_parser("test", help="run rule tests (YAML files naming rules, events and expected actions)")
     tp.add_argument("paths", type=Path, nargs="+", help="test files or folders of them")
 
@@ -148,6 +153,30 @@ def check_golden(actions: list, golden: Path) -> int:
     return 1
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.config import check_for_run
+    from bot.daemon import build_sinks, build_source, run_daemon
+
+    try:
+        cfg = load_config(args.config)
+        problems = check_for_run(cfg, f"{args.config}:1:1")
+        if problems:
+            raise ConfigError(problems)
+        ruleset = load_rules(args.rules or cfg.rules)
+    except (ConfigError, RuleLoadError) as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    try:
+        source = build_source(cfg)
+    except (ImportError, ValueError) as exc:  # e.g. the tiktok extra is not installed
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 1
+    tune_gc()
+    asyncio.run(run_daemon(cfg, ruleset, source=source, sinks=build_sinks(cfg, args.out)))
+    return 0
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from bot.ruletests import run_paths
 
@@ -158,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(json=True if args.log_json else None, level=args.log_level)
     try:
-        commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test}
+        commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test, "run": cmd_run}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130

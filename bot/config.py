@@ -1,10 +1,16 @@
-"""The config file: every key documented in ``config.example.yaml``, every error as ``file:line:col``."""
+"""The config file: every key documented in ``config.example.yaml``, every error as ``file:line:col``.
+
+The schema below is the single list of keys: each is a parser (text, bool, duration, path, ...)
+and a default. Every problem in a file is reported at once. Secrets may come from the environment
+instead of the file (``ENV_SECRETS``); they are never logged (``Config.redacted()``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bot.engine.durations import parse_duration
 from bot.engine.yamlfile import Pos, YamlError, YMap, did_you_mean, load_yaml
@@ -16,6 +22,43 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
+SOURCE_TYPES = ("websocket", "tiktok", "webhook")
+
+
+@dataclass
+class WebSocketConfig:
+    url: str = "ws://localhost:21213"  # TikFinity's local socket
+    stop_on_live_end: bool = True
+    offline_poll_ms: int = 30_000
+    too_many_wait_ms: int = 60_000
+
+
+@dataclass
+class TikTokConfig:
+    unique_id: str = ""
+    sign_api_key: str | None = None  # secret; also SIGN_API_KEY
+    stop_on_live_end: bool = True
+    offline_poll_ms: int = 60_000
+
+
+@dataclass
+class WebhookConfig:
+    host: str = "127.0.0.1"
+    port: int = 8790
+    path: str = "/events"
+    secret: str | None = None  # secret; also LIVEBOT_WEBHOOK_SECRET
+    max_body: int = 1 << 20
+    allow_unsigned: bool = False
+
+
+@dataclass
+class SourceConfig:
+    type: str | None = None  # None: no live source configured (replay only)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    tiktok: TikTokConfig = field(default_factory=TikTokConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+
+
 @dataclass
 class Config:
     rules: Path = Path("rules")
@@ -24,17 +67,186 @@ class Config:
     console: bool = True
     jsonl: Path | None = None
     room_id: str = ""
+    source: SourceConfig = field(default_factory=SourceConfig)
+    record: Path | None = None  # folder for session recordings (None: off)
+    record_flush_ms: int = 1000
+    queue_capacity: int = 10_000
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as plain data with every secret replaced by ``***`` (for logs)."""
+        return _plain(self)
 
 
-_SCHEMA: dict[str, tuple[str, ...]] = {
-    "": ("rules", "room_id", "engine", "sinks"),
-    "engine": ("streak_silence", "dedup_window"),
-    "sinks": ("console", "jsonl"),
+# Environment variables that fill a secret left empty in the file: (attribute path, variables).
+ENV_SECRETS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("source", "tiktok", "sign_api_key"), ("LIVEBOT_SIGN_API_KEY", "SIGN_API_KEY")),
+    (("source", "webhook", "secret"), ("LIVEBOT_WEBHOOK_SECRET",)),
+)
+SECRET_NAMES = frozenset({"sign_api_key", "secret", "session_id"})
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {f.name: ("***" if f.name in SECRET_NAMES and getattr(obj, f.name) else _plain(getattr(obj, f.name)))
+                for f in fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# -- parsers: (value, config folder) -> parsed value, or ValueError with a message -----------------
+
+Parser = Callable[[Any, Path], Any]
+
+
+def _text(v: Any, _: Path) -> str:
+    if not isinstance(v, str):
+        raise ValueError("must be text")
+    return v
+
+
+def _optional_text(v: Any, base: Path) -> str | None:
+    return None if v is None else _text(v, base)
+
+
+def _bool(v: Any, _: Path) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
+def _count(v: Any, _: Path) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise ValueError("must be a whole number")
+    return v
+
+
+def _port(v: Any, base: Path) -> int:
+    if _count(v, base) > 65535:
+        raise ValueError("must be a port number (0-65535)")
+    return v
+
+
+def _duration(v: Any, _: Path) -> int:
+    return parse_duration(v)
+
+
+def _path(v: Any, base: Path) -> Path:
+    return base / _text(v, base)
+
+
+def _optional_path(v: Any, base: Path) -> Path | None:
+    return None if v is None else _path(v, base)
+
+
+def _url(v: Any, base: Path) -> str:
+    url = _text(v, base)
+    if not url.startswith(("ws://", "wss://")):
+        raise ValueError("must be a ws:// or wss:// URL")
+    return url
+
+
+def _http_path(v: Any, base: Path) -> str:
+    p = _text(v, base)
+    if not p.startswith("/"):
+        raise ValueError("must start with /")
+    return p
+
+
+def _choice(*options: str) -> Parser:
+    def parse(v: Any, base: Path) -> str:
+        if v not in options:
+            raise ValueError(f"must be one of: {', '.join(options)}{did_you_mean(str(v), options) if isinstance(v, str) else ''}")
+        return v
+    return parse
+
+
+# key in the file -> (attribute path on Config, parser). Nested mappings are dicts.
+Schema = dict[str, "tuple[tuple[str, ...], Parser] | Schema"]
+SCHEMA: Schema = {
+    "rules": (("rules",), _path),
+    "room_id": (("room_id",), _text),
+    "engine": {
+        "streak_silence": (("streak_silence_ms",), _duration),
+        "dedup_window": (("dedup_window",), _count),
+    },
+    "sinks": {
+        "console": (("console",), _bool),
+        "jsonl": (("jsonl",), _optional_path),
+    },
+    "source": {
+        "type": (("source", "type"), _choice(*SOURCE_TYPES)),
+        "queue_capacity": (("queue_capacity",), _count),
+        "websocket": {
+            "url": (("source", "websocket", "url"), _url),
+            "stop_on_live_end": (("source", "websocket", "stop_on_live_end"), _bool),
+            "offline_poll": (("source", "websocket", "offline_poll_ms"), _duration),
+            "too_many_wait": (("source", "websocket", "too_many_wait_ms"), _duration),
+        },
+        "tiktok": {
+            "unique_id": (("source", "tiktok", "unique_id"), _text),
+            "sign_api_key": (("source", "tiktok", "sign_api_key"), _optional_text),
+            "stop_on_live_end": (("source", "tiktok", "stop_on_live_end"), _bool),
+            "offline_poll": (("source", "tiktok", "offline_poll_ms"), _duration),
+        },
+        "webhook": {
+            "host": (("source", "webhook", "host"), _text),
+            "port": (("source", "webhook", "port"), _port),
+            "path": (("source", "webhook", "path"), _http_path),
+            "secret": (("source", "webhook", "secret"), _optional_text),
+            "max_body": (("source", "webhook", "max_body"), _count),
+            "allow_unsigned": (("source", "webhook", "allow_unsigned"), _bool),
+        },
+    },
+    "record": {
+        "folder": (("record",), _optional_path),
+        "flush_every": (("record_flush_ms",), _duration),
+    },
 }
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and check a config file; raise ConfigError listing every problem."""
+def _set(cfg: Config, attrs: tuple[str, ...], value: Any) -> None:
+    obj: Any = cfg
+    for a in attrs[:-1]:
+        obj = getattr(obj, a)
+    setattr(obj, attrs[-1], value)
+
+
+def _get(cfg: Config, attrs: tuple[str, ...]) -> Any:
+    obj: Any = cfg
+    for a in attrs:
+        obj = getattr(obj, a)
+    return obj
+
+
+def _walk(section: YMap, schema: Schema, prefix: str, cfg: Config, base: Path, problems: list[str]) -> None:
+    for key, value in section.items():
+        spec = schema.get(key)
+        name = f"{prefix}{key}"
+        if spec is None:
+            problems.append(f"{section.key_pos[key]}: unknown key '{name}'{did_you_mean(key, list(schema))}")
+        elif isinstance(spec, dict):
+            if value is None:
+                continue
+            if not isinstance(value, YMap):
+                problems.append(f"{section.value_pos[key]}: '{name}' must be a mapping")
+            else:
+                _walk(value, spec, f"{name}.", cfg, base, problems)
+        else:
+            attrs, parse = spec
+            try:
+                _set(cfg, attrs, parse(value, base))
+            except ValueError as exc:
+                message = str(exc)
+                if message.startswith("must"):
+                    message = f"'{key}' {message}"
+                problems.append(f"{section.value_pos[key]}: {message}")
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    """Read and check a config file; raise ConfigError listing every problem.
+
+    Secrets left empty in the file are taken from the environment (``ENV_SECRETS``)."""
     path = Path(path)
     try:
         doc = load_yaml(path.read_text(encoding="utf-8"), str(path))
@@ -42,58 +254,38 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"{path}:1:1: cannot read: {exc}"]) from None
     except YamlError as exc:
         raise ConfigError([str(exc)]) from None
-    problems: list[str] = []
     cfg = Config()
-    if doc is None:
-        return cfg
-    if not isinstance(doc, YMap):
-        raise ConfigError([f"{path}:1:1: the config is a mapping of keys (see config.example.yaml)"])
-    base = path.parent
+    if doc is not None:
+        if not isinstance(doc, YMap):
+            raise ConfigError([f"{path}:1:1: the config is a mapping of keys (see config.example.yaml)"])
+        problems: list[str] = []
+        _walk(doc, SCHEMA, "", cfg, path.parent, problems)
+        if problems:
+            raise ConfigError(problems)
+    return with_env_secrets(cfg, os.environ if env is None else env)
 
-    def check_keys(section: YMap, name: str) -> None:
-        for key in section:
-            if key not in _SCHEMA[name]:
-                where = f"{name}." if name else ""
-                problems.append(f"{section.key_pos[key]}: unknown key '{where}{key}'{did_you_mean(key, _SCHEMA[name])}")
 
-    def value(section: YMap, key: str, kind: type, what: str) -> Any:
-        v = section[key]
-        if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
-            problems.append(f"{section.value_pos[key]}: '{key}' must be {what}")
-            return None
-        return v
-
-    def sub(name: str) -> YMap | None:
-        if name not in doc:
-            return None
-        if not isinstance(doc[name], YMap):
-            problems.append(f"{doc.value_pos[name]}: '{name}' must be a mapping")
-            return None
-        check_keys(doc[name], name)
-        return doc[name]
-
-    check_keys(doc, "")
-    if "rules" in doc and (v := value(doc, "rules", str, "a path to a rule file or folder")) is not None:
-        cfg.rules = base / v
-    if "room_id" in doc and (v := value(doc, "room_id", str, "text")) is not None:
-        cfg.room_id = v
-    if (engine := sub("engine")) is not None:
-        if "streak_silence" in engine:
-            try:
-                cfg.streak_silence_ms = parse_duration(engine["streak_silence"])
-            except ValueError as exc:
-                problems.append(f"{engine.value_pos['streak_silence']}: {exc}")
-        if "dedup_window" in engine and (v := value(engine, "dedup_window", int, "a whole number")) is not None:
-            cfg.dedup_window = v
-    if (sinks := sub("sinks")) is not None:
-        if "console" in sinks and (v := value(sinks, "console", bool, "true or false")) is not None:
-            cfg.console = v
-        if "jsonl" in sinks and sinks["jsonl"] is not None:
-            if (v := value(sinks, "jsonl", str, "a file path")) is not None:
-                cfg.jsonl = base / v
-    if problems:
-        raise ConfigError(problems)
+def with_env_secrets(cfg: Config, env: Any) -> Config:
+    for attrs, names in ENV_SECRETS:
+        if not _get(cfg, attrs):
+            for name in names:
+                if env.get(name):
+                    _set(cfg, attrs, env[name])
+                    break
     return cfg
 
 
-__all__ = ["Config", "ConfigError", "Pos", "load_config"]
+def check_for_run(cfg: Config, where: str) -> list[str]:
+    """What ``livebot run`` needs beyond a well-formed file: a source, and what that source needs."""
+    src = cfg.source
+    if src.type is None:
+        return [f"{where}: 'source.type' is required for run (one of: {', '.join(SOURCE_TYPES)})"]
+    if src.type == "tiktok" and not src.tiktok.unique_id.strip("@ "):
+        return [f"{where}: 'source.tiktok.unique_id' is required (the creator's @handle)"]
+    if src.type == "webhook" and not src.webhook.secret and not src.webhook.allow_unsigned:
+        return [f"{where}: the webhook source needs 'source.webhook.secret' (or LIVEBOT_WEBHOOK_SECRET); "
+                "set 'allow_unsigned: true' only on a trusted network"]
+    return []
+
+
+__all__ = ["Config", "ConfigError", "Pos", "SOURCE_TYPES", "check_for_run", "load_config"]

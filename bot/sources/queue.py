@@ -5,11 +5,12 @@ is full, the least important events are shed first:
 
 1. joins and likes (and in-progress gift streak frames),
 2. then chat, shares, viewer counts and unknown events;
-3. gifts, follows, subscribes, live end and connection changes are **never** shed — the queue
-   holds them beyond its capacity rather than lose one.
+3. gifts, follows, subscribes, live end and connection changes are **never** shed: when full they
+   push out a less important event, and when there is none the queue holds them beyond its
+   capacity rather than lose one.
 
-Within a class the oldest queued event goes first; an incoming event of the lowest class present
-is itself shed. Every shed event is counted by type (likes also by hearts).
+Within a class the oldest queued event goes first; an incoming event no more important than
+anything queued is itself shed. Every shed event is counted by type (likes also by hearts).
 """
 
 from __future__ import annotations
@@ -50,14 +51,16 @@ class EventQueue:
     def put(self, event: Event) -> None:
         """Enqueue without waiting; when full, shed by the policy above."""
         cls = shed_class(event.type)
-        if self._size >= self.capacity and cls < 2:
+        if self._size >= self.capacity:
             lowest = next((c for c in (0, 1) if self._classes[c]), None)
-            if lowest is None or cls <= lowest:
+            if lowest is not None and lowest < cls:  # make room: the oldest of the least important
+                _, dropped = self._classes[lowest].popleft()
+                self._size -= 1
+                self._count_shed(dropped)
+            elif cls < 2:  # nothing less important is queued: the newcomer itself goes
                 self._count_shed(event)
                 return
-            _, dropped = self._classes[lowest].popleft()
-            self._size -= 1
-            self._count_shed(dropped)
+            # else: a precious event with only precious ones queued is kept beyond capacity
         self._seq += 1
         self._classes[cls].append((self._seq, event))
         self._size += 1

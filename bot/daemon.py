@@ -1,0 +1,87 @@
+"""``livebot run``: the configured live source, the rules, the sinks and the recorder, until stopped.
+
+SIGTERM and SIGINT stop reading, drain what is queued through the rules and sinks, flush the
+recorder and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import structlog
+
+from bot.actions.dispatcher import Dispatcher
+from bot.config import Config
+from bot.engine.core import Engine
+from bot.engine.rules import RuleSet
+from bot.live import LiveResult, LiveRunner, LiveSource
+from bot.sinks import ConsoleSink, JsonlSink
+from bot.sinks.base import Sink
+from bot.sources.queue import EventQueue
+from bot.sources.recorder import Recorder
+
+log = structlog.get_logger("bot.daemon")
+
+
+def build_source(cfg: Config) -> LiveSource:
+    """The live source the config names (imports each one only when it is used)."""
+    src = cfg.source
+    if src.type == "websocket":
+        from bot.sources.websocket import WebSocketSource
+
+        ws = src.websocket
+        return WebSocketSource(ws.url, room_id=cfg.room_id, stop_on_live_end=ws.stop_on_live_end,
+                               offline_poll_s=ws.offline_poll_ms / 1000, too_many_wait_s=ws.too_many_wait_ms / 1000)
+    if src.type == "tiktok":
+        from bot.sources.tiktok import TikTokSource
+
+        tt = src.tiktok
+        return TikTokSource(tt.unique_id, sign_api_key=tt.sign_api_key, stop_on_live_end=tt.stop_on_live_end,
+                            offline_poll_s=tt.offline_poll_ms / 1000, room_id=cfg.room_id)
+    if src.type == "webhook":
+        from bot.sources.webhook import WebhookSource
+
+        wh = src.webhook
+        return WebhookSource(secret=wh.secret, host=wh.host, port=wh.port, path=wh.path, max_body=wh.max_body,
+                             allow_unsigned=wh.allow_unsigned, room_id=cfg.room_id)
+    raise ValueError(f"unknown source type {src.type!r}")
+
+
+def build_sinks(cfg: Config, out: Path | None = None) -> list[Sink]:
+    sinks: list[Sink] = [ConsoleSink()] if cfg.console else []
+    if out or cfg.jsonl:
+        sinks.append(JsonlSink(out or cfg.jsonl))  # type: ignore[arg-type]
+    return sinks
+
+
+async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None = None,
+                     sinks: list[Sink] | None = None) -> LiveResult:
+    """Run until a signal or the source ends; returns what was counted."""
+    engine = Engine(ruleset, streak_silence_ms=cfg.streak_silence_ms, dedup_window=cfg.dedup_window)
+    dispatcher = Dispatcher(build_sinks(cfg) if sinks is None else sinks)
+    recorder = Recorder(cfg.record, room=cfg.room_id or (cfg.source.type or "live"),
+                        flush_every_s=cfg.record_flush_ms / 1000) if cfg.record else None
+    runner = LiveRunner([source or build_source(cfg)], engine, dispatcher, recorder=recorder,
+                        queue=EventQueue(cfg.queue_capacity))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stopper(runner, sig))
+    log.info("started", source=cfg.source.type, rules=len(ruleset.rules), record=str(cfg.record or ""))
+    try:
+        result = await runner.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await dispatcher.close()
+    log.info("stopped", events=sum(result.events.values()), actions=sum(result.actions.values()),
+             shed=sum(result.shed.values()), recorded=recorder.written if recorder else 0)
+    return result
+
+
+def _stopper(runner: LiveRunner, sig: signal.Signals):
+    def stop() -> None:
+        log.info("stopping", signal=sig.name)
+        runner.stop.set()
+    return stop

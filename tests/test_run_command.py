@@ -1,0 +1,103 @@
+"""`livebot run` as a subprocess against a real loopback WebSocket feed: events in, actions out,
+the session recorded, and SIGTERM drains and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+import websockets
+
+RULES = """
+rules:
+  - id: thanks
+    on: gift
+    do: [{say: "thanks {{ user.nickname }} for {{ event.count }}x {{ event.name }}"}]
+  - id: hello
+    on: chat
+    do: [{say: "hi {{ user.nickname }}"}]
+"""
+
+
+def line(event: str, i: int, **data) -> str:
+    return orjson.dumps({"event": event, "data": {"userId": f"u{i}", "uniqueId": f"v{i}", "nickname": f"V{i}",
+                                                  "msgId": f"m{i}", **data}}).decode()
+
+
+def write_config(tmp: Path, url: str) -> Path:
+    (tmp / "rules.yaml").write_text(RULES)
+    cfg = tmp / "config.yaml"
+    cfg.write_text(f"rules: rules.yaml\nsinks:\n  console: true\n  jsonl: actions.jsonl\n"
+                   f"source:\n  type: websocket\n  websocket:\n    url: {url}\nrecord:\n  folder: sessions\n")
+    return cfg
+
+
+async def start_livebot(cfg: Path) -> asyncio.subprocess.Process:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "--log-json", "run", "-c", str(cfg),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env=env)
+
+
+async def test_run_ends_with_the_stream_and_records_it(tmp_path):
+    async def handler(ws):
+        await ws.send(line("chat", 1, comment="hello"))
+        await ws.send(line("gift", 2, giftId=5655, giftName="Rose", diamondCount=1, giftType=1, repeatCount=3,
+                           repeatEnd=True))
+        await ws.close(code=4005, reason="stream end")
+
+    async with websockets.serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        proc = await start_livebot(write_config(tmp_path, f"ws://127.0.0.1:{port}/"))
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert "hi V1" in out.decode() and "thanks V2 for 3x Rose" in out.decode()
+    actions = [orjson.loads(x) for x in (tmp_path / "actions.jsonl").read_bytes().splitlines()]
+    assert [a["rule"] for a in actions] == ["hello", "thanks"]
+    [recording] = (tmp_path / "sessions").iterdir()
+    types = [orjson.loads(x)["type"] for x in recording.read_bytes().splitlines()]
+    assert types == ["connect", "chat", "gift", "disconnect", "live_end"]
+
+
+async def test_sigterm_drains_and_exits_0(tmp_path):
+    connected = asyncio.Event()
+
+    async def handler(ws):
+        for i in range(20):
+            await ws.send(line("chat", i, comment=f"c{i}"))
+        connected.set()
+        await ws.wait_closed()
+
+    async with websockets.serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        proc = await start_livebot(write_config(tmp_path, f"ws://127.0.0.1:{port}/"))
+        await asyncio.wait_for(connected.wait(), timeout=60)
+        # Wait until the bot has written what it was sent, then ask it to stop.
+        for _ in range(600):
+            path = tmp_path / "actions.jsonl"
+            if path.exists() and len(path.read_bytes().splitlines()) == 20:
+                break
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert b'"stopping"' in err and b"SIGTERM" in err
+    assert len((tmp_path / "actions.jsonl").read_bytes().splitlines()) == 20
+    [recording] = (tmp_path / "sessions").iterdir()
+    records = [orjson.loads(x) for x in recording.read_bytes().splitlines()]
+    assert [r["type"] for r in records] == ["connect"] + ["chat"] * 20 + ["disconnect"]
+    assert records[-1]["data"]["reason"] == "shutdown"
+
+
+def test_run_refuses_a_config_without_a_source(tmp_path):
+    import subprocess
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("source:\n  type: websockett\n")
+    res = subprocess.run([sys.executable, "-m", "bot", "run", "-c", str(cfg)], capture_output=True, text=True)
+    assert res.returncode == 1
+    assert f"{cfg}:2:9: 'type' must be one of: websocket, tiktok, webhook (did you mean 'websocket'?)" in res.stderr
