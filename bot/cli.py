@@ -173,7 +173,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"livebot: {exc}", file=sys.stderr)
         return 1
     tune_gc()
-    asyncio.run(run_daemon(cfg, ruleset, source=source, sinks=build_sinks(cfg, args.out)))
+    try:
+        asyncio.run(run_daemon(cfg, ruleset, source=source, sinks=build_sinks(cfg, args.out)))
+    except StoreError as exc:
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -71,6 +71,9 @@ class Config:
     record: Path | None = None  # folder for session recordings (None: off)
     record_flush_ms: int = 1000
     queue_capacity: int = 10_000
+    state_db: Path | None = None  # SQLite file for lifetime totals and the stream in progress (None: off)
+    state_save_ms: int = 5000
+    state_resume_ms: int = 30 * 60_000
 
     def redacted(self) -> dict[str, Any]:
         """The config as plain data with every secret replaced by ``***`` (for logs)."""
@@ -201,6 +204,11 @@ SCHEMA: Schema = {
     "record": {
         "folder": (("record",), _optional_path),
         "flush_every": (("record_flush_ms",), _duration),
+    },
+    "state": {
+        "database": (("state_db",), _optional_path),
+        "save_every": (("state_save_ms",), _duration),
+        "resume_within": (("state_resume_ms",), _duration),
     },
 }
 

@@ -21,6 +21,8 @@ from bot.sinks import ConsoleSink, JsonlSink
 from bot.sinks.base import Sink
 from bot.sources.queue import EventQueue
 from bot.sources.recorder import Recorder
+from bot.store.keeper import StateKeeper
+from bot.store.sqlite import SqliteStore
 
 log = structlog.get_logger("bot.daemon")
 
@@ -63,8 +65,11 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     dispatcher = Dispatcher(build_sinks(cfg) if sinks is None else sinks)
     recorder = Recorder(cfg.record, room=cfg.room_id or (cfg.source.type or "live"),
                         flush_every_s=cfg.record_flush_ms / 1000) if cfg.record else None
+    store = SqliteStore(cfg.state_db) if cfg.state_db else None
+    keeper = StateKeeper(store, cfg.room_id or cfg.source.type or "live", every_ms=cfg.state_save_ms,
+                         resume_within_ms=cfg.state_resume_ms) if store else None
     runner = LiveRunner([source or build_source(cfg)], engine, dispatcher, recorder=recorder,
-                        queue=EventQueue(cfg.queue_capacity))
+                        queue=EventQueue(cfg.queue_capacity), keeper=keeper)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stopper(runner, sig))
@@ -75,6 +80,8 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await dispatcher.close()
+        if store is not None:
+            store.close()
     log.info("stopped", events=sum(result.events.values()), actions=sum(result.actions.values()),
              shed=sum(result.shed.values()), recorded=recorder.written if recorder else 0)
     return result

@@ -19,9 +19,10 @@ from bot.actions.dispatcher import Dispatcher
 from bot.actions.model import Action
 from bot.clock import Clock, WallClock
 from bot.engine.core import Engine
-from bot.events.model import DISCONNECT, Event
+from bot.events.model import DISCONNECT, LIVE_END, Event
 from bot.sources.queue import EventQueue, stamp  # noqa: F401 - stamp is what sources call
 from bot.sources.recorder import Recorder
+from bot.store.keeper import StateKeeper
 
 log = structlog.get_logger("bot.live")
 IDLE_WAKE_S = 0.25  # how often the loop looks at stop requests and the recorder's flush clock
@@ -43,13 +44,14 @@ class LiveResult:
 class LiveRunner:
     def __init__(self, sources: Sequence[LiveSource], engine: Engine, dispatcher: Dispatcher, *,
                  clock: Clock | None = None, recorder: Recorder | None = None, queue: EventQueue | None = None,
-                 batch: int = 256) -> None:
+                 keeper: StateKeeper | None = None, batch: int = 256) -> None:
         self.sources = list(sources)
         self.engine = engine
         self.dispatcher = dispatcher
         self.clock = clock or WallClock()
         self.recorder = recorder
         self.queue = queue or EventQueue()
+        self.keeper = keeper
         self.batch = batch
         self.stop = asyncio.Event()
         self.result = LiveResult()
@@ -69,10 +71,24 @@ class LiveRunner:
             if record and self.recorder is not None:
                 self.recorder.write(ev)
             out += self.engine.feed(ev, now)
+            if ev.type == LIVE_END:
+                out += self._end_stream(now)
         if not len(self.queue):  # nothing arrived before now is still waiting: deadlines may fire
             self._last = max(self._last, self.clock.now())
             out += self.engine.advance(self._last)
         await self._dispatch(out)
+        if self.keeper is not None:
+            self.keeper.tick(self.engine, self._last)
+
+    def _end_stream(self, now: int) -> list[Action]:
+        """The stream ended: what was open ends too (as at the end of a replay of its recording),
+        and the next stream starts with fresh session state (lifetime totals carried over)."""
+        out = self.engine.close()
+        if self.keeper is not None:
+            self.engine = self.keeper.finish(self.engine, now, self.result.actions)
+        else:
+            self.engine = self.engine.fresh(self.engine.state.lifetime_snapshot())
+        return out
 
     async def _dispatch(self, actions: list[Action]) -> None:
         if actions:
@@ -81,6 +97,8 @@ class LiveRunner:
 
     async def run(self) -> LiveResult:
         """Run until ``stop`` is set or every source has finished; then drain and close."""
+        if self.keeper is not None:
+            self.engine = self.keeper.open(self.engine, self.clock.now())
         tasks = [asyncio.create_task(src.run(self.queue, self.clock, self.stop), name=src.name)
                  for src in self.sources]
         try:
@@ -114,6 +132,8 @@ class LiveRunner:
         end = Event(DISCONNECT, self.clock.now(), data={"source": "livebot", "reason": "shutdown"})
         await self._handle([end], record=self.recorder is not None and self.recorder.is_open)
         await self._dispatch(self.engine.close())
+        if self.keeper is not None:  # the stream goes on without us: keep its state for a restart
+            self.keeper.save(self.engine, self._last)
         self.result.shed = Counter(self.queue.shed)
         if self.recorder is not None:
             self.recorder.close()

@@ -119,6 +119,11 @@ class Engine:
         self._run_due(None, out, with_timers=False)
         return out
 
+    def fresh(self, lifetime: dict[str, dict[str, Any]] | None = None) -> Engine:
+        """A new engine with these rules and settings and no session state (the next stream)."""
+        return Engine(self.rules, streak_silence_ms=self.streaks.silence_ms, dedup_window=self.dedup.window,
+                      lifetime=lifetime)
+
     def replace_rules(self, rules: RuleSet, now: int) -> None:
         """Swap in new rules; session state, cooldowns, open streaks and polls are kept."""
         self.rules = rules

@@ -1,0 +1,90 @@
+"""Keeps the running engine's state in the store: resume at start, a snapshot every few seconds,
+the stream folded into lifetime totals when it ends."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import structlog
+
+from bot.engine.core import Engine
+from bot.engine.snapshot import restore, snapshot
+from bot.store.sqlite import SqliteStore
+
+log = structlog.get_logger("bot.state")
+
+
+def session_summary(engine: Engine, room: str, ended: int, actions: Counter[str] | None = None) -> dict[str, Any]:
+    """A finished (or running) stream in numbers."""
+    st = engine.state
+    return {
+        "room": room, "started": st.started, "ended": ended,
+        "events": {k: v for k, v in st.counts.items() if v},
+        "diamonds": st.diamonds, "likes": st.likes, "peak_viewers": st.peak_viewers,
+        "viewers": len(st.viewers_by_key), "top_gifters": engine.board.top(10),
+        "actions": dict(actions or engine.fired),
+    }
+
+
+class StateKeeper:
+    def __init__(self, store: SqliteStore, room: str, *, every_ms: int = 5000,
+                 resume_within_ms: int = 30 * 60_000) -> None:
+        self.store = store
+        self.room = room
+        self.every_ms = every_ms
+        self.resume_within_ms = resume_within_ms
+        self._saved_at: int | None = None
+        self.saves = 0
+        self.failures = 0
+
+    def open(self, engine: Engine, now: int) -> Engine:
+        """The engine to run: a fresh one with lifetime totals, resuming the stream in progress if
+        its snapshot is recent; an old snapshot is a stream that never ended cleanly: finished first."""
+        engine = engine.fresh(self.store.lifetime())
+        found = self.store.load_snapshot(self.room)
+        if found is None:
+            return engine
+        saved_at, snap = found
+        try:
+            restore(engine, snap)
+        except ValueError as exc:
+            log.error("snapshot_unusable", room=self.room, error=str(exc))
+            return engine.fresh(self.store.lifetime())
+        if now - saved_at <= self.resume_within_ms:
+            log.info("resumed", room=self.room, saved_ms_ago=now - saved_at, viewers=len(engine.state.viewers_by_key),
+                     diamonds=engine.state.diamonds)
+            self._saved_at = now
+            return engine
+        log.info("finishing_stale_stream", room=self.room, saved_ms_ago=now - saved_at)
+        return self.finish(engine, saved_at)
+
+    def tick(self, engine: Engine, now: int) -> None:
+        if self._saved_at is None:
+            self._saved_at = now
+        elif now - self._saved_at >= self.every_ms:
+            self.save(engine, now)
+
+    def save(self, engine: Engine, now: int) -> None:
+        """Write the stream in progress (never raises: a locked or full database is logged and counted)."""
+        self._saved_at = now
+        if engine.state.started is None:
+            return
+        try:
+            self.store.save_snapshot(self.room, snapshot(engine), now)
+            self.saves += 1
+        except Exception as exc:  # sqlite3.Error, OSError
+            self.failures += 1
+            log.error("state_save_failed", error=f"{type(exc).__name__}: {exc}", failures=self.failures)
+
+    def finish(self, engine: Engine, now: int, actions: Counter[str] | None = None) -> Engine:
+        """The stream ended: fold it into lifetime totals; return a fresh engine for the next one."""
+        lifetime = engine.state.lifetime_snapshot()
+        if engine.state.started is not None:
+            changed = {k: lifetime[k] for k in engine.state.viewers_by_key}
+            try:
+                self.store.finish_session(self.room, changed, session_summary(engine, self.room, now, actions))
+            except Exception as exc:
+                self.failures += 1
+                log.error("state_finish_failed", error=f"{type(exc).__name__}: {exc}")
+        return engine.fresh(lifetime)
