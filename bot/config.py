@@ -48,6 +48,8 @@ class WebhookConfig:
     path: str = "/events"
     secret: str | None = None  # secret; also LIVEBOT_WEBHOOK_SECRET
     max_body: int = 1 << 20
+    max_events: int = 10_000
+    tolerance_ms: int = 300_000
     allow_unsigned: bool = False
 
 
@@ -74,6 +76,11 @@ class Config:
     state_db: Path | None = None  # SQLite file for lifetime totals and the stream in progress (None: off)
     state_save_ms: int = 5000
     state_resume_ms: int = 30 * 60_000
+    http_enabled: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = 8787
+    reload_watch: bool = True
+    reload_poll_ms: int = 1000
 
     def redacted(self) -> dict[str, Any]:
         """The config as plain data with every secret replaced by ``***`` (for logs)."""
@@ -198,12 +205,23 @@ SCHEMA: Schema = {
             "path": (("source", "webhook", "path"), _http_path),
             "secret": (("source", "webhook", "secret"), _optional_text),
             "max_body": (("source", "webhook", "max_body"), _count),
+            "max_events": (("source", "webhook", "max_events"), _count),
+            "tolerance": (("source", "webhook", "tolerance_ms"), _duration),
             "allow_unsigned": (("source", "webhook", "allow_unsigned"), _bool),
         },
     },
     "record": {
         "folder": (("record",), _optional_path),
         "flush_every": (("record_flush_ms",), _duration),
+    },
+    "http": {
+        "enabled": (("http_enabled",), _bool),
+        "host": (("http_host",), _text),
+        "port": (("http_port",), _port),
+    },
+    "reload": {
+        "watch": (("reload_watch",), _bool),
+        "poll": (("reload_poll_ms",), _duration),
     },
     "state": {
         "database": (("state_db",), _optional_path),

@@ -1,7 +1,9 @@
 """``livebot run``: the configured live source, the rules, the sinks and the recorder, until stopped.
 
-SIGTERM and SIGINT stop reading, drain what is queued through the rules and sinks, flush the
-recorder and exit 0.
+- SIGTERM / SIGINT: stop reading, drain what is queued through the rules and sinks, flush the
+  recorder and the state, exit 0.
+- SIGHUP, or a rule file changing on disk: reload the rules atomically (``bot.control.reload``).
+- The HTTP control server (``/healthz``, ``/metrics``, ``/status``) runs beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import structlog
 
 from bot.actions.dispatcher import Dispatcher
 from bot.config import Config
+from bot.control.reload import RuleReloader
+from bot.control.server import ControlServer
 from bot.engine.core import Engine
 from bot.engine.rules import RuleSet
 from bot.live import LiveResult, LiveRunner, LiveSource
@@ -47,6 +51,7 @@ def build_source(cfg: Config) -> LiveSource:
 
         wh = src.webhook
         return WebhookSource(secret=wh.secret, host=wh.host, port=wh.port, path=wh.path, max_body=wh.max_body,
+                             max_events=wh.max_events, tolerance_s=wh.tolerance_ms / 1000,
                              allow_unsigned=wh.allow_unsigned, room_id=cfg.room_id)
     raise ValueError(f"unknown source type {src.type!r}")
 
@@ -70,16 +75,30 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
                          resume_within_ms=cfg.state_resume_ms) if store else None
     runner = LiveRunner([source or build_source(cfg)], engine, dispatcher, recorder=recorder,
                         queue=EventQueue(cfg.queue_capacity), keeper=keeper)
+    reloader = RuleReloader(cfg.rules, ruleset, runner.replace_rules, poll_s=cfg.reload_poll_ms / 1000)
+    server = ControlServer(runner, host=cfg.http_host, port=cfg.http_port, reloader=reloader,
+                           config=cfg.redacted()) if cfg.http_enabled else None
+
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _stopper(runner, sig))
-    log.info("started", source=cfg.source.type, rules=len(ruleset.rules), record=str(cfg.record or ""))
+    handlers = {signal.SIGTERM: _stopper(runner, "SIGTERM"), signal.SIGINT: _stopper(runner, "SIGINT"),
+                signal.SIGHUP: lambda: reloader.reload("SIGHUP")}
+    for sig, handler in handlers.items():
+        loop.add_signal_handler(sig, handler)
+    watcher = asyncio.create_task(reloader.watch(runner.stop)) if cfg.reload_watch else None
     try:
+        if server is not None:
+            await server.start()
+        log.info("started", source=cfg.source.type, rules=len(ruleset.rules), record=str(cfg.record or ""),
+                 http=f"http://{cfg.http_host}:{server.port}/status" if server else "off")
         result = await runner.run()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in handlers:
             loop.remove_signal_handler(sig)
+        if watcher is not None:
+            watcher.cancel()
         await dispatcher.close()
+        if server is not None:
+            await server.stop()
         if store is not None:
             store.close()
     log.info("stopped", events=sum(result.events.values()), actions=sum(result.actions.values()),
@@ -87,8 +106,8 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     return result
 
 
-def _stopper(runner: LiveRunner, sig: signal.Signals):
+def _stopper(runner: LiveRunner, name: str):
     def stop() -> None:
-        log.info("stopping", signal=sig.name)
+        log.info("stopping", signal=name)
         runner.stop.set()
     return stop

@@ -9,6 +9,7 @@ nothing is waiting in the queue, so they never overtake an event that arrived be
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
@@ -19,12 +20,15 @@ from bot.actions.dispatcher import Dispatcher
 from bot.actions.model import Action
 from bot.clock import Clock, WallClock
 from bot.engine.core import Engine
-from bot.events.model import DISCONNECT, LIVE_END, Event
+from bot.control.metrics import Latency
+from bot.engine.rules import RuleSet
+from bot.events.model import CONNECT, DISCONNECT, LIVE_END, Event
 from bot.sources.queue import EventQueue, stamp  # noqa: F401 - stamp is what sources call
 from bot.sources.recorder import Recorder
 from bot.store.keeper import StateKeeper
 
 log = structlog.get_logger("bot.live")
+action_log = structlog.get_logger("bot.actions")
 IDLE_WAKE_S = 0.25  # how often the loop looks at stop requests and the recorder's flush clock
 
 
@@ -37,7 +41,8 @@ class LiveSource(Protocol):
 @dataclass
 class LiveResult:
     events: Counter[str] = field(default_factory=Counter)
-    actions: Counter[str] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)  # by rule
+    action_kinds: Counter[tuple[str, str]] = field(default_factory=Counter)  # by (rule, kind)
     shed: Counter[str] = field(default_factory=Counter)
 
 
@@ -55,6 +60,10 @@ class LiveRunner:
         self.batch = batch
         self.stop = asyncio.Event()
         self.result = LiveResult()
+        self.latency = Latency()
+        self.connected: dict[str, bool] = {}  # by source name, from connect/disconnect events
+        self.last_event_at: float | None = None  # monotonic time of the last viewer event
+        self.heartbeat = time.monotonic()  # the loop's last turn (a stalled loop fails /healthz)
         self._last = 0
 
     def _time(self, ev: Event) -> int:
@@ -68,6 +77,10 @@ class LiveRunner:
         for ev in batch:
             now = self._time(ev)
             self.result.events[ev.type] += 1
+            if ev.type == CONNECT or ev.type == DISCONNECT:
+                self.connected[str(ev.data.get("source", ""))] = ev.type == CONNECT
+            else:
+                self.last_event_at = time.monotonic()
             if record and self.recorder is not None:
                 self.recorder.write(ev)
             out += self.engine.feed(ev, now)
@@ -77,8 +90,16 @@ class LiveRunner:
             self._last = max(self._last, self.clock.now())
             out += self.engine.advance(self._last)
         await self._dispatch(out)
+        if batch:
+            done = self.clock.now()
+            for ev in batch:
+                self.latency.observe(max(0, done - ev.received) / 1000)  # type: ignore[operator]
         if self.keeper is not None:
             self.keeper.tick(self.engine, self._last)
+
+    def replace_rules(self, rules: RuleSet) -> None:
+        """Swap in reloaded rules; the stream's state is kept."""
+        self.engine.replace_rules(rules, self._last)
 
     def _end_stream(self, now: int) -> list[Action]:
         """The stream ended: what was open ends too (as at the end of a replay of its recording),
@@ -93,6 +114,9 @@ class LiveRunner:
     async def _dispatch(self, actions: list[Action]) -> None:
         if actions:
             self.result.actions.update(a.rule for a in actions)
+            self.result.action_kinds.update((a.rule, a.kind) for a in actions)
+            for a in actions:
+                action_log.info("action", rule=a.rule, kind=a.kind, user=a.user, event_id=a.event_id)
             await self.dispatcher.dispatch(actions)
 
     async def run(self) -> LiveResult:
@@ -106,6 +130,7 @@ class LiveRunner:
                 due = self.engine.next_deadline()
                 wait = IDLE_WAKE_S if due is None else min(IDLE_WAKE_S, max(0.0, (due - self.clock.now()) / 1000))
                 batch = await self.queue.get(timeout=wait, limit=self.batch)
+                self.heartbeat = time.monotonic()
                 await self._handle(batch)
                 if self.recorder is not None:
                     self.recorder.tick()

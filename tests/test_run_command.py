@@ -32,7 +32,8 @@ def write_config(tmp: Path, url: str) -> Path:
     (tmp / "rules.yaml").write_text(RULES)
     cfg = tmp / "config.yaml"
     cfg.write_text(f"rules: rules.yaml\nsinks:\n  console: true\n  jsonl: actions.jsonl\n"
-                   f"source:\n  type: websocket\n  websocket:\n    url: {url}\nrecord:\n  folder: sessions\n")
+                   f"source:\n  type: websocket\n  websocket:\n    url: {url}\nrecord:\n  folder: sessions\n"
+                   f"http:\n  port: 0\n")
     return cfg
 
 

@@ -1,0 +1,1 @@
+"""Operating the daemon: the HTTP control server (health, metrics, status), rule reloads."""

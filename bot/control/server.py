@@ -1,0 +1,97 @@
+"""One aiohttp server for the daemon: ``/healthz``, ``/metrics``, a status page, and whatever else
+mounts on it (the overlay, the webhook source). Bound to 127.0.0.1 unless configured otherwise.
+
+``/healthz`` answers 200 while the event loop turns (its last turn less than ``stall_s`` ago),
+with whether each source is connected and how old the last event is; 503 when the loop has
+stalled. A creator who is simply offline is not unhealthy: the source is polling.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from bot.control.metrics import CONTENT_TYPE, registry_for, render
+
+log = structlog.get_logger("bot.control")
+
+
+class ControlServer:
+    def __init__(self, runner: Any, *, host: str = "127.0.0.1", port: int = 8787, reloader: Any = None,
+                 stall_s: float = 10.0, config: dict[str, Any] | None = None) -> None:
+        self.runner = runner
+        self.host = host
+        self.port = port
+        self.reloader = reloader
+        self.stall_s = stall_s
+        self.config = config or {}  # redacted: shown on the status page
+        self.registry = registry_for(runner, reloader)
+        self.started = time.monotonic()
+        self.app = web.Application()
+        self.app.router.add_get("/healthz", self.healthz)
+        self.app.router.add_get("/metrics", self.metrics)
+        self.app.router.add_get("/status", self.status_page)
+        self._site_runner: web.AppRunner | None = None
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        r = self.runner
+        now = time.monotonic()
+        loop_age = now - r.heartbeat
+        ok = loop_age < self.stall_s
+        body = {
+            "status": "ok" if ok else "stalled",
+            "sources": {name: ("connected" if up else "disconnected") for name, up in r.connected.items()},
+            "last_event_age_s": None if r.last_event_at is None else round(now - r.last_event_at, 3),
+            "loop_age_s": round(loop_age, 3),
+            "queue_depth": len(r.queue),
+            "uptime_s": round(now - self.started, 1),
+        }
+        return ok, body
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        ok, body = self.health()
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=render(self.registry), headers={"Content-Type": CONTENT_TYPE})
+
+    async def status_page(self, request: web.Request) -> web.Response:
+        ok, health = self.health()
+        r = self.runner
+        rows = [("health", health["status"]), ("uptime", f"{health['uptime_s']:.0f} s"),
+                ("sources", ", ".join(f"{k}: {v}" for k, v in health["sources"].items()) or "none yet"),
+                ("last event", "none yet" if health["last_event_age_s"] is None else f"{health['last_event_age_s']} s ago"),
+                ("queue", f"{len(r.queue)} waiting (most ever {r.queue.high_water})"),
+                ("events", ", ".join(f"{t} {n}" for t, n in r.result.events.most_common()) or "none"),
+                ("actions", ", ".join(f"{t} {n}" for t, n in r.result.actions.most_common()) or "none"),
+                ("shed", ", ".join(f"{t} {n}" for t, n in r.queue.shed.items()) or "none"),
+                ("diamonds this stream", f"{r.engine.state.diamonds:,}"),
+                ("top gifters", " · ".join(f"{g['rank']}. {g['nickname']} ({g['diamonds']:,})"
+                                           for g in r.engine.board.top(5)) or "none yet")]
+        if self.reloader is not None:
+            rows.append(("rule reloads", f"{self.reloader.reloads} applied, {self.reloader.refused} refused"))
+            rows += [("rule problem", p) for p in self.reloader.last_problems[:20]]
+        body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+        page = (f"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5><title>livebot status</title>"
+                f"<style>body{{font:14px system-ui;margin:2em}}th{{text-align:left;padding-right:1em}}</style>"
+                f"<h1>livebot</h1><table>{body}</table><p><a href=/metrics>metrics</a> · <a href=/healthz>healthz</a>")
+        return web.Response(text=page, content_type="text/html")
+
+    async def start(self) -> int:
+        """Listen; returns the bound port (``port: 0`` picks a free one)."""
+        self._site_runner = web.AppRunner(self.app, access_log=None)
+        await self._site_runner.setup()
+        site = web.TCPSite(self._site_runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("http_listening", host=self.host, port=self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._site_runner is not None:
+            await self._site_runner.cleanup()
+            self._site_runner = None
