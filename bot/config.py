@@ -164,7 +164,9 @@ def _http_path(v: Any, base: Path) -> str:
 
 
 def _choice(*options: str) -> Parser:
-    def parse(v: Any, base: Path) -> str:
+    def parse(v: Any, base: Path) -> str | None:
+        if v is None:
+            return None
         if v not in options:
             raise ValueError(f"must be one of: {', '.join(options)}{did_you_mean(str(v), options) if isinstance(v, str) else ''}")
         return v

@@ -15,6 +15,7 @@ from pathlib import Path
 import structlog
 
 from bot.actions.dispatcher import Dispatcher
+from bot.clock import Clock
 from bot.config import Config
 from bot.control.reload import RuleReloader
 from bot.control.server import ControlServer
@@ -64,8 +65,9 @@ def build_sinks(cfg: Config, out: Path | None = None) -> list[Sink]:
 
 
 async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None = None,
-                     sinks: list[Sink] | None = None) -> LiveResult:
-    """Run until a signal or the source ends; returns what was counted."""
+                     sinks: list[Sink] | None = None, clock: Clock | None = None) -> LiveResult:
+    """Run until a signal or the source ends; returns what was counted. ``clock`` is the wall
+    clock unless given (the soak benchmark drives it with a virtual one)."""
     engine = Engine(ruleset, streak_silence_ms=cfg.streak_silence_ms, dedup_window=cfg.dedup_window)
     dispatcher = Dispatcher(build_sinks(cfg) if sinks is None else sinks)
     recorder = Recorder(cfg.record, room=cfg.room_id or (cfg.source.type or "live"),
@@ -74,7 +76,7 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     keeper = StateKeeper(store, cfg.room_id or cfg.source.type or "live", every_ms=cfg.state_save_ms,
                          resume_within_ms=cfg.state_resume_ms) if store else None
     runner = LiveRunner([source or build_source(cfg)], engine, dispatcher, recorder=recorder,
-                        queue=EventQueue(cfg.queue_capacity), keeper=keeper)
+                        queue=EventQueue(cfg.queue_capacity), keeper=keeper, clock=clock)
     reloader = RuleReloader(cfg.rules, ruleset, runner.replace_rules, poll_s=cfg.reload_poll_ms / 1000)
     server = ControlServer(runner, host=cfg.http_host, port=cfg.http_port, reloader=reloader,
                            config=cfg.redacted()) if cfg.http_enabled else None

@@ -32,3 +32,28 @@ def test_paths_are_relative_to_the_config_file(tmp_path):
     path.write_text("rules: my-rules\nsinks:\n  jsonl: out/actions.jsonl\nengine:\n  streak_silence: 3s\n")
     cfg = load_config(path)
     assert (cfg.rules, cfg.jsonl, cfg.streak_silence_ms) == (tmp_path / "my-rules", tmp_path / "out/actions.jsonl", 3000)
+
+
+def test_the_example_documents_every_key():
+    import yaml
+
+    from bot.config import SCHEMA
+
+    doc = yaml.safe_load(open("config.example.yaml", encoding="utf-8"))
+
+    def walk(schema, section, prefix):
+        for key, spec in schema.items():
+            assert key in section, f"config.example.yaml lacks '{prefix}{key}'"
+            if isinstance(spec, dict):
+                walk(spec, section[key], f"{prefix}{key}.")
+
+    walk(SCHEMA, doc, "")
+
+
+def test_secrets_come_from_the_environment_and_never_show(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("source:\n  type: webhook\n")
+    cfg = load_config(path, env={"LIVEBOT_WEBHOOK_SECRET": "s3cret", "SIGN_API_KEY": "k3y"})
+    assert cfg.source.webhook.secret == "s3cret" and cfg.source.tiktok.sign_api_key == "k3y"
+    shown = repr(cfg.redacted())
+    assert "s3cret" not in shown and "k3y" not in shown and "***" in shown
