@@ -39,6 +39,7 @@ class TikTokConfig:
     sign_api_key: str | None = None  # secret; also SIGN_API_KEY
     stop_on_live_end: bool = True
     offline_poll_ms: int = 60_000
+    rate_limit_wait_ms: int = 60_000
 
 
 @dataclass
@@ -200,6 +201,7 @@ SCHEMA: Schema = {
             "sign_api_key": (("source", "tiktok", "sign_api_key"), _optional_text),
             "stop_on_live_end": (("source", "tiktok", "stop_on_live_end"), _bool),
             "offline_poll": (("source", "tiktok", "offline_poll_ms"), _duration),
+            "rate_limit_wait": (("source", "tiktok", "rate_limit_wait_ms"), _duration),
         },
         "webhook": {
             "host": (("source", "webhook", "host"), _text),

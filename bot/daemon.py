@@ -46,7 +46,8 @@ def build_source(cfg: Config) -> LiveSource:
 
         tt = src.tiktok
         return TikTokSource(tt.unique_id, sign_api_key=tt.sign_api_key, stop_on_live_end=tt.stop_on_live_end,
-                            offline_poll_s=tt.offline_poll_ms / 1000, room_id=cfg.room_id)
+                            offline_poll_s=tt.offline_poll_ms / 1000, rate_limit_wait_s=tt.rate_limit_wait_ms / 1000,
+                            room_id=cfg.room_id)
     if src.type == "webhook":
         from bot.sources.webhook import WebhookSource
 
