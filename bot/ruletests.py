@@ -41,6 +41,19 @@ MATCH_KEYS = ("at", "kind", "rule", "user", "text", "match")
 CASE_KEYS = ("name", "events", "expect", "absent", "exact", "until")
 USER_FIELDS = ("user_id", "unique_id", "nickname", "follow_role", "is_moderator", "is_subscriber", "gifter_level")
 EVENT_KEYS = ("at", "type", "user", "msg_id") + tuple(sorted({f for fs in DATA_FIELDS.values() for f in fs}))
+# What each field of a test event or user must be: ("text" | "bool" | "int", lowest, highest, may be null)
+FIELD_TYPES: dict[str, tuple[str, int | None, int | None, bool]] = {
+    "text": ("text", None, None, False), "name": ("text", None, None, False), "group_id": ("text", None, None, False),
+    "kind": ("text", None, None, False), "source": ("text", None, None, False), "reason": ("text", None, None, False),
+    "msg_id": ("text", None, None, False),
+    "gift_id": ("int", 0, None, False), "diamonds": ("int", 0, None, False), "count": ("int", 1, None, False),
+    "gift_type": ("int", 0, None, False), "streak_end": ("bool", None, None, False), "total": ("int", 0, None, False),
+    "months": ("int", 0, None, False), "rank": ("int", 1, None, False), "previous_rank": ("int", 1, None, True),
+    "user_id": ("text", None, None, False), "unique_id": ("text", None, None, False),
+    "nickname": ("text", None, None, False), "follow_role": ("int", 0, 2, False),
+    "is_moderator": ("bool", None, None, False), "is_subscriber": ("bool", None, None, False),
+    "gifter_level": ("int", 0, None, False),
+}
 
 
 class TestFileError(ValueError):
@@ -112,6 +125,21 @@ def format_action(a: Action) -> str:
 
 # -- reading test files --------------------------------------------------------------------------
 
+def _shown(value: Any) -> str:
+    """A value as the test file wrote it, for messages: ``'5'`` (text), ``a list``."""
+    if isinstance(value, str):
+        return f"text ({value[:40]!r})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
 def _empty() -> YList:
     out = YList()
     out.item_pos = []
@@ -121,10 +149,15 @@ def _empty() -> YList:
 class _Reader:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.problems: list[str] = []
+        self.found: list[tuple[Pos, str]] = []
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem, in line order."""
+        return [f"{pos}: {message}" for pos, message in sorted(self.found, key=lambda f: (f[0].line, f[0].col))]
 
     def problem(self, pos: Pos, message: str) -> None:
-        self.problems.append(f"{pos}: {message}")
+        self.found.append((pos, message))
 
     def keys(self, m: YMap, known: tuple[str, ...], what: str) -> None:
         for key in m:
@@ -137,6 +170,58 @@ class _Reader:
         except ValueError as exc:
             self.problem(m.value_pos[key], str(exc))
             return None
+
+    def typed(self, m: YMap, key: str) -> tuple[bool, Any]:
+        """``(ok, value)`` for an event or user field, checked against FIELD_TYPES; numbers are
+        accepted as text."""
+        kind, low, high, nullable = FIELD_TYPES[key]
+        value = m[key]
+        if value is None and nullable:
+            return True, None
+        if kind == "text":
+            if isinstance(value, str):
+                return True, value
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return True, str(value)
+            self.problem(m.value_pos[key], f"'{key}' must be text, not {_shown(value)}")
+        elif kind == "bool":
+            if isinstance(value, bool):
+                return True, value
+            self.problem(m.value_pos[key], f"'{key}' must be true or false, not {_shown(value)}")
+        else:
+            if isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low) and (
+                    high is None or value <= high):
+                return True, value
+            bounds = "" if low is None else f" from {low} to {high}" if high is not None else f" of at least {low}"
+            self.problem(m.value_pos[key], f"'{key}' must be a whole number{bounds}"
+                         + (" or null" if nullable else "") + f", not {_shown(value)}")
+        return False, None
+
+    def user(self, who: Any, m: YMap) -> tuple[bool, User | None]:
+        if who is None:
+            return True, None
+        if isinstance(who, (str, int)) and not isinstance(who, bool):
+            return True, User(user_id=f"id-{who}", unique_id=str(who), nickname=str(who))
+        if not isinstance(who, YMap):
+            self.problem(m.value_pos["user"], "'user' is a name such as ana, or a mapping of "
+                         + ", ".join(USER_FIELDS) + f"; not {_shown(who)}")
+            return False, None
+        self.keys(who, USER_FIELDS, "user")
+        fields: dict[str, Any] = {}
+        ok = True
+        for key in USER_FIELDS:
+            if key in who:
+                good, fields[key] = self.typed(who, key)
+                ok = ok and good
+        if not ok:
+            return False, None
+        name = fields.get("unique_id") or fields.get("nickname") or "viewer"
+        fields = {"user_id": f"id-{name}", "unique_id": name, "nickname": name, **fields}
+        try:
+            return True, User.from_dict(fields)
+        except (TypeError, ValueError) as exc:
+            self.problem(m.value_pos["user"], str(exc))
+            return False, None
 
     def matcher(self, m: Any, pos: Pos) -> Matcher | None:
         if not isinstance(m, YMap):
@@ -162,33 +247,37 @@ class _Reader:
             return None
         self.keys(m, EVENT_KEYS, "event")
         at = self.duration(m, "at")
-        if m["type"] not in EVENT_TYPES:
-            self.problem(m.value_pos["type"], f"unknown event type '{m['type']}'"
-                         + did_you_mean(str(m["type"]), sorted(EVENT_TYPES)))
+        kind = m["type"]
+        if not isinstance(kind, str):
+            self.problem(m.value_pos["type"], f"'type' is one event type such as gift, not {_shown(kind)}")
             return None
-        if at is None:
+        if kind not in EVENT_TYPES:
+            self.problem(m.value_pos["type"], f"unknown event type '{kind}'" + did_you_mean(kind, sorted(EVENT_TYPES)))
             return None
-        who = m.get("user")
-        if isinstance(who, str):
-            user: User | None = User(user_id=f"id-{who}", unique_id=who, nickname=who)
-        elif isinstance(who, YMap):
-            self.keys(who, USER_FIELDS, "user")
-            name = str(who.get("unique_id", who.get("nickname", "viewer")))
-            fields = {"user_id": f"id-{name}", "unique_id": name, "nickname": name, **who}
-            user = User.from_dict(fields)
-        else:
-            user = None
-        data = {k: m[k] for k in DATA_FIELDS.get(m["type"], ()) if k in m}
-        if m["type"] in ("gift", "gift_progress"):
+        ok, user = self.user(m.get("user"), m)
+        fields = DATA_FIELDS.get(kind, ())
+        data = {}
+        for key in m:
+            if key in fields:
+                good, data[key] = self.typed(m, key)
+                ok = ok and good
+            elif key in EVENT_KEYS and key not in ("at", "type", "user", "msg_id"):
+                self.problem(m.key_pos[key], f"'{key}' is not a field of {kind} events"
+                             + (f" (they have: {', '.join(fields)})" if fields else " (they have none)"))
+                ok = False
+        msg_ok, msg_id = self.typed(m, "msg_id") if "msg_id" in m else (True, f"t{seq}")
+        if at is None or not ok or not msg_ok:
+            return None
+        if kind in ("gift", "gift_progress"):
             data.setdefault("name", "Rose")
             data.setdefault("gift_id", zlib.crc32(str(data["name"]).encode()) % 100_000)
             data.setdefault("diamonds", 1)
             data.setdefault("count", 1)
             data.setdefault("gift_type", 2)
             data.setdefault("streak_end", False)
-        if m["type"] == "chat":
+        if kind == "chat":
             data.setdefault("text", "")
-        return Event(type=m["type"], ts=T0 + at, msg_id=str(m.get("msg_id", f"t{seq}")), user=user, data=data)
+        return Event(type=kind, ts=T0 + at, msg_id=msg_id, user=user, data=data)
 
     def case(self, m: Any, pos: Pos) -> Case | None:
         if not isinstance(m, YMap):
@@ -209,6 +298,8 @@ class _Reader:
                 raw = _empty()
             lists[key] = [x for x_raw, p in zip(raw, raw.item_pos) if (x := self.matcher(x_raw, p)) is not None]
         until = self.duration(m, "until") if "until" in m else None
+        if not isinstance(m.get("exact", False), bool):
+            self.problem(m.value_pos["exact"], f"'exact' must be true or false, not {_shown(m['exact'])}")
         return Case(name=str(m.get("name", f"case at line {m.pos.line}")), pos=m.pos, events=events,
                     expect=lists["expect"], absent=lists["absent"], exact=m.get("exact") is True,
                     until=None if until is None else T0 + until)
@@ -296,7 +387,13 @@ def run_paths(paths: list[Path], out=print) -> int:
                 out("\n".join(f"ERROR {p}" for p in exc.problems))
                 continue
             for case in cases:
-                result = run_case(case, ruleset)
+                try:
+                    result = run_case(case, ruleset)
+                except Exception as exc:  # a bug, not the test's fault: report it and go on
+                    failed += 1
+                    out(f"FAIL {case.pos.file}:{case.pos.line}: {case.name}\n"
+                        f"  - the run stopped with {type(exc).__name__}: {exc}")
+                    continue
                 if result.ok:
                     passed += 1
                 else:

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bot.cli import main
+from bot.engine import views
+from bot.engine.core import Engine
 from bot.engine.loader import RuleLoadError, load_rules, load_rules_text
-from bot.testing import chat, run_events
+from bot.engine.templates import ENV
+from bot.engine.views import event_fields
+from bot.events.model import DATA_FIELDS, EVENT_TYPES, Event
+from bot.testing import chat, run_events, user
 
 
 def problems(text: str) -> list[str]:
@@ -111,8 +116,8 @@ def test_bad_values():
     do: [{say: x}]
 """
     found = problems(text)
-    assert [p.split(": ", 1)[0] for p in found] == ["r.yaml:5:15", "r.yaml:6:11", "r.yaml:4:15", "r.yaml:7:11",
-                                                    "r.yaml:10:12"]
+    assert [p.split(": ", 1)[0] for p in found] == ["r.yaml:4:15", "r.yaml:5:15", "r.yaml:6:11", "r.yaml:7:11",
+                                                    "r.yaml:10:12"]  # in line order
 
 
 def test_yaml_syntax_error_has_a_position():
@@ -152,3 +157,143 @@ def test_validate_command_names_file_and_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"{bad}:4:11: rule a: in 'when':")
     assert main(["validate", "rules"]) == 0
+
+
+def test_unknown_filters_and_tests_are_load_errors_with_positions(tmp_path, capsys):
+    text = """rules:
+  - id: a
+    on: chat
+    when: event.text is palindrome
+    merge: "{{ names | joinn }}"
+    do:
+      - say: "{{ event.text | upperr }}"
+      - set: {var: x, value: "{{ event.text | lenght }}"}
+      - say: "{% if event.text %}{{ event.text | titel }}{% endif %}"
+"""
+    assert problems(text) == [
+        "r.yaml:4:11: rule a: in 'when': unknown test 'palindrome' (known: " + ", ".join(sorted(ENV.tests)) + ")",
+        "r.yaml:5:12: rule a: in text: unknown filter 'joinn' (did you mean 'join'?)",
+        "r.yaml:7:14: rule a: in text: unknown filter 'upperr' (did you mean 'upper'?)",
+        "r.yaml:8:30: rule a: in text: unknown filter 'lenght' (did you mean 'length'?)",
+        "r.yaml:9:14: rule a: in text: unknown filter 'titel' (did you mean 'title'?)",
+    ]
+    (tmp_path / "bad.yaml").write_text(text)
+    assert main(["validate", str(tmp_path / "bad.yaml")]) == 1  # no traceback
+    assert capsys.readouterr().out.splitlines()[2] == (
+        f"{tmp_path / 'bad.yaml'}:7:14: rule a: in text: unknown filter 'upperr' (did you mean 'upper'?)")
+
+
+def test_misspelled_fields_are_load_errors():
+    text = """rules:
+  - id: a
+    on: chat
+    when: event.txt
+    do:
+      - say: "{{ user.nicknam }}"
+      - say: "{{ user.lifetime.diamondz }}"
+      - say: "{{ event['txt'] }}"
+  - id: b
+    on: gift
+    do: [{say: "{{ event.text }}"}]
+  - id: c
+    every: 10m
+    do: [{say: "{{ stats.chatz }}"}]
+  - id: d
+    command: "!quiz"
+    do: [{quiz: {text: q, answer: a, win: "{{ winner.nickame }}"}}]
+"""
+    assert problems(text) == [
+        "r.yaml:4:11: rule a: in 'when': unknown field 'event.txt' for chat events (did you mean 'event.text'?)",
+        "r.yaml:6:14: rule a: in text: unknown field 'user.nicknam' (did you mean 'user.nickname'?)",
+        "r.yaml:7:14: rule a: in text: unknown field 'user.lifetime.diamondz' (did you mean 'user.lifetime.diamonds'?)",
+        "r.yaml:8:14: rule a: in text: unknown field 'event.txt' for chat events (did you mean 'event.text'?)",
+        "r.yaml:11:16: rule b: in text: unknown field 'event.text' for gift events (known: type, ts, msg_id, "
+        "room_id, gift_id, name, diamonds, count, gift_type, streak_end, group_id, total_diamonds, flushed)",
+        "r.yaml:14:16: rule c: in text: unknown field 'stats.chatz' (did you mean 'stats.chats'?)",
+        "r.yaml:17:43: rule d: in text: unknown field 'winner.nickame' (did you mean 'winner.nickname'?)",
+    ]
+
+
+def test_fields_that_may_be_there_are_fine():
+    text = """rules:
+  - id: a
+    on: [chat, gift]
+    when: event.text is defined or event.count > 1
+    do:
+      - say: >-
+          {{ event.text }} {{ event.get('txt', '') }} {{ event.count | default(1) }} {{ event.flushed | d(false) }}
+          {{ user.lifetime.diamonds }} {{ user.lifetime.sessions }} {{ user.vars.points | default(0) }}
+          {{ user.items() | list | length }} {{ user.nickname.upper() }} {{ vars.anything }}
+          {% set e = event %}{{ e.whatever | default('') }} {{ leaderboard[0].nickname if leaderboard else '' }}
+  - id: b
+    on: gift
+    milestones: {of: user.diamonds, at: [10]}
+    tiers: [{min: 0, name: any, do: [{say: "{{ tier.name }} {{ milestone }} {{ since.gift }} {{ rule.fired }}"}]}]
+"""
+    ruleset = load_rules_text(text)
+    assert [r.id for r in ruleset.rules] == ["a", "b"]
+
+
+def test_the_known_fields_are_those_the_engine_gives():
+    engine = Engine(load_rules_text("rules: []\n"))
+    values = {"text": "x", "name": "Rose", "diamonds": 1, "count": 2, "gift_id": 1, "gift_type": 2,
+              "streak_end": True, "group_id": "g", "total": 3, "months": 1, "kind": "k", "rank": 1,
+              "previous_rank": None, "source": "s", "reason": "r"}
+    for kind in sorted(EVENT_TYPES):
+        ev = Event(kind, 0, "room", "m1", user("ana"), {f: values[f] for f in DATA_FIELDS.get(kind, ())})
+        engine.state.record(ev, 0)
+        context = engine._event_context(ev, [])
+        optional = {"flushed", "error"}  # only on flushed streaks and malformed bundle messages
+        assert set(context["event"]) <= set(event_fields(kind)) <= set(context["event"]) | optional, kind
+    assert set(context["user"]) == set(views.USER)
+    assert set(context["user"]["lifetime"]) == set(views.USER["lifetime"])
+    assert set(engine.state.stats_view(0)) == set(views.STATS)
+    rule = load_rules_text("rules:\n  - {id: r, on: chat, do: [{say: '{{ since.ms }}'}]}\n").rules[0]
+    assert set(engine._since_view(rule, 0)) == set(views.SINCE)
+
+
+def test_problems_are_listed_file_by_file_in_line_order(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text(
+        "rules:\n  - id: a\n    on: chat\n    cooldown: soon\n    priority: high\n"
+        "    do: [{say: '{{ snippets.nope }}'}]\n")
+    (tmp_path / "b.yaml").write_text("rules:\n  - id: b\n    on: chatt\n    do: [{say: x}]\n")
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert [line.split(": ", 1)[0] for line in out.splitlines()] == [
+        f"{tmp_path / 'a.yaml'}:4:15", f"{tmp_path / 'a.yaml'}:5:15", f"{tmp_path / 'a.yaml'}:6:16",
+        f"{tmp_path / 'b.yaml'}:3:9"]
+
+
+def test_a_nul_byte_is_an_error_with_a_position():
+    assert problems("rules:\n  - id: a\n    on: chat\n    do: [{say: 'a\x00b'}]\n") == [
+        "r.yaml:4:18: YAML: character #x0000 is not allowed: control characters such as NUL cannot appear in YAML"]
+
+
+def test_errors_in_block_texts_point_at_their_line():
+    text = """rules:
+  - id: a
+    on: chat
+    when: |
+      event.text and
+      evnt.count > 1
+    do:
+      - say: |
+          Hello {{ user.nickname }},
+          welcome {{ user.nickname }
+"""
+    assert problems(text) == [
+        "r.yaml:6:7: rule a: in 'when': unknown variable 'evnt' (known: args, event, leaderboard, milestone, rule, "
+        "since, snippets, sponsor, stats, tier, user, vars)",
+        "r.yaml:10:11: rule a: in text: unexpected '}'",
+    ]
+
+
+def test_a_broken_condition_is_explained_in_its_own_terms():
+    def when(expr: str) -> str:
+        [problem] = problems(f"rules:\n  - id: a\n    on: gift\n    when: {expr}\n    do: [{{say: x}}]\n")
+        return problem.split("in 'when': ", 1)[1]
+
+    assert when("event.count >") == "'event.count >' is incomplete"
+    assert when("(event.count > 1") == "'(event.count > 1' is incomplete: expected ')'"
+    assert when("event.count > 1)") == "unexpected ')'"
+    assert when("event.count 1") == "unexpected '1' after a complete expression (a missing operator, 'and' or 'or'?)"

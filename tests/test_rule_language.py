@@ -3,6 +3,8 @@ permissions, leaderboard, sponsors, the chat budget, variables, state and organi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.engine.core import Engine
@@ -185,12 +187,39 @@ rules:
         "a is now #1 with 10", "b is now #2 with 5", "c is now #1 with 21", "c 21, a 10"]
 
 
+def readme_block(heading: str, lang: str = "yaml") -> str:
+    """The first ``lang`` code block under a README heading (so the README's examples stay true)."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    start = section.index(f"```{lang}\n") + len(f"```{lang}\n")
+    return section[start:section.index("```", start)]
+
+
+def test_the_readme_perk_fires_once_per_viewer_past_1000_diamonds():
+    r = rules(readme_block("### Leaderboard, shout-outs and perks"))
+    events = [gift(0, "Corgi", 299, 2, "ana"), gift(1000, "Corgi", 299, 2, "ana"),  # 598, then 1196
+              gift(2000, "Galaxy", 1000, 1, "ana"),  # 2196: no second perk
+              gift(3000, "Galaxy", 1000, 1, "bob"), gift(4000, "Rose", 1, 1, "cleo")]
+    perks = [(a.ts, a.user, a.text) for a in run_events(events, r) if a.rule == "vip-perk"]
+    assert perks == [(1000, "ana", "Personal thank-you video for ana"),
+                     (3000, "bob", "Personal thank-you video for bob")]
+    [perk] = [a for a in run_events(events[:2], r) if a.rule == "vip-perk"]
+    assert perk.kind == "perk" and perk.data == {}  # a kind of your own, for your sinks
+
+
 # -- sponsors -------------------------------------------------------------------------------------
 
 def test_a_sponsor_rule_without_a_disclosure_is_refused():
     with pytest.raises(RuleLoadError) as info:
         rules("  - id: s\n    every: 20m\n    sponsor: {name: Acme, code: LIVE10}\n    do: [{say: buy}]\n")
     assert "needs a 'disclosure'" in info.value.problems[0] and info.value.problems[0].startswith("<rules>:4:14:")
+
+
+def test_a_sponsor_rule_needs_max_per_hour():
+    with pytest.raises(RuleLoadError) as info:
+        rules("  - id: s\n    command: '!code'\n    sponsor: {name: Acme, disclosure: '#ad'}\n    do: [{say: buy}]\n")
+    assert info.value.problems == [
+        "<rules>:4:14: rule s: a sponsor segment needs 'max_per_hour': at most how many times an hour it may run"]
 
 
 def test_sponsor_segments_carry_the_disclosure_and_respect_max_per_hour():
@@ -203,6 +232,7 @@ def test_sponsor_segments_carry_the_disclosure_and_respect_max_per_hour():
       - say: "{{ sponsor.name }}: 10% off with {{ sponsor.code }} at {{ sponsor.link }}"
   - id: code
     command: "!code"
+    max_per_hour: 10
     sponsor: {name: Acme Energy, disclosure: "#ad", code: LIVE10}
     do: [{say: "Code {{ sponsor.code }} {{ sponsor.disclosure }}"}]
 """)
@@ -243,6 +273,41 @@ def test_a_burst_of_gifts_does_not_flood_chat_big_gifts_first_then_merged():
     assert says == [(0, "Thank you u0 for Rose"), (1, "Thank you u1 for Rose"),
                     (10_001, "Thank you whale for Galaxy"),  # 6/min = one line per 10 s; worth first
                     (20_000, "Thank you u2, u3, u4 and 1 other for the gifts!")]
+
+
+def test_a_burst_of_unequal_gifts_is_merged_with_only_the_biggest_alone():
+    # twelve gifts of 1-99 diamonds at once, 20 lines a minute with a burst of 5 (the starter pack's)
+    r = load_rules_text("""
+settings:
+  chat: {per_minute: 20, burst: 5}
+rules:
+  - id: thanks
+    on: gift
+    merge: "Thank you {{ names }} for the gifts!"
+    do: [{say: "Thank you {{ user.nickname }} for {{ event.total_diamonds }}"}]
+""")
+    worth = [5, 17, 99, 1, 30, 12, 64, 3, 45, 8, 22, 71]
+    engine = Engine(r)
+    actions = run_events([gift(0, "Rose", d, 1, f"u{i}") for i, d in enumerate(worth)], r, engine=engine)
+    assert [(a.ts, a.text) for a in actions] == [
+        (0, "Thank you u0 for 5"), (0, "Thank you u1 for 17"), (0, "Thank you u2 for 99"), (0, "Thank you u3 for 1"),
+        (0, "Thank you u4 for 30"),  # the burst allowance
+        (3000, "Thank you u11 for 71"),  # the biggest of those that waited, alone
+        (6000, "Thank you u6, u8, u10 and 3 others for the gifts!"),  # the other six, biggest first
+    ]
+    assert actions[-1].data == {"merged": 6, "users": ["u6", "u8", "u10", "u5", "u9", "u7"]}
+    assert engine.budget.counters["merged"] == 6 and engine.budget.waiting == 0
+
+
+def test_a_bigger_gift_later_in_a_burst_still_gets_its_own_line():
+    events = ([gift(i, "Rose", 1, 1, f"u{i}") for i in range(2)]  # the burst allowance (2)
+              + [gift(2, "Doughnut", 30, 1, "d"), gift(3, "Rose", 1, 1, "r1"), gift(4, "Rose", 1, 1, "r2")]
+              + [gift(12_000, "Galaxy", 1000, 1, "whale"), gift(12_001, "Rose", 1, 1, "r3")])
+    says = [(a.ts, a.text) for a in run_events(events, BUDGET) if a.kind == "say"]
+    assert says == [(0, "Thank you u0 for Rose"), (1, "Thank you u1 for Rose"),
+                    (10_000, "Thank you d for Doughnut"),  # the biggest waiting: alone
+                    (20_000, "Thank you whale for Galaxy"),  # bigger than that, came later: alone too
+                    (30_000, "Thank you r1, r2 and r3 for the gifts!")]
 
 
 def test_identical_lines_within_the_dedup_window_are_dropped():

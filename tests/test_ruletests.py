@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.ruletests import run_paths
 
 RULES = """rules:
@@ -70,17 +72,72 @@ tests:
 """)
     assert code == 1
     case = tmp_path / "t" / "case.yaml"
-    assert out.splitlines() == [
-        f"ERROR {case}:5:5: unknown test case key 'expct' (did you mean 'expect'?)",
+    assert out.splitlines() == [  # in line order
         f"ERROR {case}:4:19: bad duration 'soon': use a number with ms, s, m, h or d, e.g. 90s, 10m, 1h30m",
         f"ERROR {case}:4:31: unknown event type 'gfit' (did you mean 'gift'?)",
+        f"ERROR {case}:5:5: unknown test case key 'expct' (did you mean 'expect'?)",
         "0 passed, 0 failed, 1 file error(s)",
     ]
 
 
-def test_the_starter_pack_tests_pass():
-    from pathlib import Path
+def test_badly_typed_event_fields_are_errors_with_positions_and_the_run_goes_on(tmp_path):
+    (tmp_path / "r.yaml").write_text(RULES)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a_bad.yaml").write_text("""rules: ../r.yaml
+tests:
+  - name: bad types
+    events:
+      - {at: 0s, type: gift, user: ana, diamonds: "5"}
+      - {at: 1s, type: gift, user: ana, diamonds: lots}
+      - {at: 2s, type: gift, user: {follow_role: high}}
+      - {at: 3s, type: gift, user: [a, b]}
+      - {at: 4s, type: chat, user: {is_moderator: yes}, diamonds: 5}
+      - {at: 5s, type: [gift], count: 0}
+      - {at: 6s, type: gift, count: 0, streak_end: 1}
+    expect: []
+    exact: yes
+""")
+    (tmp_path / "t" / "b_good.yaml").write_text("""rules: ../r.yaml
+tests:
+  - name: numbers are fine as names and text
+    events: [{at: 0s, type: gift, user: {unique_id: 42, follow_role: 2, gifter_level: 3}, diamonds: 5, msg_id: 7}]
+    expect: [{text: thanks 42}]
+    exact: true
+""")
+    lines: list[str] = []
+    assert run_paths([tmp_path / "t"], out=lines.append) == 1
+    bad = tmp_path / "t" / "a_bad.yaml"
+    assert lines == ["\n".join([
+        f"ERROR {bad}:5:51: 'diamonds' must be a whole number of at least 0, not text ('5')",
+        f"ERROR {bad}:6:51: 'diamonds' must be a whole number of at least 0, not text ('lots')",
+        f"ERROR {bad}:7:50: 'follow_role' must be a whole number from 0 to 2, not text ('high')",
+        f"ERROR {bad}:8:36: 'user' is a name such as ana, or a mapping of user_id, unique_id, nickname, "
+        "follow_role, is_moderator, is_subscriber, gifter_level; not a list",
+        f"ERROR {bad}:9:51: 'is_moderator' must be true or false, not text ('yes')",
+        f"ERROR {bad}:9:57: 'diamonds' is not a field of chat events (they have: text)",
+        f"ERROR {bad}:10:24: 'type' is one event type such as gift, not a list",
+        f"ERROR {bad}:11:37: 'count' must be a whole number of at least 1, not 0",
+        f"ERROR {bad}:11:52: 'streak_end' must be true or false, not 1",
+        f"ERROR {bad}:13:12: 'exact' must be true or false, not text ('yes')",
+    ]), "1 passed, 0 failed, 1 file error(s)"]
 
+
+def test_the_starter_pack_tests_pass():
     lines: list[str] = []
     assert run_paths([Path("rules/tests")], out=lines.append) == 0, "\n".join(lines)
     assert lines[-1].endswith("passed, 0 failed") and not lines[-1].startswith("0 passed")
+
+
+def test_the_readme_python_example_is_true(monkeypatch):
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Testing rules in Python"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("```", start)]
+    monkeypatch.chdir(root)  # the example names "rules/"
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    tests = [f for name, f in namespace.items() if name.startswith("test_")]
+    assert tests
+    for test in tests:
+        test()

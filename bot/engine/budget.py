@@ -2,9 +2,11 @@
 
 Lines beyond the budget wait in a queue ordered by what they are worth (the gift's diamonds,
 then the rule's priority). A line that waited longer than ``max_wait`` is stale and dropped, and
-when more lines wait than ``per_minute`` the least valuable is dropped; both are counted. When a rule has a ``merge`` text, its lines that waited together
-go out as one line ("Thank you ana, bob and 3 others!"). Identical lines within the dedup
-window are dropped and counted. Time is the engine's: the queue drains on ``release(now)``.
+when more lines wait than ``per_minute`` the least valuable is dropped; both are counted. When a
+rule has a ``merge`` text, its lines that wait together go out as one line ("Thank you ana, bob and
+3 others!"), except the most valuable one of the burst, which still goes out alone, first. Identical
+lines within the dedup window are dropped and counted. Time is the engine's: the queue drains on
+``release(now)``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class ChatBudget:
         self._queue: list[_Waiting] = []
         self._seq = 0
         self._sent_at: dict[str, int] = {}
+        # merge rules whose burst has had its line sent alone: rule id -> that line's sort key[0]
+        # (minus its worth). Forgotten when none of the rule's lines wait any more.
+        self._lead: dict[str, float] = {}
         self.counters: Counter[str] = Counter()  # queued, merged, deduplicated
 
     @property
@@ -104,17 +109,34 @@ class ChatBudget:
             first = heapq.heappop(self._queue)
             batch = [first]
             if first.merge is not None:
-                same = [w for w in self._queue if w.action.rule == first.action.rule]
-                # The most valuable line of a burst goes out alone; the rest are merged.
-                if same and first.sort_key[0] >= min(w.sort_key[0] for w in same):
-                    self._queue = [w for w in self._queue if w.action.rule != first.action.rule]
-                    heapq.heapify(self._queue)
-                    batch += sorted(same)
+                batch += self._merge_with(first)
             action = self._merged(batch) if len(batch) > 1 else first.action
             sent = self._deduplicated([replace(action, ts=now)], now)
             self._tokens -= len(sent)
             out += sent
+        if self._lead:
+            waiting = {w.action.rule for w in self._queue}
+            self._lead = {rule: key for rule, key in self._lead.items() if rule in waiting}
         return out
+
+    def _merge_with(self, first: _Waiting) -> list[_Waiting]:
+        """The lines of ``first``'s rule to merge with it (taken off the queue): the most valuable
+        line of a burst goes out alone (a tie has none), and the rest as one line after it."""
+        rule = first.action.rule
+        same = [w for w in self._queue if w.action.rule == rule]
+        if not same:
+            self._lead.pop(rule, None)  # the burst is over
+            return []
+        lead = self._lead.get(rule)
+        if lead is None and first.sort_key[0] < min(w.sort_key[0] for w in same):
+            self._lead[rule] = first.sort_key[0]  # the biggest of the burst: alone
+            return []
+        if lead is not None and first.sort_key[0] < lead:
+            self._lead[rule] = first.sort_key[0]  # bigger than the burst's biggest so far: alone too
+            return []
+        self._queue = [w for w in self._queue if w.action.rule != rule]
+        heapq.heapify(self._queue)
+        return sorted(same)
 
     def _merged(self, batch: list[_Waiting]) -> Action:
         self.counters["merged"] += len(batch)

@@ -11,7 +11,8 @@ from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
 from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
                               RuleSet, Settings, Tier)
-from bot.engine.templates import TemplateCompileError, Text, compile_condition, compile_value
+from bot.engine.templates import Fields, TemplateCompileError, Text, compile_condition, compile_value
+from bot.engine.views import context_fields
 from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml
 from bot.events.model import EVENT_TYPES
 
@@ -63,7 +64,7 @@ def load_rules_many(paths: list[str | Path]) -> RuleSet:
     for path in paths:
         found = rule_files(path)
         if not found:
-            loader.problems.append(f"{path}:1:1: no rule files (*.yaml, *.yml) in this folder")
+            loader.add(Pos(str(path), 1, 1), "no rule files (*.yaml, *.yml) in this folder")
         for f in found:
             loader.load_file(f)
     return loader.finish()
@@ -80,6 +81,11 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _line(pos: Pos, lineno: int) -> Pos:
+    """The position of line ``lineno`` (1-based) of a text that starts at ``pos``."""
+    return Pos(pos.file, pos.line + lineno - 1, pos.col) if lineno > 1 else pos
+
+
 def _names(source: str) -> set[str]:
     """Top-level names a template or expression mentions (approximate, for lazy contexts)."""
     return set(_NAME_RX.findall(source))
@@ -88,7 +94,9 @@ def _names(source: str) -> set[str]:
 class _Loader:
     def __init__(self) -> None:
         self.rules: list[Rule] = []
-        self.problems: list[str] = []
+        self.problems: list[tuple[Pos, str]] = []  # (where, "file:line:col: message")
+        self._file_order: dict[str, int] = {}
+        self._fields: dict[str, Fields | None] | None = None  # what the current rule's texts may read
         self.files: list[str] = []
         self.settings = Settings()
         self._settings_pos: Pos | None = None
@@ -102,12 +110,20 @@ class _Loader:
                 known = list(self.settings.snippets) or ["none defined: add settings: snippets:"]
                 self._problem(pos, f"unknown snippet '{name}'" + did_you_mean(name, known), rid)
         if self.problems:
-            raise RuleLoadError(self.problems)
+            # file by file (in load order), then by line and column; found order breaks ties
+            order = self._file_order
+            ranked = sorted(enumerate(self.problems),
+                            key=lambda ip: (order.setdefault(ip[1][0].file, len(order)), ip[1][0].line,
+                                            ip[1][0].col, ip[0]))
+            raise RuleLoadError([text for _, (_, text) in ranked])
         return RuleSet(self.rules, files=self.files, settings=self.settings)
+
+    def add(self, pos: Pos, message: str) -> None:
+        self.problems.append((pos, f"{pos}: {message}"))
 
     def _problem(self, pos: Pos, message: str, rule_id: str | None = None) -> None:
         where = f"rule {rule_id}: " if rule_id else ""
-        self.problems.append(f"{pos}: {where}{message}")
+        self.add(pos, f"{where}{message}")
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -119,17 +135,17 @@ class _Loader:
         try:
             text = f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            where = included_from or Pos(str(f), 1, 1)
-            self.problems.append(f"{where}: cannot read {f}: {exc}")
+            self.add(included_from or Pos(str(f), 1, 1), f"cannot read {f}: {exc}")
             return
         self.files.append(str(f))
         self.load_text(text, str(f), f.parent)
 
     def load_text(self, text: str, file: str, folder: Path) -> None:
+        self._file_order.setdefault(file, len(self._file_order))
         try:
             doc = load_yaml(text, file)
         except YamlError as exc:
-            self.problems.append(str(exc))
+            self.add(exc.pos, exc.message)
             return
         if not isinstance(doc, YMap) or not ({"rules", "include", "settings"} & set(doc)):
             self._problem(getattr(doc, "pos", Pos(file, 1, 1)), "a rule file is a mapping with a 'rules:' list")
@@ -232,9 +248,9 @@ class _Loader:
             self._problem(pos, f"'{what}' is an expression, e.g. event.diamonds >= 100", rid)
             return None
         try:
-            fn = compile_fn(str(source), allowed)
+            fn = compile_fn(str(source), allowed, self._fields)
         except TemplateCompileError as exc:
-            self._problem(pos, f"in '{what}': {exc}", rid)
+            self._problem(_line(pos, exc.lineno), f"in '{what}': {exc}", rid)
             return None
         self._uses(str(source), pos, rid, needs)
         return fn
@@ -295,8 +311,11 @@ class _Loader:
             rule.permission = permission
         if "sponsor" in raw:
             rule.sponsor = self._sponsor(raw, rid)
+            if rule.sponsor is not None and "max_per_hour" not in raw:
+                bad("sponsor", "a sponsor segment needs 'max_per_hour': at most how many times an hour it may run")
 
         allowed = TIMER_NAMES if rule.is_timer else EVENT_NAMES
+        self._fields = context_fields(None if rule.is_timer else rule.on)
         needs: set[str] = set()
         if "when" in raw:
             rule.when_source = str(raw["when"])
@@ -558,10 +577,9 @@ class _Loader:
             return None
         source = str(source)
         try:
-            text = Text(source, allowed)
+            text = Text(source, allowed, self._fields)
         except TemplateCompileError as exc:
-            line = Pos(pos.file, pos.line + exc.lineno - 1, pos.col) if exc.lineno > 1 else pos
-            self._problem(line, f"in text: {exc}", rid)
+            self._problem(_line(pos, exc.lineno), f"in text: {exc}", rid)
             return None
         if not text.is_static:
             self._uses(source, pos, rid, needs)

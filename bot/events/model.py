@@ -84,14 +84,21 @@ class User:
                 raise ValueError(f"user field '{k}' is not text")
             return str(v)
 
+        def number(k: str) -> int:
+            v = d.get(k) or 0
+            try:
+                return int(v)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise ValueError(f"user field '{k}' is not a whole number ({str(exc)[:80]})") from None
+
         return cls(
             user_id=text("user_id"),
             unique_id=text("unique_id"),
             nickname=text("nickname"),
-            follow_role=int(d.get("follow_role") or 0),
+            follow_role=number("follow_role"),
             is_moderator=bool(d.get("is_moderator")),
             is_subscriber=bool(d.get("is_subscriber")),
-            gifter_level=int(d.get("gifter_level") or 0),
+            gifter_level=number("gifter_level"),
         )
 
 
