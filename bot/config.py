@@ -63,12 +63,61 @@ class SourceConfig:
 
 
 @dataclass
+class RedisConfig:
+    """Scaling out on Redis (``livebot ingest``, ``livebot run --source redis://...``; ``bot.scale``)."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "livebot"  # every key starts with this
+    group: str = "workers"  # the consumer group of the workers
+    stream_maxlen: int = 100_000  # events kept per room stream (MAXLEN ~; 0: no trimming)
+    actions_maxlen: int = 100_000  # actions kept per room stream (MAXLEN ~; 0: no trimming)
+    actions_stream: bool = True  # publish actions to {prefix}:actions:{room}
+    lease_ms: int = 10_000  # a room's lease; a dead worker's rooms move after this long
+    checkpoint_ms: int = 1000  # checkpoint a busy room at least this often ...
+    checkpoint_events: int = 1000  # ... or after this many events
+    batch: int = 256  # entries read per room at a time
+    idle_lag_ms: int = 500  # idle rooms' deadlines fire this long after the wall clock passes them
+    dedup_ttl_ms: int = 86_400_000  # action markers of a room that never checkpoints again expire
+    rules_by_room: Path | None = None  # folder: {folder}/{room}/ holds a room's rules if it exists
+
+
+@dataclass
+class IngestRoom:
+    room: str
+    type: str | None = None  # default: source.type
+    url: str | None = None  # websocket
+    unique_id: str | None = None  # tiktok
+    port: int | None = None  # webhook
+    path: str | None = None  # webhook
+
+
+@dataclass
+class IngestConfig:
+    rooms: list[IngestRoom] = field(default_factory=list)
+    keep_raw: bool = False  # keep each event's raw payload in the stream (bigger)
+
+
+@dataclass
+class WebhookSinkConfig:
+    url: str
+    name: str = "webhook"
+    secret: str | None = None  # secret; also LIVEBOT_SINK_SECRET
+    max_batch: int = 1
+    timeout_ms: int = 5000
+
+
+@dataclass
 class Config:
     rules: Path = Path("rules")
     streak_silence_ms: int = 5000
     dedup_window: int = 500_000
     console: bool = True
     jsonl: Path | None = None
+    webhooks: list[WebhookSinkConfig] = field(default_factory=list)
+    dead_letter: Path | None = None  # actions no sink could take (None: logged as errors)
+    sink_queue: int = 1000
+    sink_attempts: int = 5
+    drain_ms: int = 5000
     room_id: str = ""
     source: SourceConfig = field(default_factory=SourceConfig)
     record: Path | None = None  # folder for session recordings (None: off)
@@ -82,6 +131,9 @@ class Config:
     http_port: int = 8787
     reload_watch: bool = True
     reload_poll_ms: int = 1000
+    state_redis: str | None = None  # Redis URL for the state instead of the SQLite file (bot.scale.store)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The config as plain data with every secret replaced by ``***`` (for logs)."""
@@ -100,6 +152,8 @@ def _plain(obj: Any) -> Any:
     if is_dataclass(obj):
         return {f.name: ("***" if f.name in SECRET_NAMES and getattr(obj, f.name) else _plain(getattr(obj, f.name)))
                 for f in fields(obj)}
+    if isinstance(obj, list):
+        return [_plain(item) for item in obj]
     if isinstance(obj, Path):
         return str(obj)
     return obj
@@ -174,6 +228,105 @@ def _choice(*options: str) -> Parser:
     return parse
 
 
+def _positive(v: Any, base: Path) -> int:
+    if _count(v, base) < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return v
+
+
+def _redis_url(v: Any, base: Path) -> str:
+    url = _text(v, base)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def _optional_redis_url(v: Any, base: Path) -> str | None:
+    return None if v is None else _redis_url(v, base)
+
+
+def _redis_prefix(v: Any, base: Path) -> str:
+    import re
+
+    p = _text(v, base)
+    if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", p):
+        raise ValueError("must be 1-64 letters, digits, '_', '.', ':' or '-'")
+    return p
+
+
+def _lease(v: Any, base: Path) -> int:
+    ms = _duration(v, base)
+    if ms < 300:
+        raise ValueError("must be at least 300ms")
+    return ms
+
+
+_INGEST_ROOM_KEYS = ("room", "type", "url", "unique_id", "port", "path")
+
+
+def _ingest_rooms(v: Any, base: Path) -> list[IngestRoom]:
+    """A list of rooms, each ``{room: NAME, type: ..., url: ..., unique_id: ..., port: ..., path: ...}``."""
+    from bot.scale.keys import check_room
+
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise ValueError("must be a list of rooms ({room: NAME, ...})")
+    out: list[IngestRoom] = []
+    seen: set[str] = set()
+    for i, item in enumerate(v):
+        where = f"room {i + 1}" + (f" ({item.pos})" if hasattr(item, "pos") else "")
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: must be a mapping with at least 'room'")
+        unknown = [k for k in item if k not in _INGEST_ROOM_KEYS]
+        if unknown:
+            raise ValueError(f"{where}: unknown key '{unknown[0]}'{did_you_mean(str(unknown[0]), _INGEST_ROOM_KEYS)}")
+        try:
+            name = check_room(item.get("room"))  # type: ignore[arg-type]
+            if name in seen:
+                raise ValueError(f"room {name!r} is listed twice")
+            seen.add(name)
+            room = IngestRoom(name, type=_choice(*SOURCE_TYPES)(item.get("type"), base),
+                              url=None if item.get("url") is None else _url(item["url"], base),
+                              unique_id=_optional_text(item.get("unique_id"), base),
+                              port=None if item.get("port") is None else _port(item["port"], base),
+                              path=None if item.get("path") is None else _http_path(item["path"], base))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        out.append(room)
+    return out
+
+
+_WEBHOOK_SINK_KEYS = ("url", "name", "secret", "max_batch", "timeout")
+
+
+def _webhook_sinks(v: Any, base: Path) -> list[WebhookSinkConfig]:
+    """``sinks.webhooks``: a list of ``{url, name, secret, max_batch, timeout}``."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise ValueError("must be a list of {url: ..., secret: ...}")
+    out: list[WebhookSinkConfig] = []
+    for i, item in enumerate(v):
+        where = f"sinks.webhooks[{i}]"
+        if not isinstance(item, dict) or "url" not in item:
+            raise ValueError(f"{where} must be a mapping with a 'url'")
+        for key in item:
+            if key not in _WEBHOOK_SINK_KEYS:
+                raise ValueError(f"{where}: unknown key '{key}'{did_you_mean(key, _WEBHOOK_SINK_KEYS)}")
+        url = _text(item["url"], base)
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{where}.url must be an http:// or https:// URL")
+        out.append(WebhookSinkConfig(url=url, name=_text(item.get("name", f"webhook{i + 1}"), base),
+                                     secret=_optional_text(item.get("secret"), base),
+                                     max_batch=max(1, _count(item.get("max_batch", 1), base)),
+                                     timeout_ms=_duration(item.get("timeout", "5s"), base)))
+    names = [w.name for w in out]
+    if len(set(names)) != len(names):
+        raise ValueError("sinks.webhooks: each needs its own 'name'")
+    return out
+
+
 # key in the file -> (attribute path on Config, parser). Nested mappings are dicts.
 Schema = dict[str, "tuple[tuple[str, ...], Parser] | Schema"]
 SCHEMA: Schema = {
@@ -186,6 +339,11 @@ SCHEMA: Schema = {
     "sinks": {
         "console": (("console",), _bool),
         "jsonl": (("jsonl",), _optional_path),
+        "webhooks": (("webhooks",), lambda v, base: _webhook_sinks(v, base)),
+        "dead_letter": (("dead_letter",), _optional_path),
+        "queue": (("sink_queue",), _count),
+        "attempts": (("sink_attempts",), _count),
+        "drain_timeout": (("drain_ms",), _duration),
     },
     "source": {
         "type": (("source", "type"), _choice(*SOURCE_TYPES)),
@@ -228,9 +386,29 @@ SCHEMA: Schema = {
         "poll": (("reload_poll_ms",), _duration),
     },
     "state": {
+        "redis": (("state_redis",), _optional_redis_url),
         "database": (("state_db",), _optional_path),
         "save_every": (("state_save_ms",), _duration),
         "resume_within": (("state_resume_ms",), _duration),
+    },
+    "redis": {
+        "url": (("redis", "url"), _redis_url),
+        "prefix": (("redis", "prefix"), _redis_prefix),
+        "group": (("redis", "group"), _redis_prefix),
+        "stream_maxlen": (("redis", "stream_maxlen"), _count),
+        "actions_maxlen": (("redis", "actions_maxlen"), _count),
+        "actions_stream": (("redis", "actions_stream"), _bool),
+        "lease": (("redis", "lease_ms"), _lease),
+        "checkpoint_every": (("redis", "checkpoint_ms"), _duration),
+        "checkpoint_events": (("redis", "checkpoint_events"), _positive),
+        "batch": (("redis", "batch"), _positive),
+        "idle_lag": (("redis", "idle_lag_ms"), _duration),
+        "dedup_ttl": (("redis", "dedup_ttl_ms"), _duration),
+        "rules_by_room": (("redis", "rules_by_room"), _optional_path),
+    },
+    "ingest": {
+        "rooms": (("ingest", "rooms"), _ingest_rooms),
+        "keep_raw": (("ingest", "keep_raw"), _bool),
     },
 }
 
@@ -296,6 +474,9 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
 
 
 def with_env_secrets(cfg: Config, env: Any) -> Config:
+    for sink in cfg.webhooks:
+        if not sink.secret and env.get("LIVEBOT_SINK_SECRET"):
+            sink.secret = env["LIVEBOT_SINK_SECRET"]
     for attrs, names in ENV_SECRETS:
         if not _get(cfg, attrs):
             for name in names:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from bot.actions.dispatcher import Dispatcher
+from bot.actions.dispatcher import LiveDispatcher, RetryPolicy
 from bot.clock import Clock
 from bot.config import Config
 from bot.control.reload import RuleReloader
@@ -24,6 +24,7 @@ from bot.engine.rules import RuleSet
 from bot.live import LiveResult, LiveRunner, LiveSource
 from bot.sinks import ConsoleSink, JsonlSink
 from bot.sinks.base import Sink
+from bot.sinks.webhook import WebhookSink
 from bot.sources.queue import EventQueue
 from bot.sources.recorder import Recorder
 from bot.store.keeper import StateKeeper
@@ -62,7 +63,17 @@ def build_sinks(cfg: Config, out: Path | None = None) -> list[Sink]:
     sinks: list[Sink] = [ConsoleSink()] if cfg.console else []
     if out or cfg.jsonl:
         sinks.append(JsonlSink(out or cfg.jsonl))  # type: ignore[arg-type]
+    for wh in cfg.webhooks:
+        sinks.append(WebhookSink(wh.url, secret=wh.secret, name=wh.name, max_batch=wh.max_batch,
+                                 timeout=wh.timeout_ms / 1000))
     return sinks
+
+
+def build_dispatcher(cfg: Config, sinks: list[Sink]) -> LiveDispatcher:
+    """Per-sink queues, retries with backoff, and a dead-letter file for what cannot be delivered."""
+    return LiveDispatcher(sinks, dead_letter=cfg.dead_letter, max_queue=cfg.sink_queue,
+                          retry=RetryPolicy(max_attempts=max(1, cfg.sink_attempts)),
+                          drain_timeout=cfg.drain_ms / 1000)
 
 
 async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None = None,
@@ -70,7 +81,7 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     """Run until a signal or the source ends; returns what was counted. ``clock`` is the wall
     clock unless given (the soak benchmark drives it with a virtual one)."""
     engine = Engine(ruleset, streak_silence_ms=cfg.streak_silence_ms, dedup_window=cfg.dedup_window)
-    dispatcher = Dispatcher(build_sinks(cfg) if sinks is None else sinks)
+    dispatcher = build_dispatcher(cfg, build_sinks(cfg) if sinks is None else sinks)
     recorder = Recorder(cfg.record, room=cfg.room_id or (cfg.source.type or "live"),
                         flush_every_s=cfg.record_flush_ms / 1000) if cfg.record else None
     store = SqliteStore(cfg.state_db) if cfg.state_db else None

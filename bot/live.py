@@ -16,7 +16,7 @@ from typing import Protocol, Sequence
 
 import structlog
 
-from bot.actions.dispatcher import Dispatcher
+from bot.actions.dispatcher import ActionDispatcher
 from bot.actions.model import Action
 from bot.clock import Clock, WallClock
 from bot.engine.core import Engine
@@ -47,7 +47,7 @@ class LiveResult:
 
 
 class LiveRunner:
-    def __init__(self, sources: Sequence[LiveSource], engine: Engine, dispatcher: Dispatcher, *,
+    def __init__(self, sources: Sequence[LiveSource], engine: Engine, dispatcher: ActionDispatcher, *,
                  clock: Clock | None = None, recorder: Recorder | None = None, queue: EventQueue | None = None,
                  keeper: StateKeeper | None = None, batch: int = 256) -> None:
         self.sources = list(sources)

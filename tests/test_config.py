@@ -57,3 +57,20 @@ def test_secrets_come_from_the_environment_and_never_show(tmp_path):
     assert cfg.source.webhook.secret == "s3cret" and cfg.source.tiktok.sign_api_key == "k3y"
     shown = repr(cfg.redacted())
     assert "s3cret" not in shown and "k3y" not in shown and "***" in shown
+
+
+def test_webhook_sinks_are_checked_and_their_secrets_hidden(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sinks:\n  webhooks:\n    - url: http://127.0.0.1:9/a\n      secret: sh\n"
+                    "    - url: http://127.0.0.1:9/b\n      name: second\n      max_batch: 20\n      timeout: 2s\n")
+    cfg = load_config(path, env={})
+    assert [(w.name, w.max_batch, w.timeout_ms) for w in cfg.webhooks] == [("webhook1", 1, 5000), ("second", 20, 2000)]
+    assert "sh" not in repr(cfg.redacted()["webhooks"])
+    path.write_text("sinks:\n  webhooks:\n    - urll: http://x\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [f"{path}:3:5: sinks.webhooks[0] must be a mapping with a 'url'"]
+    path.write_text("sinks:\n  webhooks:\n    - url: http://x\n      secrett: s\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [f"{path}:3:5: sinks.webhooks[0]: unknown key 'secrett' (did you mean 'secret'?)"]
