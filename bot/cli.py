@@ -69,12 +69,33 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("-c", "--config", type=Path, required=True, help="config file (see config.example.yaml)")
     up.add_argument("--rules", type=Path, help="a rule file or a folder of them (overrides the config)")
     up.add_argument("--out", type=Path, help="also write actions to this JSONL file")
+    up.add_argument("--source", metavar="redis://HOST:PORT/DB",
+                    help="be a worker: process creator rooms from Redis streams instead of the config's source")
+    up.add_argument("--worker-id", help=argparse.SUPPRESS)
+
+    ip = sub.add_parser("ingest", help="run the live sources of ingest.rooms and append their events to Redis")
+    ip.add_argument("-c", "--config", type=Path, required=True, help="config file (see config.example.yaml)")
+    ip.add_argument("--redis", metavar="redis://HOST:PORT/DB", help="the Redis to append to (default: redis.url)")
 
     tp = sub.add_parser("test", help="run rule tests (YAML files naming rules, events and expected actions)")
     tp.add_argument("paths", type=Path, nargs="+", help="test files or folders of them")
 
     vp = sub.add_parser("validate", help="check rule files; print file:line:col: problem for each error")
     vp.add_argument("rules", type=Path)
+
+    rep = sub.add_parser("report", help="session analytics: terminal summary, HTML report; two sessions: compared")
+    rep.add_argument("sessions", type=Path, nargs="+", metavar="SESSION",
+                     help="a session file (any supported format, .gz too); give two to compare them")
+    rep.add_argument("--actions", type=Path, action="append", metavar="ACTIONS",
+                     help="the actions JSONL of the session (replay --out); once per session, in the same order")
+    rep.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
+    rep.add_argument("--rate", type=float, default=0.005, help="money per diamond for the earnings estimate (0.005)")
+    rep.add_argument("--currency", default="US$", help="the label of that money (default US$)")
+    rep.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")
+    rep.add_argument("--window", type=_duration_ms, default=120_000, metavar="DURATION",
+                     help="how long after a rule fires to count what followed (default 2m)")
+    rep.add_argument("--streak-silence", type=_duration_ms, default=5000, metavar="DURATION",
+                     help="flush a gift streak whose end never came after this much silence (default 5s)")
     return parser
 
 
@@ -154,6 +175,10 @@ def check_golden(actions: list, golden: Path) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.source:  # a worker over Redis streams (bot.scale)
+        from bot.scale.cli import cmd_run_redis
+
+        return cmd_run_redis(args)
     from bot.config import check_for_run
     from bot.daemon import build_sinks, build_source, run_daemon
 
@@ -187,11 +212,24 @@ def cmd_test(args: argparse.Namespace) -> int:
     return run_paths(args.paths)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from bot.report.cli import run_report
+
+    return run_report(args)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from bot.scale.cli import cmd_ingest as run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(json=True if args.log_json else None, level=args.log_level)
     try:
-        commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test, "run": cmd_run}
+        commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test, "run": cmd_run,
+                    "report": cmd_report, "ingest": cmd_ingest}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130
