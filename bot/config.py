@@ -122,6 +122,8 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     record: Path | None = None  # folder for session recordings (None: off)
     record_flush_ms: int = 1000
+    report_folder: Path | None = None  # write an HTML report of each recorded stream when it ends
+    report_rate: float = 0.005  # US$ per diamond, for the earnings estimate
     queue_capacity: int = 10_000
     state_db: Path | None = None  # SQLite file for lifetime totals and the stream in progress (None: off)
     state_save_ms: int = 5000
@@ -190,6 +192,12 @@ def _port(v: Any, base: Path) -> int:
     if _count(v, base) > 65535:
         raise ValueError("must be a port number (0-65535)")
     return v
+
+
+def _rate(v: Any, _: Path) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        raise ValueError("must be a number of at least 0, such as 0.005")
+    return float(v)
 
 
 def _duration(v: Any, _: Path) -> int:
@@ -376,6 +384,10 @@ SCHEMA: Schema = {
         "folder": (("record",), _optional_path),
         "flush_every": (("record_flush_ms",), _duration),
     },
+    "report": {
+        "folder": (("report_folder",), _optional_path),
+        "rate": (("report_rate",), _rate),
+    },
     "http": {
         "enabled": (("http_enabled",), _bool),
         "host": (("http_host",), _text),
@@ -489,6 +501,8 @@ def with_env_secrets(cfg: Config, env: Any) -> Config:
 def check_for_run(cfg: Config, where: str) -> list[str]:
     """What ``livebot run`` needs beyond a well-formed file: a source, and what that source needs."""
     src = cfg.source
+    if cfg.report_folder is not None and cfg.record is None:
+        return [f"{where}: 'report.folder' needs 'record.folder': a report is made from the stream's recording"]
     if src.type is None:
         return [f"{where}: 'source.type' is required for run (one of: {', '.join(SOURCE_TYPES)})"]
     if src.type == "tiktok" and not src.tiktok.unique_id.strip("@ "):

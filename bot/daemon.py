@@ -87,8 +87,10 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     store = SqliteStore(cfg.state_db) if cfg.state_db else None
     keeper = StateKeeper(store, cfg.room_id or cfg.source.type or "live", every_ms=cfg.state_save_ms,
                          resume_within_ms=cfg.state_resume_ms) if store else None
+    reports = ReportWriter(cfg, actions=next((s.path for s in dispatcher.sinks if isinstance(s, JsonlSink)), None))
     runner = LiveRunner([source or build_source(cfg)], engine, dispatcher, recorder=recorder,
-                        queue=EventQueue(cfg.queue_capacity), keeper=keeper, clock=clock)
+                        queue=EventQueue(cfg.queue_capacity), keeper=keeper, clock=clock,
+                        on_stream_end=reports.stream_ended if cfg.report_folder else None)
     reloader = RuleReloader(cfg.rules, ruleset, runner.replace_rules, poll_s=cfg.reload_poll_ms / 1000)
     server = ControlServer(runner, host=cfg.http_host, port=cfg.http_port, reloader=reloader,
                            config=cfg.redacted()) if cfg.http_enabled else None
@@ -111,6 +113,7 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
         if watcher is not None:
             watcher.cancel()
         await dispatcher.close()
+        await reports.wait()
         if server is not None:
             await server.stop()
         if store is not None:
@@ -118,6 +121,41 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     log.info("stopped", events=sum(result.events.values()), actions=sum(result.actions.values()),
              shed=sum(result.shed.values()), recorded=recorder.written if recorder else 0)
     return result
+
+
+class ReportWriter:
+    """Writes each recorded stream's HTML report when the stream ends, in a worker thread."""
+
+    def __init__(self, cfg: Config, actions: Path | None) -> None:
+        self.cfg = cfg
+        self.actions = actions
+        self.tasks: set[asyncio.Task] = set()
+        self.written: list[Path] = []
+
+    def stream_ended(self, recording: Path | None) -> None:
+        if recording is None or self.cfg.report_folder is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._write(recording, self.cfg.report_folder))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _write(self, recording: Path, folder: Path) -> None:
+        from bot.report import write_report
+
+        html = folder / (recording.stem + ".html")
+        await asyncio.sleep(0.5)  # the sinks' queues take the stream's last actions first
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(write_report, recording, self.actions, html, rate=self.cfg.report_rate,
+                                    streak_silence_ms=self.cfg.streak_silence_ms, dedup_window=self.cfg.dedup_window)
+            self.written.append(html)
+            log.info("report_written", path=str(html))
+        except Exception as exc:  # a report is never worth the daemon
+            log.error("report_failed", path=str(html), error=f"{type(exc).__name__}: {exc}")
+
+    async def wait(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def _stopper(runner: LiveRunner, name: str):

@@ -12,7 +12,8 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
 
 import structlog
 
@@ -49,7 +50,8 @@ class LiveResult:
 class LiveRunner:
     def __init__(self, sources: Sequence[LiveSource], engine: Engine, dispatcher: ActionDispatcher, *,
                  clock: Clock | None = None, recorder: Recorder | None = None, queue: EventQueue | None = None,
-                 keeper: StateKeeper | None = None, batch: int = 256) -> None:
+                 keeper: StateKeeper | None = None, batch: int = 256,
+                 on_stream_end: Callable[[Path | None], None] | None = None) -> None:
         self.sources = list(sources)
         self.engine = engine
         self.dispatcher = dispatcher
@@ -58,6 +60,7 @@ class LiveRunner:
         self.queue = queue or EventQueue()
         self.keeper = keeper
         self.batch = batch
+        self.on_stream_end = on_stream_end  # called with the stream's recording (None: not recorded)
         self.stop = asyncio.Event()
         self.result = LiveResult()
         self.latency = Latency()
@@ -105,6 +108,8 @@ class LiveRunner:
         """The stream ended: what was open ends too (as at the end of a replay of its recording),
         and the next stream starts with fresh session state (lifetime totals carried over)."""
         out = self.engine.close()
+        if self.on_stream_end is not None:
+            self.on_stream_end(self.recorder.files[-1] if self.recorder is not None and self.recorder.files else None)
         if self.keeper is not None:
             self.engine = self.keeper.finish(self.engine, now, self.result.actions)
         else:

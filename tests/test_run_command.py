@@ -102,3 +102,22 @@ def test_run_refuses_a_config_without_a_source(tmp_path):
     res = subprocess.run([sys.executable, "-m", "bot", "run", "-c", str(cfg)], capture_output=True, text=True)
     assert res.returncode == 1
     assert f"{cfg}:2:9: 'type' must be one of: websocket, tiktok, webhook (did you mean 'websocket'?)" in res.stderr
+
+
+async def test_a_report_is_written_when_the_stream_ends(tmp_path):
+    async def handler(ws):
+        await ws.send(line("gift", 2, giftId=5655, giftName="Rose", diamondCount=1, giftType=1, repeatCount=3,
+                           repeatEnd=True))
+        await ws.close(code=4005, reason="stream end")
+
+    async with websockets.serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        cfg = write_config(tmp_path, f"ws://127.0.0.1:{port}/")
+        cfg.write_text(cfg.read_text() + "report:\n  folder: reports\n")
+        proc = await start_livebot(cfg)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    [recording] = (tmp_path / "sessions").iterdir()
+    report = tmp_path / "reports" / (recording.stem + ".html")
+    assert b"report_written" in err and report.exists()
+    assert "Rose" in report.read_text(encoding="utf-8")
