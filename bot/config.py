@@ -115,6 +115,10 @@ class Config:
     jsonl: Path | None = None
     webhooks: list[WebhookSinkConfig] = field(default_factory=list)
     dead_letter: Path | None = None  # actions no sink could take (None: logged as errors)
+    chat_enabled: bool = False  # say lines in the live chat as the creator (needs the tiktok extra)
+    chat_session_id: str | None = None  # secret; also LIVEBOT_SESSION_ID
+    chat_target_idc: str | None = None
+    chat_per_minute: int = 6
     sink_queue: int = 1000
     sink_attempts: int = 5
     drain_ms: int = 5000
@@ -146,8 +150,9 @@ class Config:
 ENV_SECRETS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("source", "tiktok", "sign_api_key"), ("LIVEBOT_SIGN_API_KEY", "SIGN_API_KEY")),
     (("source", "webhook", "secret"), ("LIVEBOT_WEBHOOK_SECRET",)),
+    (("chat_session_id",), ("LIVEBOT_SESSION_ID",)),
 )
-SECRET_NAMES = frozenset({"sign_api_key", "secret", "session_id"})
+SECRET_NAMES = frozenset({"sign_api_key", "secret", "session_id", "chat_session_id"})
 
 
 def _plain(obj: Any) -> Any:
@@ -352,6 +357,12 @@ SCHEMA: Schema = {
         "queue": (("sink_queue",), _count),
         "attempts": (("sink_attempts",), _count),
         "drain_timeout": (("drain_ms",), _duration),
+        "chat": {
+            "enabled": (("chat_enabled",), _bool),
+            "session_id": (("chat_session_id",), _optional_text),
+            "tt_target_idc": (("chat_target_idc",), _optional_text),
+            "max_per_minute": (("chat_per_minute",), _count),
+        },
     },
     "source": {
         "type": (("source", "type"), _choice(*SOURCE_TYPES)),
@@ -501,6 +512,8 @@ def with_env_secrets(cfg: Config, env: Any) -> Config:
 def check_for_run(cfg: Config, where: str) -> list[str]:
     """What ``livebot run`` needs beyond a well-formed file: a source, and what that source needs."""
     src = cfg.source
+    if cfg.chat_enabled and (not cfg.chat_session_id or not src.tiktok.unique_id.strip("@ ")):
+        return [f"{where}: 'sinks.chat' needs 'session_id' (or LIVEBOT_SESSION_ID) and 'source.tiktok.unique_id'"]
     if cfg.report_folder is not None and cfg.record is None:
         return [f"{where}: 'report.folder' needs 'record.folder': a report is made from the stream's recording"]
     if src.type is None:

@@ -63,6 +63,12 @@ def build_sinks(cfg: Config, out: Path | None = None) -> list[Sink]:
     sinks: list[Sink] = [ConsoleSink()] if cfg.console else []
     if out or cfg.jsonl:
         sinks.append(JsonlSink(out or cfg.jsonl))  # type: ignore[arg-type]
+    if cfg.chat_enabled:
+        from bot.sinks.chat import ChatSink, TikTokChatSender
+
+        sender = TikTokChatSender(cfg.source.tiktok.unique_id, cfg.chat_session_id or "", cfg.chat_target_idc,
+                                  sign_api_key=cfg.source.tiktok.sign_api_key)
+        sinks.append(ChatSink(sender, max_per_minute=cfg.chat_per_minute))
     for wh in cfg.webhooks:
         sinks.append(WebhookSink(wh.url, secret=wh.secret, name=wh.name, max_batch=wh.max_batch,
                                  timeout=wh.timeout_ms / 1000))
