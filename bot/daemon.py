@@ -28,7 +28,7 @@ from bot.sinks.webhook import WebhookSink
 from bot.sources.queue import EventQueue
 from bot.sources.recorder import Recorder
 from bot.store.keeper import StateKeeper
-from bot.store.sqlite import SqliteStore
+from bot.scale.store import open_store
 
 log = structlog.get_logger("bot.daemon")
 
@@ -90,7 +90,7 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     dispatcher = build_dispatcher(cfg, build_sinks(cfg) if sinks is None else sinks)
     recorder = Recorder(cfg.record, room=cfg.room_id or (cfg.source.type or "live"),
                         flush_every_s=cfg.record_flush_ms / 1000) if cfg.record else None
-    store = SqliteStore(cfg.state_db) if cfg.state_db else None
+    store = open_store(cfg)
     keeper = StateKeeper(store, cfg.room_id or cfg.source.type or "live", every_ms=cfg.state_save_ms,
                          resume_within_ms=cfg.state_resume_ms) if store else None
     reports = ReportWriter(cfg, actions=next((s.path for s in dispatcher.sinks if isinstance(s, JsonlSink)), None))
