@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot import __version__, logs
 from bot.actions.dispatcher import Dispatcher
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, engine_options, load_config
 from bot.engine.core import Engine
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules
@@ -135,7 +135,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sinks.append(capture)
     dispatcher = Dispatcher(sinks)
     silence = cfg.streak_silence_ms if args.streak_silence is None else args.streak_silence
-    engine = Engine(ruleset, streak_silence_ms=silence, dedup_window=cfg.dedup_window, lifetime=lifetime)
+    options = {**engine_options(cfg), "streak_silence_ms": silence}
+    if not args.config:  # a bare replay shows what chat and the rules do, without the overlay's extras
+        options.update(poll_update_ms=0, board_size=0)
+    engine = Engine(ruleset, lifetime=lifetime, **options)
     source = ReplaySource(args.session, room_id=cfg.room_id if args.room is None else args.room)
 
     tune_gc()

@@ -11,13 +11,15 @@ import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from bot.engine.durations import parse_duration
-from bot.engine.yamlfile import Pos, YamlError, YMap, did_you_mean, load_yaml
+from bot.engine.yamlfile import Pos, YamlError, YMap, did_you_mean, load_yaml, one_line
 
 
 class ConfigError(ValueError):
     def __init__(self, problems: list[str]) -> None:
+        problems = [one_line(p) for p in problems]  # a quoted value never breaks a problem's line
         super().__init__("\n".join(problems))
         self.problems = problems
 
@@ -27,7 +29,7 @@ SOURCE_TYPES = ("websocket", "tiktok", "webhook")
 
 @dataclass
 class WebSocketConfig:
-    url: str = "ws://localhost:21213"  # TikFinity's local socket
+    url: str = field(default="ws://localhost:21213", repr=False)  # TikFinity's; Euler's carries its apiKey
     stop_on_live_end: bool = True
     offline_poll_ms: int = 30_000
     too_many_wait_ms: int = 60_000
@@ -36,7 +38,7 @@ class WebSocketConfig:
 @dataclass
 class TikTokConfig:
     unique_id: str = ""
-    sign_api_key: str | None = None  # secret; also SIGN_API_KEY
+    sign_api_key: str | None = field(default=None, repr=False)  # secret; also SIGN_API_KEY
     stop_on_live_end: bool = True
     offline_poll_ms: int = 60_000
     rate_limit_wait_ms: int = 60_000
@@ -47,7 +49,7 @@ class WebhookConfig:
     host: str = "127.0.0.1"
     port: int = 8790
     path: str = "/events"
-    secret: str | None = None  # secret; also LIVEBOT_WEBHOOK_SECRET
+    secret: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_WEBHOOK_SECRET
     max_body: int = 1 << 20
     max_events: int = 10_000
     tolerance_ms: int = 300_000
@@ -66,7 +68,7 @@ class SourceConfig:
 class RedisConfig:
     """Scaling out on Redis (``livebot ingest``, ``livebot run --source redis://...``; ``bot.scale``)."""
 
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str = field(default="redis://127.0.0.1:6379/0", repr=False)  # may hold a password
     prefix: str = "livebot"  # every key starts with this
     group: str = "workers"  # the consumer group of the workers
     stream_maxlen: int = 100_000  # events kept per room stream (MAXLEN ~; 0: no trimming)
@@ -85,7 +87,7 @@ class RedisConfig:
 class IngestRoom:
     room: str
     type: str | None = None  # default: source.type
-    url: str | None = None  # websocket
+    url: str | None = field(default=None, repr=False)  # websocket (Euler's carries its apiKey)
     unique_id: str | None = None  # tiktok
     port: int | None = None  # webhook
     path: str | None = None  # webhook
@@ -99,9 +101,9 @@ class IngestConfig:
 
 @dataclass
 class WebhookSinkConfig:
-    url: str
+    url: str = field(repr=False)  # a token may travel in its path or query
     name: str = "webhook"
-    secret: str | None = None  # secret; also LIVEBOT_SINK_SECRET
+    secret: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_SINK_SECRET
     max_batch: int = 1
     timeout_ms: int = 5000
 
@@ -115,8 +117,17 @@ class Config:
     jsonl: Path | None = None
     webhooks: list[WebhookSinkConfig] = field(default_factory=list)
     dead_letter: Path | None = None  # actions no sink could take (None: logged as errors)
+    overlay_enabled: bool = True  # the OBS overlay at http://<http.host>:<http.port>/overlay/
+    overlay_css: Path | None = None
+    overlay_board: int = 5
+    overlay_poll_updates_ms: int = 1000
+    overlay_alert_gap_ms: int = 4000
+    overlay_banner_ms: int = 30_000
+    tts_per_minute: int = 6
+    tts_user_gap_ms: int = 30_000
+    tts_max_chars: int = 200
     chat_enabled: bool = False  # say lines in the live chat as the creator (needs the tiktok extra)
-    chat_session_id: str | None = None  # secret; also LIVEBOT_SESSION_ID
+    chat_session_id: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_SESSION_ID
     chat_target_idc: str | None = None
     chat_per_minute: int = 6
     sink_queue: int = 1000
@@ -137,7 +148,7 @@ class Config:
     http_port: int = 8787
     reload_watch: bool = True
     reload_poll_ms: int = 1000
-    state_redis: str | None = None  # Redis URL for the state instead of the SQLite file (bot.scale.store)
+    state_redis: str | None = field(default=None, repr=False)  # Redis URL for the state (bot.scale.store)
     redis: RedisConfig = field(default_factory=RedisConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
 
@@ -153,12 +164,32 @@ ENV_SECRETS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("chat_session_id",), ("LIVEBOT_SESSION_ID",)),
 )
 SECRET_NAMES = frozenset({"sign_api_key", "secret", "session_id", "chat_session_id"})
+URL_NAMES = frozenset({"url", "state_redis"})  # URLs whose password and query values are secret (apiKey=...)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its user and password, and every query value, replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc if "@" not in parts.netloc else f"***@{parts.netloc.rpartition('@')[2]}"
+    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True)) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _plain(obj: Any) -> Any:
     if is_dataclass(obj):
-        return {f.name: ("***" if f.name in SECRET_NAMES and getattr(obj, f.name) else _plain(getattr(obj, f.name)))
-                for f in fields(obj)}
+        out = {}
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if f.name in SECRET_NAMES and value:
+                out[f.name] = "***"
+            elif f.name in URL_NAMES and isinstance(value, str):
+                out[f.name] = redact_url(value)
+            else:
+                out[f.name] = _plain(value)
+        return out
     if isinstance(obj, list):
         return [_plain(item) for item in obj]
     if isinstance(obj, Path):
@@ -206,7 +237,10 @@ def _rate(v: Any, _: Path) -> float:
 
 
 def _duration(v: Any, _: Path) -> int:
-    return parse_duration(v)
+    try:
+        return parse_duration(v)
+    except OverflowError:  # .inf, or more digits than a float holds
+        raise ValueError("must be a duration such as 30s or 10m, not that long") from None
 
 
 def _path(v: Any, base: Path) -> Path:
@@ -221,6 +255,13 @@ def _url(v: Any, base: Path) -> str:
     url = _text(v, base)
     if not url.startswith(("ws://", "wss://")):
         raise ValueError("must be a ws:// or wss:// URL")
+    try:  # what the websocket client would fail on at connect time (never quoted: it may hold a key)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("must be a ws:// or wss:// URL with a valid host and port") from None
+    if not parts.hostname:
+        raise ValueError("must be a ws:// or wss:// URL with a host")
     return url
 
 
@@ -357,6 +398,19 @@ SCHEMA: Schema = {
         "queue": (("sink_queue",), _count),
         "attempts": (("sink_attempts",), _count),
         "drain_timeout": (("drain_ms",), _duration),
+        "overlay": {
+            "enabled": (("overlay_enabled",), _bool),
+            "css": (("overlay_css",), _optional_path),
+            "board_size": (("overlay_board",), _count),
+            "poll_updates": (("overlay_poll_updates_ms",), _duration),
+            "alert_gap": (("overlay_alert_gap_ms",), _duration),
+            "banner": (("overlay_banner_ms",), _duration),
+            "tts": {
+                "per_minute": (("tts_per_minute",), _count),
+                "user_gap": (("tts_user_gap_ms",), _duration),
+                "max_chars": (("tts_max_chars",), _count),
+            },
+        },
         "chat": {
             "enabled": (("chat_enabled",), _bool),
             "session_id": (("chat_session_id",), _optional_text),
@@ -509,11 +563,21 @@ def with_env_secrets(cfg: Config, env: Any) -> Config:
     return cfg
 
 
+def engine_options(cfg: Config) -> dict[str, Any]:
+    """The Engine's settings from the config; the same for `run` and `replay -c`, so a replay of a
+    recorded stream fires the same actions (the overlay's live poll counts and board included)."""
+    return {"streak_silence_ms": cfg.streak_silence_ms, "dedup_window": cfg.dedup_window,
+            "poll_update_ms": cfg.overlay_poll_updates_ms if cfg.overlay_enabled else 0,
+            "board_size": cfg.overlay_board if cfg.overlay_enabled else 0}
+
+
 def check_for_run(cfg: Config, where: str) -> list[str]:
     """What ``livebot run`` needs beyond a well-formed file: a source, and what that source needs."""
     src = cfg.source
     if cfg.chat_enabled and (not cfg.chat_session_id or not src.tiktok.unique_id.strip("@ ")):
         return [f"{where}: 'sinks.chat' needs 'session_id' (or LIVEBOT_SESSION_ID) and 'source.tiktok.unique_id'"]
+    if cfg.overlay_enabled and not cfg.http_enabled:
+        return [f"{where}: 'sinks.overlay' is served by the HTTP server: enable 'http' or set 'sinks.overlay.enabled: false'"]
     if cfg.report_folder is not None and cfg.record is None:
         return [f"{where}: 'report.folder' needs 'record.folder': a report is made from the stream's recording"]
     if src.type is None:

@@ -16,7 +16,7 @@ import structlog
 
 from bot.actions.dispatcher import LiveDispatcher, RetryPolicy
 from bot.clock import Clock
-from bot.config import Config
+from bot.config import Config, engine_options
 from bot.control.reload import RuleReloader
 from bot.control.server import ControlServer
 from bot.engine.core import Engine
@@ -75,6 +75,16 @@ def build_sinks(cfg: Config, out: Path | None = None) -> list[Sink]:
     return sinks
 
 
+def build_overlay(cfg: Config):
+    """The OBS overlay sink (mounted on the control server by ``run_daemon``)."""
+    from bot.sinks.overlay import OverlaySink
+
+    return OverlaySink(tts_per_minute=cfg.tts_per_minute, tts_user_gap_ms=cfg.tts_user_gap_ms,
+                       tts_max_chars=cfg.tts_max_chars, alert_gap_s=cfg.overlay_alert_gap_ms / 1000,
+                       host=cfg.http_host, port=cfg.http_port, css=cfg.overlay_css, board_size=cfg.overlay_board,
+                       banner_ms=cfg.overlay_banner_ms)
+
+
 def build_dispatcher(cfg: Config, sinks: list[Sink]) -> LiveDispatcher:
     """Per-sink queues, retries with backoff, and a dead-letter file for what cannot be delivered."""
     return LiveDispatcher(sinks, dead_letter=cfg.dead_letter, max_queue=cfg.sink_queue,
@@ -86,8 +96,12 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
                      sinks: list[Sink] | None = None, clock: Clock | None = None) -> LiveResult:
     """Run until a signal or the source ends; returns what was counted. ``clock`` is the wall
     clock unless given (the soak benchmark drives it with a virtual one)."""
-    engine = Engine(ruleset, streak_silence_ms=cfg.streak_silence_ms, dedup_window=cfg.dedup_window)
-    dispatcher = build_dispatcher(cfg, build_sinks(cfg) if sinks is None else sinks)
+    engine = Engine(ruleset, **engine_options(cfg))
+    sinks = build_sinks(cfg) if sinks is None else list(sinks)
+    overlay = build_overlay(cfg) if cfg.overlay_enabled and cfg.http_enabled else None
+    if overlay is not None:
+        sinks.append(overlay)
+    dispatcher = build_dispatcher(cfg, sinks)
     recorder = Recorder(cfg.record, room=cfg.room_id or (cfg.source.type or "live"),
                         flush_every_s=cfg.record_flush_ms / 1000) if cfg.record else None
     store = open_store(cfg)
@@ -100,6 +114,8 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     reloader = RuleReloader(cfg.rules, ruleset, runner.replace_rules, poll_s=cfg.reload_poll_ms / 1000)
     server = ControlServer(runner, host=cfg.http_host, port=cfg.http_port, reloader=reloader,
                            config=cfg.redacted()) if cfg.http_enabled else None
+    if overlay is not None and server is not None:
+        overlay.server.add_routes(server.app)  # one port: the overlay beside /status and /metrics
 
     loop = asyncio.get_running_loop()
     handlers = {signal.SIGTERM: _stopper(runner, "SIGTERM"), signal.SIGINT: _stopper(runner, "SIGINT"),
@@ -110,6 +126,9 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     try:
         if server is not None:
             await server.start()
+            if overlay is not None:
+                overlay.server.port = server.port
+                log.info("overlay_ready", url=overlay.url, obs="add this URL as a Browser source")
         log.info("started", source=cfg.source.type, rules=len(ruleset.rules), record=str(cfg.record or ""),
                  http=f"http://{cfg.http_host}:{server.port}/status" if server else "off")
         result = await runner.run()

@@ -130,8 +130,9 @@ def actions(path: Path) -> list[dict]:
 
 
 async def wait_actions(path: Path, n: int, timeout: float = 30) -> list[dict]:
+    """Wait for ``n`` actions (not counting the overlay's board updates)."""
     for _ in range(int(timeout / 0.02)):
-        got = actions(path)
+        got = [a for a in actions(path) if a["kind"] != "leaderboard"]
         if len(got) >= n:
             return got
         await asyncio.sleep(0.02)
@@ -185,6 +186,8 @@ async def test_run_reloads_serves_metrics_and_loses_nothing_on_sigterm(tmp_path)
         assert metric(text, "livebot_event_latency_seconds_count") >= 30
         status, page = await bot.get("/status")
         assert status == 200 and "livebot" in page
+        status, page = await bot.get("/overlay/")  # the OBS overlay, on the same server
+        assert status == 200 and "overlay.js" in page
 
         # A burst right before SIGTERM: every event is still handled and recorded.
         for i in range(30, 330):
@@ -193,7 +196,9 @@ async def test_run_reloads_serves_metrics_and_loses_nothing_on_sigterm(tmp_path)
         assert await bot.stop() == 0
 
     got = actions(tmp_path / "actions.jsonl")
-    texts = [a["text"] for a in got]
+    boards = [a for a in got if a["kind"] == "leaderboard"]  # the overlay's board, on by default
+    assert boards and boards[-1]["data"]["top"][0]["diamonds"] == 2
+    texts = [a["text"] for a in got if a["kind"] != "leaderboard"]
     assert texts[:10] == [f"v1 c{i}" for i in range(10)]
     assert texts[10:20] == [f"v2 thanks V{i % 5} for 1x Rose" for i in range(10, 20)]
     assert texts[20:30] == [f"v2 c{i}" for i in range(20, 30)]
@@ -240,4 +245,4 @@ rules:
         feed.queue.put_nowait(line("chat", 11, comment="!top"))  # viewer 1 too
         after = await wait_actions(tmp_path / "after.jsonl", 1)
         assert await bot.stop() == 0
-    assert [a["text"] for a in after] == ["1. V3 (500) · 2. V2 (100)"]
+    assert [a["text"] for a in after if a["kind"] == "say"] == ["1. V3 (500) · 2. V2 (100)"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Kinds every sink understands; rules may also name their own kinds.
-BUILTIN_KINDS: tuple[str, ...] = ("say", "shoutout", "cta", "poll", "alert")
+BUILTIN_KINDS: tuple[str, ...] = ("say", "shoutout", "cta", "poll", "alert", "tts")
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from bot.engine.leaderboard import Leaderboard
 from bot.engine.polls import Poll, Quiz, normalize_answer
 from bot.engine.rules import ActionSpec, Rule, RuleSet
 from bot.engine.state import SessionState
-from bot.engine.templates import Text
+from bot.engine.templates import Text, _fmt_ranked
 from bot.engine.timers import Timers
 from bot.events.dedup import Deduper
 from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, TOP_GIFTER, Event
@@ -54,8 +54,14 @@ def _coerce(text: str) -> Any:
 
 class Engine:
     def __init__(self, rules: RuleSet, *, streak_silence_ms: int = 5000, dedup_window: int = 500_000,
-                 lifetime: dict[str, dict[str, Any]] | None = None) -> None:
+                 lifetime: dict[str, dict[str, Any]] | None = None, poll_update_ms: int = 0,
+                 board_size: int = 0) -> None:
         self.rules = rules
+        # For live displays (the overlay), off by default: ``poll_update`` actions with the vote
+        # counts at most once per ``poll_update_ms``, and a ``leaderboard`` action whenever a gift
+        # changes the top ``board_size`` places.
+        self.poll_update_ms = poll_update_ms
+        self.board_size = board_size
         self.dedup = Deduper(dedup_window)
         self.streaks = StreakFolder(streak_silence_ms)
         self.state = SessionState(lifetime)
@@ -122,7 +128,7 @@ class Engine:
     def fresh(self, lifetime: dict[str, dict[str, Any]] | None = None) -> Engine:
         """A new engine with these rules and settings and no session state (the next stream)."""
         return Engine(self.rules, streak_silence_ms=self.streaks.silence_ms, dedup_window=self.dedup.window,
-                      lifetime=lifetime)
+                      lifetime=lifetime, poll_update_ms=self.poll_update_ms, board_size=self.board_size)
 
     def replace_rules(self, rules: RuleSet, now: int) -> None:
         """Swap in new rules; session state, cooldowns, open streaks and polls are kept."""
@@ -146,8 +152,11 @@ class Engine:
             due = self.timers.next_due()
             if due is not None and (best is None or due < best[0]):
                 best = (due, "timer")
-        if self.poll is not None and (best is None or self.poll.ends < best[0]):
-            best = (self.poll.ends, "poll")
+        if self.poll is not None:
+            update = self.poll.update_due()
+            due = self.poll.ends if update is None else min(update, self.poll.ends)
+            if best is None or due < best[0]:
+                best = (due, "poll")
         if self.quiz is not None and (best is None or self.quiz.ends < best[0]):
             best = (self.quiz.ends, "quiz")
         due = self.budget.next_due()
@@ -166,7 +175,7 @@ class Engine:
                 if popped is not None:
                     self._fire_timer(popped[1], popped[0], out)
             elif what == "poll":
-                self._close_poll(due, out)
+                self._poll_due(due, out)
             elif what == "quiz":
                 self._close_quiz(due, out)
             else:
@@ -187,13 +196,18 @@ class Engine:
             if self.timers is not None:
                 self.timers.on_chat(now)
             if ev.user is not None:
-                if self.poll is not None:
-                    self.poll.vote(user_key, text)
+                if self.poll is not None and self.poll.vote(user_key, text, now):
+                    if (due := self.poll.update_due()) is not None:
+                        self._lower_floor(due)
                 if self.quiz is not None and self.quiz.is_correct(text):
                     self._quiz_won(ev, now, out)
         elif ev.type == GIFT and ev.user is not None:
             value = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
             before, after = self.board.add(ev.user, value)
+            if after <= self.board_size:
+                top = self.board.top(self.board_size)
+                out.append(Action(now, "leaderboard", _fmt_ranked(top, self.board_size), "leaderboard", None,
+                                  None, {"top": top}))
             if after <= self.rules.settings.top_n and (before is None or after < before):
                 climbed = Event(TOP_GIFTER, ev.ts, ev.room_id, f"{ev.msg_id}:top", ev.user,
                                 {"rank": after, "previous_rank": before, "diamonds": self.board.diamonds[user_key]})
@@ -429,10 +443,22 @@ class Engine:
             log.warning("poll_busy", rule=rule.id, open_poll=self.poll.rule.id)
             return
         duration = spec.options["duration"]
-        self.poll = Poll(rule, action.text, spec.options["options"], now + duration, spec.options["result"], context)
+        self.poll = Poll(rule, action.text, spec.options["options"], now + duration, spec.options["result"], context,
+                         update_ms=self.poll_update_ms)
         self._lower_floor(self.poll.ends)
         action.data = {**action.data, "options": self.poll.options, "duration_ms": duration, "ends": now + duration}
         self._emit(action, rule, None, now, out)
+
+    def _poll_due(self, due: int, out: list[Action]) -> None:
+        """Live vote counts when they are due before the end; else the poll ends."""
+        poll = self.poll
+        assert poll is not None
+        update = poll.update_due()
+        if update is not None and update <= due and update < poll.ends:
+            text, data = poll.update(due)
+            out.append(Action(due, "poll_update", text, poll.rule.id, None, None, data))
+        else:
+            self._close_poll(due, out)
 
     def _close_poll(self, due: int, out: list[Action]) -> None:
         poll, self.poll = self.poll, None

@@ -29,25 +29,56 @@ class Poll:
     result: Text
     context: dict[str, Any]  # the opening rule's context, for the result text
     votes: dict[str, int] = field(default_factory=dict)  # viewer key -> option index
+    update_ms: int = 0  # live counts (``poll_update``) at most once per this many ms; 0: none
+    _shown_at: int | None = field(default=None, repr=False)  # when counts were last sent
+    _changed_at: int | None = field(default=None, repr=False)  # first change not sent yet
 
-    def vote(self, voter: str, text: str) -> bool:
+    def vote(self, voter: str, text: str, now: int | None = None) -> bool:
         """Count a chat line as a vote if it is an option's number or its words; last vote counts."""
         answer = text.strip()
         if answer.isdigit() and 1 <= int(answer) <= len(self.options):
-            self.votes[voter] = int(answer) - 1
+            self._count(voter, int(answer) - 1, now)
             return True
         wanted = normalize_answer(answer)
         for i, option in enumerate(self.options):
             if wanted and normalize_answer(option) == wanted:
-                self.votes[voter] = i
+                self._count(voter, i, now)
                 return True
         return False
 
-    def tally(self) -> dict[str, Any]:
-        """What the result text sees as ``poll``."""
+    def _count(self, voter: str, index: int, now: int | None) -> None:
+        if self.votes.get(voter) != index:
+            self.votes[voter] = index
+            if now is not None and self._changed_at is None:
+                self._changed_at = now
+
+    def update_due(self) -> int | None:
+        """When the next ``poll_update`` is due: the first change is sent at once, later ones
+        at most once per ``update_ms``. None while nothing changed (or updates are off)."""
+        if not self.update_ms or self._changed_at is None:
+            return None
+        if self._shown_at is None:
+            return self._changed_at
+        return max(self._changed_at, self._shown_at + self.update_ms)
+
+    def update(self, now: int) -> tuple[str, dict[str, Any]]:
+        """The text and data of a ``poll_update`` action: ``{"question", "votes", "total"}``."""
+        self._shown_at, self._changed_at = now, None
+        counts = self.counts()
+        total = sum(counts)
+        text = " · ".join(f"{o} {c}" for o, c in zip(self.options, counts)) + f" ({total} vote{'s' * (total != 1)})"
+        return text, {"question": self.question, "votes": dict(zip(self.options, counts)), "total": total}
+
+    def counts(self) -> list[int]:
+        """Votes per option, in the options' order."""
         counts = [0] * len(self.options)
         for i in self.votes.values():
             counts[i] += 1
+        return counts
+
+    def tally(self) -> dict[str, Any]:
+        """What the result text sees as ``poll``."""
+        counts = self.counts()
         top = max(counts)
         winners = [o for o, c in zip(self.options, counts) if c == top] if top else []
         return {

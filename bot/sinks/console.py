@@ -16,6 +16,10 @@ def format_action(action: Action) -> str:
     return f"{clock}  {action.kind:<9} {action.rule:<18} {text}"
 
 
+# Actions for live displays only (the overlay's vote counts and board): not printed.
+DISPLAY_KINDS = frozenset({"poll_update", "leaderboard"})
+
+
 class ConsoleSink:
     name = "console"
 
@@ -23,8 +27,9 @@ class ConsoleSink:
         self.stream = stream or sys.stdout
 
     async def send(self, actions: Sequence[Action]) -> None:
-        if actions:
-            self.stream.write("".join(format_action(a) + "\n" for a in actions))
+        lines = "".join(format_action(a) + "\n" for a in actions if a.kind not in DISPLAY_KINDS)
+        if lines:
+            self.stream.write(lines)
             self.stream.flush()
 
     async def close(self) -> None:

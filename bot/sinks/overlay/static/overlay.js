@@ -1,0 +1,232 @@
+/* livebot overlay: shows what the bot's overlay server pushes over a WebSocket.
+ *
+ * Viewer text (nicknames, comments) only ever reaches the page as text: textContent and
+ * createElement, never innerHTML. URL options:
+ *   ?theme=NAME        add static/themes/NAME.css        ?tts=0        never speak
+ *   ?voice=NAME        a speech voice whose name contains NAME          ?lang=en-US
+ *   ?alert_ms=6000     how long an alert stays (big gifts longer)      ?max_alerts=3
+ *   ?retry_max_ms=10000  the longest wait between reconnection attempts
+ */
+(() => {
+  "use strict";
+
+  const params = new URLSearchParams(location.search);
+  const flag = (name, fallback) =>
+    params.has(name) ? !/^(0|off|false|no)$/i.test(params.get(name)) : fallback;
+  const number = (name, fallback) => {
+    const value = Number(params.get(name));
+    return params.has(name) && Number.isFinite(value) && value >= 0 ? value : fallback;
+  };
+  const options = {
+    tts: flag("tts", true),
+    voice: (params.get("voice") || "").toLowerCase(),
+    lang: params.get("lang") || "",
+    alertMs: number("alert_ms", 6000),
+    maxAlerts: Math.max(1, number("max_alerts", 3)),
+    retryMaxMs: Math.max(250, number("retry_max_ms", 10000)),
+  };
+  const root = document.documentElement;
+  const $ = (id) => document.getElementById(id);
+  const fmt = new Intl.NumberFormat();
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  // A shipped theme, by plain name only; user.css stays last so the user's rules win.
+  const theme = params.get("theme");
+  if (theme && /^[a-z0-9_-]{1,40}$/.test(theme)) {
+    const link = el("link");
+    link.rel = "stylesheet";
+    link.href = "static/themes/" + theme + ".css";
+    $("user-css").before(link);
+    root.dataset.theme = theme;
+  }
+
+  // -- alerts and shout-outs ---------------------------------------------------------------------
+
+  const TIER_TIME = { legendary: 2, big: 1.5 };
+
+  function showAlert(m) {
+    const box = el("div", "alert kind-" + (m.kind || "alert") + (m.tier ? " tier-" + m.tier : ""));
+    box.append(el("div", "text", m.text));
+    const list = $("alerts");
+    list.prepend(box);
+    while (list.children.length > options.maxAlerts) list.lastElementChild.remove();
+    setTimeout(() => {
+      box.classList.add("leaving");
+      setTimeout(() => box.remove(), 600);
+    }, options.alertMs * (TIER_TIME[m.tier] || 1));
+  }
+
+  // -- call-to-action banner ---------------------------------------------------------------------
+
+  let bannerTimer = 0;
+
+  function showBanner(m) {
+    clearTimeout(bannerTimer);
+    const banner = $("banner");
+    if (!m || !m.text) {
+      banner.hidden = true;
+      return;
+    }
+    banner.querySelector(".text").textContent = m.text;
+    banner.hidden = false;
+    if (m.ms > 0) bannerTimer = setTimeout(() => { banner.hidden = true; }, m.ms);
+  }
+
+  // -- poll --------------------------------------------------------------------------------------
+
+  let pollEnds = null; // performance.now() when the open poll ends
+  let resultTimer = 0;
+
+  function renderOptions(poll, opts, total, winners) {
+    const list = poll.querySelector(".options");
+    while (list.children.length > opts.length) list.lastElementChild.remove();
+    opts.forEach((option, i) => {
+      let row = list.children[i];
+      if (!row) { // rows are reused so the bars animate from their old width
+        row = el("div", "option");
+        const bar = el("div", "bar");
+        bar.append(el("div", "fill"));
+        row.append(el("span", "num"), el("span", "name"), el("span", "votes"), bar);
+        list.append(row);
+      }
+      row.querySelector(".num").textContent = String(i + 1);
+      row.querySelector(".name").textContent = option.name;
+      row.querySelector(".votes").textContent = fmt.format(option.votes);
+      row.querySelector(".fill").style.width = (total ? (100 * option.votes) / total : 0) + "%";
+      row.dataset.votes = String(option.votes);
+      row.classList.toggle("winner", winners.includes(option.name));
+    });
+    poll.querySelector(".total").textContent = total === 1 ? "1 vote" : fmt.format(total) + " votes";
+  }
+
+  function showPoll(m) {
+    clearTimeout(resultTimer);
+    const poll = $("poll");
+    if (!m) {
+      poll.hidden = true;
+      pollEnds = null;
+      return;
+    }
+    poll.classList.remove("closed");
+    poll.querySelector(".question").textContent = m.question;
+    poll.querySelector(".result").textContent = "";
+    renderOptions(poll, m.options, m.total, []);
+    pollEnds = m.remaining_ms === null || m.remaining_ms === undefined ? null : performance.now() + m.remaining_ms;
+    poll.hidden = false;
+    tick();
+  }
+
+  function showResult(m) {
+    clearTimeout(resultTimer);
+    const poll = $("poll");
+    pollEnds = null;
+    poll.querySelector(".question").textContent = m.question;
+    renderOptions(poll, m.options, m.total, m.winners || []);
+    poll.querySelector(".result").textContent = m.text;
+    poll.querySelector(".timer").textContent = "";
+    poll.classList.add("closed");
+    poll.hidden = false;
+    resultTimer = setTimeout(() => { poll.hidden = true; }, m.ms || 15000);
+  }
+
+  function tick() {
+    if (pollEnds === null) return;
+    const left = Math.max(0, Math.ceil((pollEnds - performance.now()) / 1000));
+    $("poll").querySelector(".timer").textContent =
+      Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+  }
+  setInterval(tick, 250);
+
+  // -- top gifters -------------------------------------------------------------------------------
+
+  function showBoard(m) {
+    const board = $("board");
+    const rows = ((m && m.top) || []).map((g) => {
+      const row = el("li", "gifter rank-" + Number(g.rank));
+      row.append(el("span", "rank", g.rank), el("span", "name", g.nickname),
+        el("span", "diamonds", fmt.format(g.diamonds)));
+      return row;
+    });
+    board.querySelector(".gifters").replaceChildren(...rows);
+    board.hidden = rows.length === 0;
+  }
+
+  // -- text to speech ----------------------------------------------------------------------------
+
+  function speak(m) {
+    if (!options.tts || !m.text || !("speechSynthesis" in window)) return;
+    const utterance = new SpeechSynthesisUtterance(m.text);
+    if (options.lang) utterance.lang = options.lang;
+    if (options.voice) {
+      const voice = speechSynthesis.getVoices().find((v) => v.name.toLowerCase().includes(options.voice));
+      if (voice) utterance.voice = voice;
+    }
+    speechSynthesis.speak(utterance);
+  }
+
+  // -- messages and the connection ---------------------------------------------------------------
+
+  const handlers = {
+    alert: showAlert,
+    banner: showBanner,
+    poll: showPoll,
+    poll_result: showResult,
+    board: showBoard,
+    tts: speak,
+    state(m) { // what is true now, after a (re)connect
+      showPoll(m.poll);
+      showBoard(m.board);
+      showBanner(m.banner);
+    },
+    batch(m) { m.items.forEach(handle); },
+  };
+
+  function handle(m) {
+    const handler = m && handlers[m.t];
+    if (!handler) return;
+    try {
+      handler(m);
+    } catch (err) { // one odd message must not stop the ones after it
+      console.error("overlay: cannot show", m.t, err);
+    }
+  }
+
+  let attempt = 0;
+  let connects = 0;
+
+  function connect() {
+    const url = new URL("ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    url.search = "";
+    root.dataset.ws = "connecting";
+    const ws = new WebSocket(url);
+    ws.onopen = () => {
+      attempt = 0;
+      root.dataset.ws = "open";
+      root.dataset.connects = String(++connects);
+    };
+    ws.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      handle(message);
+    };
+    ws.onclose = () => {
+      root.dataset.ws = "closed";
+      // Back off: 0.5 s, 1 s, 2 s ... up to retry_max_ms, with jitter so pages do not stampede.
+      const delay = Math.min(options.retryMaxMs, 500 * 2 ** Math.min(attempt++, 10));
+      setTimeout(connect, delay * (0.75 + Math.random() * 0.25));
+    };
+  }
+
+  connect();
+})();
