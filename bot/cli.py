@@ -7,6 +7,7 @@ import asyncio
 import difflib
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot import __version__, logs
 from bot.actions.dispatcher import Dispatcher
@@ -111,17 +112,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_config_and_rules(config: Path | None, rules: Path | None, check=None) -> tuple[Config, Any] | None:
+    """The config (or the defaults) and the rules; every problem printed as file:line:col, None then."""
+    try:
+        cfg = load_config(config) if config else Config()
+        if check is not None and (problems := check(cfg, f"{config}:1:1")):
+            raise ConfigError(problems)
+        return cfg, load_rules(rules or cfg.rules)
+    except (ConfigError, RuleLoadError) as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     if not args.session.is_file():
         print(f"livebot: no such session file: {args.session}", file=sys.stderr)
         return 2
-    try:
-        cfg = load_config(args.config) if args.config else Config()
-        ruleset = load_rules(args.rules or cfg.rules)
-    except (ConfigError, RuleLoadError) as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    loaded = _load_config_and_rules(args.config, args.rules)
+    if loaded is None:
         return 1
+    cfg, ruleset = loaded
     try:
         lifetime = load_lifetime(args.state) if args.state else None
     except StoreError as exc:
@@ -185,16 +196,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.config import check_for_run
     from bot.daemon import build_sinks, build_source, run_daemon
 
-    try:
-        cfg = load_config(args.config)
-        problems = check_for_run(cfg, f"{args.config}:1:1")
-        if problems:
-            raise ConfigError(problems)
-        ruleset = load_rules(args.rules or cfg.rules)
-    except (ConfigError, RuleLoadError) as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    loaded = _load_config_and_rules(args.config, args.rules, check=check_for_run)
+    if loaded is None:
         return 1
+    cfg, ruleset = loaded
     try:
         source = build_source(cfg)
     except (ImportError, ValueError) as exc:  # e.g. the tiktok extra is not installed
