@@ -236,11 +236,17 @@ def _rate(v: Any, _: Path) -> float:
     return float(v)
 
 
+MAX_DURATION_MS = 2**53 - 1  # what JSON readers take as a whole number (some 285,000 years)
+
+
 def _duration(v: Any, _: Path) -> int:
     try:
-        return parse_duration(v)
+        ms = parse_duration(v)
     except OverflowError:  # .inf, or more digits than a float holds
-        raise ValueError("must be a duration such as 30s or 10m, not that long") from None
+        ms = MAX_DURATION_MS + 1
+    if ms > MAX_DURATION_MS:
+        raise ValueError("must be a duration such as 30s or 10m, not that long")
+    return ms
 
 
 def _path(v: Any, base: Path) -> Path:

@@ -33,6 +33,63 @@ action_log = structlog.get_logger("bot.actions")
 IDLE_WAKE_S = 0.25  # how often the loop looks at stop requests and the recorder's flush clock
 
 
+def _elapsed_ms() -> int:
+    """Real time passing (ms): CLOCK_BOOTTIME, which also counts a suspended machine, where there is one."""
+    return time.clock_gettime_ns(_ELAPSED) // 1_000_000
+
+
+_ELAPSED = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+STEP_MS = 1000  # the wall clock moving this much more (or less) than real time between two readings: a step
+
+
+class LiveClock:
+    """The live shell's clock: wall time (ms) that never goes back and is never stepped.
+
+    ``wall`` gives the time (the system's wall clock by default); ``elapsed`` (ms, default
+    CLOCK_BOOTTIME) tells real time passing from the wall clock being *stepped* (NTP, a restored
+    VM, someone setting the clock). A step either way is absorbed: time goes on from where it was
+    at the real pace, so streak flushes, cooldowns and timers neither stand still nor fire in a
+    burst, and a gift streak in progress is not cut in two. The offset stays for the rest of
+    the process. Real time passing (a suspended machine, a stalled loop) moves it on.
+    With ``elapsed=None`` (a virtual clock, in tests and benchmarks) only steps back are absorbed.
+    Sources are given this clock, so receive times, engine time and the recording agree; other
+    attributes (a ``VirtualClock``'s ``set``) are the wrapped clock's.
+    """
+
+    def __init__(self, wall: Clock | None = None, elapsed: Callable[[], int] | None = _elapsed_ms) -> None:
+        self.wall = wall or WallClock()
+        self.elapsed = elapsed
+        self.offset = 0  # ms added to the wall clock: the steps absorbed
+        self.steps = 0
+        self._prev: tuple[int, int] | None = None  # the last (wall, elapsed) readings
+        self._out = 0
+
+    def now(self) -> int:
+        w = self.wall.now()
+        e = self.elapsed() if self.elapsed is not None else 0
+        if self._prev is not None:
+            dw = w - self._prev[0]
+            real = e - self._prev[1] if self.elapsed is not None else max(dw, 0)
+            if abs(dw - real) >= STEP_MS or (dw < 0 and self.elapsed is None):
+                self.offset += real - dw
+                self.steps += 1
+                log.warning("clock_stepped", by_ms=dw - real, offset_ms=self.offset, steps=self.steps)
+        self._prev = (w, e)
+        t = w + self.offset
+        if t < self._out:  # a step smaller than STEP_MS back: hold still until it has passed
+            t = self._out
+        self._out = t
+        return t
+
+    def __getattr__(self, name: str):
+        if name == "wall":  # (not set yet)
+            raise AttributeError(name)
+        return getattr(self.wall, name)
+
+
+JUMP_MS = 1000  # engine time moving more than this between two steps: a clock jump or a stalled loop
+
+
 class LiveSource(Protocol):
     name: str
 
@@ -55,7 +112,8 @@ class LiveRunner:
         self.sources = list(sources)
         self.engine = engine
         self.dispatcher = dispatcher
-        self.clock = clock or WallClock()
+        # A clock given as-is (a virtual one) is only kept from going back; see LiveClock.
+        self.clock = clock if isinstance(clock, LiveClock) else LiveClock(clock, elapsed=None) if clock else LiveClock()
         self.recorder = recorder
         self.queue = queue or EventQueue()
         self.keeper = keeper
@@ -68,12 +126,41 @@ class LiveRunner:
         self.last_event_at: float | None = None  # monotonic time of the last viewer event
         self.heartbeat = time.monotonic()  # the loop's last turn (a stalled loop fails /healthz)
         self._last = 0
+        self.skipped_periods = 0  # timer periods not fired twice after a jump (see _skip_missed_periods)
 
     def _time(self, ev: Event) -> int:
         t = ev.received if ev.received is not None else self.clock.now()
-        t = max(t, self._last)
-        ev.received = self._last = t
+        ev.received = t = self._move_to(t)
         return t
+
+    def _move_to(self, t: int) -> int:
+        """Engine time: ``t``, never going backwards."""
+        if t > self._last + JUMP_MS:
+            self._skip_missed_periods(t)
+        if t > self._last:
+            self._last = t
+        return self._last
+
+    def _skip_missed_periods(self, now: int) -> None:
+        """Time jumped (the wall clock was stepped forward, or the loop stalled): an ``every`` timer
+        that missed several periods fires once, for the latest, not once per missed period. (A
+        replay catches up instead: it cannot tell a jump from a quiet stream. Live, the loop
+        wakes at least every ``IDLE_WAKE_S``, so a timer can only miss periods in a jump.)"""
+        timers = self.engine.timers
+        if timers is None:
+            return
+        keep: dict[str, int] = {}
+        skipped = 0
+        for due, _order, rule_id, n in timers._heap:  # (due, order, rule id, period number)
+            latest = (now - timers.start) // timers._rules[rule_id].every_ms  # the last period begun by now
+            if due <= now and latest > n:
+                skipped += latest - n
+                n = latest
+            keep[rule_id] = n
+        if skipped:
+            timers.replace(self.engine.rules.timers, now, keep=keep)
+            self.skipped_periods += skipped
+            log.warning("timer_periods_skipped", periods=skipped, jump_ms=now - self._last)
 
     async def _handle(self, batch: list[Event], record: bool = True) -> None:
         out: list[Action] = []
@@ -90,14 +177,20 @@ class LiveRunner:
             if ev.type == LIVE_END:
                 out += self._end_stream(now)
         if not len(self.queue):  # nothing arrived before now is still waiting: deadlines may fire
-            self._last = max(self._last, self.clock.now())
-            out += self.engine.advance(self._last)
+            out += self.engine.advance(self._move_to(self.clock.now()))
         await self._dispatch(out)
         if batch:
             done = self.clock.now()
             for ev in batch:
                 self.latency.observe(max(0, done - ev.received) / 1000)  # type: ignore[operator]
         if self.keeper is not None:
+            if self.keeper.due(self._last):
+                # The sinks first: a saved state must not cover a gift whose thank-you is still in a
+                # sink's queue, or a SIGKILL right after the save loses it (a restart drops the
+                # backlog's copy as a duplicate). The loop may not have yielded for many batches;
+                # one turn lets every sink that writes at once (console, JSONL) write what it was
+                # given. A slow or paced one (a webhook, overlay alerts) may still be sending.
+                await asyncio.sleep(0)
             self.keeper.tick(self.engine, self._last)
 
     def replace_rules(self, rules: RuleSet) -> None:
@@ -163,6 +256,7 @@ class LiveRunner:
         await self._handle([end], record=self.recorder is not None and self.recorder.is_open)
         await self._dispatch(self.engine.close())
         if self.keeper is not None:  # the stream goes on without us: keep its state for a restart
+            await asyncio.sleep(0)  # (the sinks first, as in _handle)
             self.keeper.save(self.engine, self._last)
         self.result.shed = Counter(self.queue.shed)
         if self.recorder is not None:

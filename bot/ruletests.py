@@ -32,7 +32,7 @@ from bot.engine.core import Engine
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules_many
 from bot.engine.rules import RuleSet
-from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml
+from bot.engine.yamlfile import one_line, Pos, YamlError, YList, YMap, did_you_mean, load_yaml
 from bot.events.model import DATA_FIELDS, EVENT_TYPES, Event, User
 from bot.testing import run_events
 
@@ -58,6 +58,7 @@ FIELD_TYPES: dict[str, tuple[str, int | None, int | None, bool]] = {
 
 class TestFileError(ValueError):
     def __init__(self, problems: list[str]) -> None:
+        problems = [one_line(p) for p in problems]  # a quoted value with a line break stays one line
         super().__init__("\n".join(problems))
         self.problems = problems
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+MAX_MS = 100 * 365 * 86_400_000  # longer than any stream: a typo, refused rather than overflowing
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -15,6 +16,8 @@ def parse_duration(value: object) -> int:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"a duration cannot be negative: {value}")
+        if not value * 1000 < MAX_MS:
+            raise ValueError(f"a duration must be under 100 years, got {str(value)[:40]}")
         return int(value * 1000)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as 30s or 10m, got {type(value).__name__}")
@@ -26,5 +29,7 @@ def parse_duration(value: object) -> int:
         total += float(m.group(1)) * _UNIT_MS[m.group(2)]
         pos = m.end()
     if not text or pos != len(text):
-        raise ValueError(f"bad duration {value!r}: use a number with ms, s, m, h or d, e.g. 90s, 10m, 1h30m")
+        raise ValueError(f"bad duration {value[:60]!r}: use a number with ms, s, m, h or d, e.g. 90s, 10m, 1h30m")
+    if not total < MAX_MS:
+        raise ValueError(f"a duration must be under 100 years, got {value[:40]!r}")
     return int(total)

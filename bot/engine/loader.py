@@ -13,7 +13,7 @@ from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, 
                               RuleSet, Settings, Tier)
 from bot.engine.templates import Fields, TemplateCompileError, Text, compile_condition, compile_value
 from bot.engine.views import context_fields
-from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml
+from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line
 from bot.events.model import EVENT_TYPES
 
 FILE_KEYS = ("rules", "include", "settings")
@@ -31,6 +31,7 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
 SPECIAL_KINDS = ("poll", "quiz", "set", "incr")
 SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
+MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME_RX = re.compile(r"\b(" + "|".join(sorted(EVENT_NAMES | POLL_NAMES | QUIZ_NAMES)) + r")\b")
@@ -41,6 +42,7 @@ class RuleLoadError(ValueError):
     """The rules could not be loaded; ``problems`` lists every ``file:line:col: message``."""
 
     def __init__(self, problems: list[str]) -> None:
+        problems = [one_line(p) for p in problems]  # a quoted value never breaks a problem's line
         super().__init__("\n".join(problems))
         self.problems = problems
 
@@ -235,10 +237,16 @@ class _Loader:
 
     def _duration(self, m: YMap, key: str, rid: str | None) -> int | None:
         try:
-            return parse_duration(m[key])
+            ms = parse_duration(m[key])
         except ValueError as exc:
             self._problem(m.value_pos[key], str(exc), rid)
             return None
+        except OverflowError:  # .inf, or more digits than a float holds
+            ms = MAX_DURATION_MS + 1
+        if ms > MAX_DURATION_MS:  # deadlines and saved state must stay whole numbers JSON can carry
+            self._problem(m.value_pos[key], f"'{key}' is too long a duration: {str(m[key])[:40]!r}", rid)
+            return None
+        return ms
 
     def _expr(self, source: Any, pos: Pos, what: str, rid: str | None, allowed: frozenset[str], needs: set[str],
               compile_fn: Callable = compile_condition) -> Callable | None:

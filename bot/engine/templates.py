@@ -1,17 +1,24 @@
 """Conditions and text templates in a hardened Jinja2 sandbox, compiled once at load.
 
 Event fields reach templates only as *data*: a nickname such as ``{{7*7}}`` is printed as
-typed. The sandbox blocks attribute tricks; on top of it we bound ``*`` and ``**`` and
-refuse loops, macros, includes and imports, which could otherwise hang the bot.
+typed. The sandbox blocks attribute tricks; on top of it we refuse loops, macros, includes and
+imports, and bound what one operation may build (``*``, ``**``, ``+``, ``~``, ``%``, widths in
+``center``/``format``, ``replace``, ``join``, ``range``...: see ``_Environment``), which could
+otherwise hang the bot or exhaust its memory. ``random`` is not a filter: replays must repeat.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import operator
+import re
+import string
 from typing import Any, Callable, Iterator
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.compiler import CodeGenerator, optimizeconst
 from jinja2.lexer import TOKEN_EOF
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -49,8 +56,182 @@ class TemplateCompileError(ValueError):
         self.lineno = lineno
 
 
+MAX_VALUE = 20_000  # the longest text, list or mapping one operation in a template may build
+MAX_RANGE = 1000  # range() in a template (loops are refused; this bounds map/join over a range)
+MAX_INT_BITS = 4096  # the largest whole number a template may compute (about 1,230 digits)
+
+
+def _bounded(value: Any) -> Any:
+    """``value``, unless it is bigger than a template may build (SecurityError)."""
+    if isinstance(value, (str, list, tuple, dict)) and len(value) > MAX_VALUE:
+        raise SecurityError(f"value too long ({len(value):,}; the limit is {MAX_VALUE:,})")
+    if type(value) is int and value.bit_length() > MAX_INT_BITS:
+        raise SecurityError("number too large")
+    return value
+
+
+def _width(value: Any, what: str = "width") -> None:
+    if isinstance(value, str):
+        value = len(value)
+    if isinstance(value, (int, float)) and value > MAX_STRING:
+        raise SecurityError(f"{what} too large ({value}; the limit is {MAX_STRING})")
+
+
+def _replaced_size(s: Any, old: Any, new: Any, count: Any = None) -> None:
+    """Refuse a ``replace`` whose result would be too long, before it is built."""
+    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str) and len(new) > len(old):
+        hits = s.count(old) if old else len(s) + 1
+        if isinstance(count, int) and count >= 0:
+            hits = min(hits, count)
+        if len(s) + hits * (len(new) - len(old)) > MAX_VALUE:
+            raise SecurityError(f"replaced text too long (the limit is {MAX_VALUE:,})")
+
+
+def _joined(items: Any, sep: Any) -> list[Any]:
+    """The items to join, read one by one; refused once the result would be too long."""
+    out, size, step = [], 0, len(sep) if isinstance(sep, str) else 0
+    for item in items:
+        out.append(item)
+        size += (len(item) if isinstance(item, str) else 1) + step
+        if size > MAX_VALUE or len(out) > MAX_VALUE:
+            raise SecurityError(f"joined text too long (the limit is {MAX_VALUE:,})")
+    return out
+
+
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _printf_widths(fmt: Any) -> None:
+    """``'%*s' % ...`` and widths or precisions over MAX_STRING build huge texts: refused."""
+    if isinstance(fmt, str) and "%" in fmt:
+        for width, precision in _PRINTF.findall(fmt):
+            for n in (width, precision):
+                if n == "*":
+                    raise SecurityError("'*' widths are not allowed in % formats")
+                _width(int(n) if n else 0)
+
+
+def _format_widths(fmt: Any) -> None:
+    """The same for ``str.format``: numeric widths bounded, widths taken from arguments refused."""
+    if isinstance(fmt, str) and "{" in fmt:
+        for _, _, spec, _ in string.Formatter().parse(fmt):
+            if spec:
+                if "{" in spec:
+                    raise SecurityError("nested fields are not allowed in format specs")
+                for n in re.findall(r"\d+", spec):
+                    _width(int(n))
+
+
+_STR_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+
+
+def _check_call(obj: Any, args: tuple, kwargs: dict) -> tuple:
+    """Refuse a call that would build something huge (before it is built); returns the args,
+    with an iterable to join read out (so its size is known)."""
+    target = getattr(obj, "__self__", None)
+    name = getattr(obj, "__name__", "")
+    wrapped = getattr(obj, "__wrapped__", None)  # str.format / format_map, wrapped by the sandbox
+    if wrapped is not None:
+        target, name = getattr(wrapped, "__self__", None), getattr(wrapped, "__name__", "")
+    if not isinstance(target, str):
+        return args
+    if name in _STR_WIDTH_METHODS:
+        _width(args[0] if args else kwargs.get("width", 0))
+    elif name == "expandtabs":
+        size = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(size, int) and len(target) + target.count("\t") * size > MAX_VALUE:
+            raise SecurityError(f"expanded text too long (the limit is {MAX_VALUE:,})")
+    elif name == "replace" and len(args) >= 2:
+        _replaced_size(target, *args[:3])
+    elif name == "join" and args:
+        return (_joined(args[0], target), *args[1:])
+    elif name in ("format", "format_map"):
+        _format_widths(target)
+    return args
+
+
+def _guard_filter(name: str, f: Callable) -> Callable:
+    """``f`` with its result bounded, and for filters that can build huge values from small
+    arguments (``center(10**9)``), those arguments checked first."""
+    signature = inspect.signature(f)  # of the sync filter, for Jinja's async variants
+    passes = getattr(f, "jinja_pass_arg", None) is not None  # called with the environment or context first
+    named = next(iter(signature.parameters), "") in ("environment", "eval_ctx", "context")
+    drop, skip = (0, 1) if passes and named else (1, 0) if passes else (0, 0)
+
+    @functools.wraps(f)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if name in _FILTER_CHECKS:
+            try:
+                bound = signature.bind(*args[drop:], **kwargs)
+            except TypeError:
+                pass  # the filter itself will say what is wrong
+            else:
+                bound.apply_defaults()
+                a = dict(list(bound.arguments.items())[skip:])
+                _FILTER_CHECKS[name](a)
+                if name == "join":
+                    bound.arguments["value"] = _joined(a["value"], a["d"])
+                    args, kwargs = (*args[:drop], *bound.args), bound.kwargs
+        return _bounded(f(*args, **kwargs))
+
+    return guarded
+
+
+def _indent_check(a: dict) -> None:
+    _width(a["width"])
+    s, width = a["s"], a["width"]
+    if isinstance(s, str):
+        pad = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+        if len(s) + (s.count("\n") + 1) * pad > MAX_VALUE:
+            raise SecurityError(f"indented text too long (the limit is {MAX_VALUE:,})")
+
+
+def _wordwrap_check(a: dict) -> None:
+    s, width, wrap = a["s"], a["width"], a["wrapstring"]
+    if isinstance(s, str) and isinstance(width, int) and isinstance(wrap, (str, type(None))):
+        breaks = len(s) // max(width, 1) + s.count("\n") + 1
+        if len(s) + breaks * len(wrap or "\n") > MAX_VALUE:
+            raise SecurityError(f"wrapped text too long (the limit is {MAX_VALUE:,})")
+
+
+_FILTER_CHECKS: dict[str, Callable[[dict], None]] = {
+    "center": lambda a: _width(a["width"]),
+    "indent": _indent_check,
+    "wordwrap": _wordwrap_check,
+    "replace": lambda a: _replaced_size(a["s"], a["old"], a["new"], a["count"]),
+    "join": lambda a: None,  # its items are read out in _guard_filter
+    "format": lambda a: _printf_widths(a["value"]),
+    "batch": lambda a: _width(a["linecount"], "batch size"),
+    "slice": lambda a: _width(a["slices"], "slice count"),
+}
+
+
+def _range(*args: int) -> range:
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise SecurityError(f"range too long ({len(r):,}; the limit is {MAX_RANGE:,})")
+    return r
+
+
+class _CodeGenerator(CodeGenerator):
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
+        """``a ~ b`` through ``environment.concat``, which bounds the result."""
+        self.write("environment.concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    """Jinja's immutable sandbox (no attribute tricks, no mutation), and on top of it: no operation
+    may build a text, list or number bigger than MAX_VALUE / MAX_INT_BITS, checked before it is
+    built where that is possible (``*``, ``+``, ``~``, ``%``, ``center``, ``replace``, ``join``...),
+    so a template can neither hang the bot nor exhaust its memory."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _CodeGenerator
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "**":
@@ -58,15 +239,38 @@ class _Environment(ImmutableSandboxedEnvironment):
                 if abs(right) > 64 or abs(left) > MAX_POWER:
                     raise SecurityError("power too large")
             return operator.pow(left, right)
+        if operator_ == "+":
+            if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+                if len(left) + len(right) > MAX_VALUE:
+                    raise SecurityError(f"value too long (the limit is {MAX_VALUE:,})")
+            return operator.add(left, right)
+        if operator_ == "%":
+            _printf_widths(left)
+            return _bounded(operator.mod(left, right))
         if isinstance(left, (str, list, tuple)) or isinstance(right, (str, list, tuple)):
             seq, times = (left, right) if isinstance(left, (str, list, tuple)) else (right, left)
             if isinstance(times, int) and len(seq) * max(times, 0) > MAX_STRING:
                 raise SecurityError("repeated sequence too long")
+        elif type(left) is int and type(right) is int and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise SecurityError("number too large")
         return operator.mul(left, right)
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        args = _check_call(obj, args, kwargs)
+        return _bounded(super().call(context, obj, *args, **kwargs))
+
+    @staticmethod
+    def concat(items: tuple) -> str:
+        parts = [str(item) for item in items]
+        if sum(map(len, parts)) > MAX_VALUE:
+            raise SecurityError(f"joined text too long (the limit is {MAX_VALUE:,})")
+        return "".join(parts)
 
 
 ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-ENV.globals = {"range": ENV.globals["range"], "dict": dict, "min": min, "max": max, "abs": abs}
+ENV.globals = {"range": _range, "dict": dict, "min": min, "max": max, "abs": abs}
+# ``random`` would make a replay differ from the live run (and from the next replay)
+ENV.filters = {name: _guard_filter(name, f) for name, f in ENV.filters.items() if name != "random"}
 
 
 def _fmt_num(value: Any) -> str:
@@ -85,8 +289,8 @@ def _fmt_ranked(board: Any, n: int = 3) -> str:
         return ""
 
 
-ENV.filters["num"] = _fmt_num
-ENV.filters["ranked"] = _fmt_ranked
+ENV.filters["num"] = _guard_filter("num", _fmt_num)
+ENV.filters["ranked"] = _guard_filter("ranked", _fmt_ranked)
 
 
 def _check(ast: nodes.Template, allowed_names: frozenset[str] | None,

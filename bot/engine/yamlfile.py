@@ -30,15 +30,85 @@ def did_you_mean(word: str, known: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
 
 
+# What ``str.splitlines`` breaks a line at: a problem quoting a value must stay on its line.
+_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+MAX_PROBLEM = 500  # characters: a problem quoting a huge value keeps its start and its end
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line of reasonable length: line breaks escaped (``\\n``), the middle of
+    a very long text (a huge value quoted in a message) elided."""
+    text = _BREAKS.sub(lambda m: repr(m.group())[1:-1], text)
+    if len(text) > MAX_PROBLEM:
+        text = f"{text[:MAX_PROBLEM - 150]} … {text[-140:]}"
+    return text
+
+
 class YamlError(ValueError):
     def __init__(self, pos: Pos, message: str) -> None:
+        message = one_line(message)
         super().__init__(f"{pos}: {message}")
         self.pos = pos
         self.message = message
 
 
+# Bounds on what one document may build, so a hostile or broken file is refused, never a hang:
+# aliases can nest exponentially ("billion laughs") or refer to themselves, and deep nesting
+# would exhaust Python's recursion.
+MAX_NESTING = 100  # levels of mappings and lists
+MAX_VALUES = 100_000  # values, counting each use of an alias anew
+
+
+class _TooMuch(Exception):
+    def __init__(self, mark: Any, message: str) -> None:
+        super().__init__(message)
+        self.mark, self.message = mark, message
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self.values = 0  # values converted so far (see MAX_VALUES)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise _TooMuch(self.peek_event().start_mark, f"YAML: nested more than {MAX_NESTING} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Resolve ``<<`` merge keys as PyYAML does (own keys win, then the first merged mapping),
+        keeping one entry per key: merges of merges cannot grow exponentially."""
+        merge: list[tuple[yaml.Node, yaml.Node]] = []
+        index = 0
+        while index < len(node.value):
+            key_node, value_node = node.value[index]
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                del node.value[index]
+                subnodes = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for subnode in reversed(subnodes):  # merged last wins: the first listed
+                    if not isinstance(subnode, yaml.MappingNode):
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", node.start_mark,
+                            f"expected a mapping or list of mappings for merging, but found {subnode.id}",
+                            subnode.start_mark)
+                    self.flatten_mapping(subnode)
+                    merge.extend(subnode.value)
+            elif key_node.tag == "tag:yaml.org,2002:value":
+                key_node.tag = "tag:yaml.org,2002:str"
+                index += 1
+            else:
+                index += 1
+        if merge:
+            pairs: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+            for key_node, value_node in merge + node.value:  # a dict: first place, last value
+                key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+                pairs[key] = (key_node, value_node)
+            node.value = list(pairs.values())
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -83,10 +153,18 @@ def _value_pos(file: str, node: yaml.Node, lines: list[str]) -> Pos:
     return _pos(file, node)
 
 
-def _convert(file: str, node: yaml.Node, loader: _Loader, lines: list[str]) -> Any:
+def _convert(file: str, node: yaml.Node, loader: _Loader, lines: list[str], depth: int = 1) -> Any:
+    loader.values += 1
+    if loader.values > MAX_VALUES:
+        raise YamlError(_pos(file, node), f"YAML: more than {MAX_VALUES:,} values (aliases used too often?)")
+    if depth > MAX_NESTING:
+        raise YamlError(_pos(file, node), f"YAML: nested more than {MAX_NESTING} levels deep "
+                                          "(an alias used inside itself?)")
     if isinstance(node, yaml.MappingNode):
         seen: set[object] = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # a list or mapping as a key: {[a]: 1}, {{}: 1}
+                raise YamlError(_pos(file, key_node), "keys must be text, not a list or mapping")
             if key_node.tag != "tag:yaml.org,2002:merge":
                 if key_node.value in seen:
                     raise YamlError(_pos(file, key_node), f"duplicate key '{key_node.value}'")
@@ -95,18 +173,22 @@ def _convert(file: str, node: yaml.Node, loader: _Loader, lines: list[str]) -> A
         out = YMap()
         out.pos, out.key_pos, out.value_pos = _pos(file, node), {}, {}
         for key_node, value_node in node.value:
-            key = _convert(file, key_node, loader, lines)
+            key = _convert(file, key_node, loader, lines, depth + 1)
             if not isinstance(key, str):
-                raise YamlError(_pos(file, key_node), f"keys must be text, got {key!r}")
-            out[key] = _convert(file, value_node, loader, lines)
+                raise YamlError(_pos(file, key_node), f"keys must be text, got {str(key)[:60]!r}")
+            out[key] = _convert(file, value_node, loader, lines, depth + 1)
             out.key_pos[key] = _pos(file, key_node)
             out.value_pos[key] = _value_pos(file, value_node, lines)
         return out
     if isinstance(node, yaml.SequenceNode):
-        items = YList(_convert(file, item, loader, lines) for item in node.value)
+        items = YList(_convert(file, item, loader, lines, depth + 1) for item in node.value)
         items.pos, items.item_pos = _pos(file, node), [_value_pos(file, item, lines) for item in node.value]
         return items
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:  # an explicit tag on a bad value
+        raise YamlError(_pos(file, node), f"YAML: cannot read {str(node.value)[:40]!r} as {node.tag}: "
+                                          f"{type(exc).__name__}") from None
 
 
 def load_yaml(text: str, file: str) -> Any:
@@ -118,6 +200,8 @@ def load_yaml(text: str, file: str) -> Any:
         if node is None:
             return None
         return _convert(file, node, loader, _LINE_BREAK.split(text))
+    except _TooMuch as exc:
+        raise YamlError(Pos(file, exc.mark.line + 1, exc.mark.column + 1), exc.message) from None
     except yaml.reader.ReaderError as exc:
         at = max(0, min(exc.position, len(text)))
         line = text.count("\n", 0, at) + 1

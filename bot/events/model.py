@@ -42,6 +42,7 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 STREAKABLE_GIFT_TYPE = 1
+MAX_INT = 2**53 - 1  # the largest whole number an event carries (JavaScript's safe integers)
 
 
 @dataclass(slots=True)
@@ -87,9 +88,12 @@ class User:
         def number(k: str) -> int:
             v = d.get(k) or 0
             try:
-                return int(v)
+                n = int(v)
             except (TypeError, ValueError, OverflowError) as exc:
                 raise ValueError(f"user field '{k}' is not a whole number ({str(exc)[:80]})") from None
+            if not -MAX_INT <= n <= MAX_INT:
+                raise ValueError(f"user field '{k}' is out of range ({str(v)[:40]})")
+            return n
 
         return cls(
             user_id=text("user_id"),

@@ -10,6 +10,10 @@
 Anything else raises ``DecodeError`` with one short sentence. In an Euler bundle, one broken
 message does not sink the others: it becomes an ``unknown`` event with ``kind: "malformed"``.
 Event kinds we do not model become ``unknown`` events (``data.kind`` names them), not errors.
+
+Every event decoded here can be written by ``Event.to_dict`` (the recorder) and read back as the
+same event, so refused too: lines over ``MAX_LINE`` (our own records: ``MAX_RECORD``), payloads
+nested deeper than orjson writes, and whole numbers beyond ``MAX_INT``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,21 @@ from typing import Any
 
 import orjson
 
-from bot.events.model import (CHAT, DATA_FIELDS, EVENT_TYPES, FOLLOW, GIFT, JOIN, LIKE, LIVE_END, SHARE,
+from bot.events.model import (CHAT, DATA_FIELDS, EVENT_TYPES, FOLLOW, GIFT, JOIN, LIKE, LIVE_END, MAX_INT, SHARE,
                               SUBSCRIBE, UNKNOWN, VIEWERS, Event, User)
 
 MAX_LINE = 1 << 20  # 1 MiB: longer lines are refused, not parsed
+# Our own records (``Event.to_dict``, what the recorder writes) hold the payload as received beside
+# its normalized fields, so a record of a MAX_LINE payload is up to about twice as long.
+MAX_RECORD = 2 * MAX_LINE + (64 << 10)
+_RECORD_START = (b'{"type":', '{"type":')  # how ``Event.to_dict`` serialized by orjson begins
+# A payload is kept with its event (``Event.raw``) and written back by the recorder, so one that
+# orjson cannot write (nested deeper than it goes, about 250 levels; from Python callers also keys
+# that are not text, whole numbers beyond 64 bits, lone surrogates) is refused here, at the edge.
+# Nesting that deep takes at least two bytes a level: shorter lines need no check.
+_SHALLOW = 400
+# Whole numbers beyond ``MAX_INT`` (2**53 - 1) are refused: JSON readers in JavaScript (overlays,
+# Streamer.bot) lose precision past it, and orjson cannot write integers beyond 64 bits at all.
 
 
 class DecodeError(ValueError):
@@ -30,25 +45,35 @@ class DecodeError(ValueError):
 
 def decode_line(line: bytes | str, *, fallback_ts: int = 0, room_id: str = "") -> list[Event]:
     """Decode one line of any supported format into events."""
-    if len(line) > MAX_LINE:
-        raise DecodeError(f"line too long ({len(line)} bytes; the limit is {MAX_LINE})")
+    size = len(line) if isinstance(line, (bytes, bytearray)) or len(line) * 4 <= MAX_LINE else len(line.encode(
+        "utf-8", "surrogatepass"))
+    if size > MAX_LINE and (size > MAX_RECORD or line[:8] not in _RECORD_START):
+        raise DecodeError(f"line too long ({size} bytes; the limit is {MAX_LINE})")
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"not JSON: {exc}") from None
-    return decode_obj(obj, fallback_ts=fallback_ts, room_id=room_id)
+    return _decode(obj, fallback_ts, room_id, size > _SHALLOW)
 
 
 def decode_obj(obj: Any, *, fallback_ts: int = 0, room_id: str = "") -> list[Event]:
     """Decode one already-parsed JSON value (the WebSocket and webhook sources use this)."""
+    return _decode(obj, fallback_ts, room_id, True)
+
+
+def _decode(obj: Any, fallback_ts: int, room_id: str, check_raw: bool) -> list[Event]:
     if not isinstance(obj, dict):
         raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
     try:
         if "event" in obj:
+            if check_raw:
+                _keepable(obj)
             return [_flat(obj, fallback_ts, room_id)]
         if "messages" in obj:
-            return _euler(obj, fallback_ts, room_id)
+            return _euler(obj, fallback_ts, room_id, check_raw)
         if "type" in obj and "ts" in obj:
+            if check_raw and obj.get("raw") is not None:
+                _keepable(obj["raw"])
             return [_normalized(obj)]
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError) as exc:
         raise DecodeError(str(exc)) from None
@@ -57,24 +82,37 @@ def decode_obj(obj: Any, *, fallback_ts: int = 0, room_id: str = "") -> list[Eve
 
 # -- coercion helpers --------------------------------------------------------------------------
 
+def _keepable(raw: Any) -> None:
+    """ValueError unless ``raw`` can be written back where a record keeps it (``{"raw": ...}``)."""
+    try:
+        orjson.dumps([raw])
+    except TypeError as exc:
+        raise ValueError(f"cannot be kept as received: {str(exc)[:100]}") from None
+
+
 def _int(value: Any, field: str) -> int:
     """An int from an int, a float or a numeric string (TikTok sends ids and times as strings)."""
-    if type(value) is int:
+    if type(value) is int and -MAX_INT <= value <= MAX_INT:
         return value
     if value is None:
         return 0
     if isinstance(value, bool):
         return int(value)
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value == value and abs(value) < 1e18:
-        return int(value)
-    if isinstance(value, str):
+        number = int(value)
+    elif isinstance(value, float) and value == value and abs(value) < 1e18:
+        number = int(value)
+    elif isinstance(value, str):
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             pass
-    raise ValueError(f"field '{field}' is not a number: {str(value)[:40]!r}")
+    if number is None:
+        raise ValueError(f"field '{field}' is not a number: {str(value)[:40]!r}")
+    if not -MAX_INT <= number <= MAX_INT:
+        raise ValueError(f"field '{field}' is out of range: {str(value)[:40]!r}")
+    return number
 
 
 def _str(value: Any, field: str) -> str:
@@ -116,7 +154,7 @@ def _first(d: dict, *keys: str) -> Any:
 
 
 def _user(d: dict) -> User:
-    """A User from flat TikFinity fields or a protobuf ``user`` object (camelCase either way)."""
+    """A User from a protobuf ``user`` object (Euler; camelCase, with TikTok's alternative names)."""
     follow = _dict(d.get("followInfo"), "followInfo")
     identity = _dict(d.get("userIdentity"), "userIdentity")
     return User(
@@ -134,17 +172,28 @@ _USER_FIELDS = ("userId", "uniqueId", "nickname", "followRole", "isModerator", "
 _user_cache: dict[tuple, User] = {}
 
 
+def _plain_user(user_id: Any, unique_id: Any, nickname: Any, follow_role: Any, moderator: Any, subscriber: Any,
+                level: Any) -> User:
+    """A User from a flat line's seven fields (``_USER_FIELDS``) and nothing else."""
+    return User(user_id=_str(user_id, "userId"), unique_id=_str(unique_id, "uniqueId"),
+                nickname=_str(nickname, "nickname"), follow_role=_int(follow_role, "followRole"),
+                is_moderator=_bool(moderator), is_subscriber=_bool(subscriber), gifter_level=_int(level, "gifterLevel"))
+
+
 def _flat_user(d: dict) -> User:
-    """``_user`` for flat lines, remembered: the same viewer sends many events. Users are never
-    changed after decoding, so events may share one."""
-    key = (d.get("userId"), d.get("uniqueId"), d.get("nickname"), d.get("followRole"), d.get("isModerator"),
-           d.get("isSubscriber"), d.get("gifterLevel"))
+    """The viewer of a flat line, from ``_USER_FIELDS`` only, remembered: the same viewer sends
+    many events. Users are never changed after decoding, so events may share one. The result
+    depends on the key alone, so it never depends on the lines decoded before."""
+    user_id, unique_id, nickname = d.get("userId"), d.get("uniqueId"), d.get("nickname")
+    # 1, 1.0 and true are equal keys but not the same text: the types are part of the key
+    key = (user_id, unique_id, nickname, type(user_id), type(unique_id), type(nickname), d.get("followRole"),
+           d.get("isModerator"), d.get("isSubscriber"), d.get("gifterLevel"))
     try:
         user = _user_cache.get(key)
     except TypeError:  # a list or object where a value belongs: the slow way gives the right error
-        return _user(d)
+        return _plain_user(*key[:3], *key[6:])
     if user is None:
-        user = _user(d)
+        user = _plain_user(*key[:3], *key[6:])
         if len(_user_cache) >= 50_000:
             _user_cache.clear()
         _user_cache[key] = user
@@ -173,7 +222,7 @@ def _typed(field: str, value: Any) -> Any:
 
 def _normalized(obj: dict) -> Event:
     kind = obj["type"]
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {str(kind)[:40]!r}")
     user = obj.get("user")
     raw_data = _dict(obj.get("data"), "data")
@@ -268,13 +317,20 @@ _EULER_TYPES = {"WebcastChatMessage": CHAT, "WebcastGiftMessage": GIFT, "Webcast
 _CONTROL_ENDED = (3, 4)  # ControlAction: stream ended / ended by TikTok
 
 
-def _euler(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
+def _euler(obj: dict, fallback_ts: int, room_id: str, check_raw: bool = True) -> list[Event]:
     messages = obj["messages"]
     if not isinstance(messages, list):
         raise ValueError("field 'messages' is not a list")
     bundle_ts = _ms(obj["timestamp"], "timestamp") if obj.get("timestamp") is not None else fallback_ts
     out = []
     for i, message in enumerate(messages):
+        if check_raw:
+            try:
+                _keepable(message)
+            except ValueError as exc:  # malformed, and not kept: it could not be written back
+                out.append(Event(UNKNOWN, bundle_ts, room_id, "", None, {"kind": "malformed",
+                                                                         "error": f"message {i}: {exc}"}))
+                continue
         try:
             out.append(_euler_message(message, bundle_ts, room_id))
         except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:

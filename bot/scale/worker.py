@@ -125,6 +125,7 @@ class Worker:
         self.counters: Counter[str] = Counter()
         self.alive = 1
         self.share = 0
+        self._resync: set[str] = set()  # rooms to take again from their checkpoint (after a Redis error)
         self._s = {name: client.register_script(getattr(scripts, name))
                    for name in ("MEMBERSHIP", "LEAVE", "RELEASE", "READ", "PUBLISH", "CHECKPOINT")}
 
@@ -153,6 +154,8 @@ class Worker:
         try:
             while not self.stop.is_set():
                 try:
+                    if self._resync:
+                        await self._retake()
                     if time.monotonic() >= next_tick:
                         await self._tick()
                         next_tick = time.monotonic() + tick_s
@@ -167,6 +170,9 @@ class Worker:
                     delay = min(5.0, 0.1 * 2 ** min(failures, 6))
                     log.error("redis_failed", worker=self.id, error=f"{type(exc).__name__}: {exc}",
                               retry_in=delay)
+                    # A step may have failed halfway (entries read, their actions never published):
+                    # every room starts again from its last checkpoint once Redis answers.
+                    self._resync.update(self.rooms)
                     try:
                         await asyncio.wait_for(self.stop.wait(), delay)
                     except asyncio.TimeoutError:
@@ -298,6 +304,34 @@ class Worker:
                 pass
             self.rooms.pop(room.name, None)
             log.info("room_released", room=room.name, worker=self.id, events=room.events)
+
+    async def _retake(self) -> None:
+        """After a Redis error: forget what each room processed since its last checkpoint and take
+        it again from there, as a new owner would (its unacknowledged entries are claimed and
+        replayed; the markers of actions already published stop a second thank-you). Otherwise
+        an entry read just before the error, whose actions were never published, would be
+        acknowledged by the next checkpoint: a gift never thanked."""
+        for name in sorted(self._resync):
+            room = self.rooms.get(name)
+            if room is None:  # released or lost meanwhile
+                self._resync.discard(name)
+                continue
+            owner = self.keys.owner(name)
+            ours = await self.client.get(owner) == self.id.encode() or \
+                await self.client.set(owner, self.id, nx=True, px=self.rc.lease_ms)
+            if not ours:
+                self._resync.discard(name)
+                self._drop(name, "lease lost during a Redis error")
+                continue
+            self.counters["rooms_resynced"] += 1
+            log.info("room_resync", room=name, worker=self.id, unacked=len(room.unacked))
+            del self.rooms[name]
+            try:
+                await self._take(name)
+            except BaseException:
+                self.rooms.setdefault(name, room)  # still ours, still to be taken again
+                raise
+            self._resync.discard(name)
 
     def _drop(self, name: str, why: str) -> None:
         """The lease is gone: forget the room without acknowledging anything."""

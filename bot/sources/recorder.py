@@ -28,7 +28,9 @@ class Recorder:
         self.path: Path | None = None
         self.files: list[Path] = []
         self.written = 0
-        self.failed = 0
+        self.failed = 0  # writes and flushes that raised (a full disk: OSError ENOSPC)
+        self.lost = 0  # events not recorded because their write raised
+        self._failing = False  # since the last failure, nothing has reached the disk
         self._file: BinaryIO | None = None
         self._dirty = False
         self._flushed_at = time.monotonic()
@@ -51,9 +53,17 @@ class Recorder:
             else:
                 self.tick()
         except (OSError, TypeError) as exc:
-            self.failed += 1
-            if self.failed <= 5 or self.failed % 1000 == 0:
-                log.error("record_failed", path=str(self.path), failed=self.failed, error=str(exc))
+            self.lost += 1
+            self._failed("record_failed", exc)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """Count a failed write or flush; log the first few, then every 1000th (a full disk fails
+        at every event); the recording resumes by itself when the disk has room again (the
+        buffer keeps what it could not write, and the file stays open)."""
+        self.failed += 1
+        self._failing = True
+        if self.failed <= 5 or self.failed % 1000 == 0:
+            log.error(what, path=str(self.path), failed=self.failed, lost=self.lost, error=str(exc))
 
     def tick(self) -> None:
         """Flush if a second has passed since the last flush (call it often)."""
@@ -65,8 +75,11 @@ class Recorder:
             try:
                 self._file.flush()
             except OSError as exc:
-                self.failed += 1
-                log.error("record_flush_failed", path=str(self.path), error=str(exc))
+                self._failed("record_flush_failed", exc)
+            else:
+                if self._failing:
+                    self._failing = False
+                    log.warning("record_resumed", path=str(self.path), failed=self.failed, lost=self.lost)
         self._dirty = False
         self._flushed_at = time.monotonic()
 
@@ -87,7 +100,7 @@ class Recorder:
         while path.exists():
             n += 1
             path = self.folder / f"{self.room}-{stamp}-{n}.jsonl"
-        self.path = path
-        self.files.append(path)
         self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
+        self.path = path
+        self.files.append(path)  # (only once it opened: a failing open is tried again at the next event)
         log.info("recording", path=str(path))

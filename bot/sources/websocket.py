@@ -97,8 +97,9 @@ class WebSocketSource:
         except websockets.ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
             return code, (exc.rcvd.reason if exc.rcvd is not None else "") or "connection dropped"
-        except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
-            return None, f"cannot connect: {type(exc).__name__}: {exc}"
+        except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI, ValueError) as exc:
+            # The error may quote the URL: never its query string (Euler's API key) or credentials.
+            return None, f"cannot connect: {type(exc).__name__}: {_scrub(str(exc), self.url)}"
 
     def _put(self, message: str | bytes, queue: EventQueue, clock: Clock) -> None:
         try:
@@ -115,5 +116,21 @@ class WebSocketSource:
 
 
 def _safe(url: str) -> str:
-    """The URL without its query string (Euler's API key travels there)."""
-    return url.split("?", 1)[0]
+    """The URL without its query string (Euler's API key travels there) or user:password@."""
+    base = url.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = base.partition("://")
+    if sep:
+        host, slash, path = rest.partition("/")
+        base = f"{scheme}://{host.rsplit('@', 1)[-1]}{slash}{path}"
+    return base
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with the URL, and any secret part of it, replaced by its safe form."""
+    text = text.replace(url, _safe(url))
+    query = url.split("?", 1)[1] if "?" in url else ""
+    userinfo = url.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+    for secret in (query, userinfo):
+        if secret:
+            text = text.replace(secret, "***")
+    return text

@@ -35,6 +35,7 @@ class StateKeeper:
         self.every_ms = every_ms
         self.resume_within_ms = resume_within_ms
         self._saved_at: int | None = None
+        self._unfolded: set[str] = set()  # viewers of a stream whose fold-in failed: with the next one
         self.saves = 0
         self.failures = 0
 
@@ -59,6 +60,10 @@ class StateKeeper:
         log.info("finishing_stale_stream", room=self.room, saved_ms_ago=now - saved_at)
         return self.finish(engine, saved_at)
 
+    def due(self, now: int) -> bool:
+        """Whether ``tick(engine, now)`` would save."""
+        return self._saved_at is not None and now - self._saved_at >= self.every_ms
+
     def tick(self, engine: Engine, now: int) -> None:
         if self._saved_at is None:
             self._saved_at = now
@@ -81,10 +86,12 @@ class StateKeeper:
         """The stream ended: fold it into lifetime totals; return a fresh engine for the next one."""
         lifetime = engine.state.lifetime_snapshot()
         if engine.state.started is not None:
-            changed = {k: lifetime[k] for k in engine.state.viewers_by_key}
+            changed = {k: lifetime[k] for k in self._unfolded | set(engine.state.viewers_by_key) if k in lifetime}
             try:
                 self.store.finish_session(self.room, changed, session_summary(engine, self.room, now, actions))
+                self._unfolded.clear()
             except Exception as exc:
                 self.failures += 1
-                log.error("state_finish_failed", error=f"{type(exc).__name__}: {exc}")
+                self._unfolded.update(changed)  # their totals are in memory (below): written at the next end
+                log.error("state_finish_failed", error=f"{type(exc).__name__}: {exc}", viewers=len(changed))
         return engine.fresh(lifetime)

@@ -32,9 +32,14 @@ CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, room 
 """
 
 
+SNAPSHOT_BUSY_MS = 200  # how long a snapshot save waits for another connection's lock
+
+
 class SqliteStore:
-    def __init__(self, path: str | Path, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 5000, snapshot_busy_ms: int = SNAPSHOT_BUSY_MS) -> None:
         self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self.snapshot_busy_ms = snapshot_busy_ms
         if self.path.parent != Path():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -72,11 +77,19 @@ class SqliteStore:
     # -- writing ---------------------------------------------------------------------------
 
     def save_snapshot(self, room: str, snap: dict[str, Any], saved_at: int | None = None) -> None:
+        """Replace the room's snapshot. It runs on the bot's event loop every few seconds and the
+        next one replaces it, so it waits at most ``snapshot_busy_ms`` for another connection's
+        lock, then raises ``sqlite3.OperationalError`` ("database is locked"): a skipped
+        snapshot, rather than a bot stalled for the whole busy timeout at every save."""
         blob = orjson.dumps(snap)
         at = int(time.time() * 1000) if saved_at is None else saved_at
-        self.db.execute("INSERT INTO snapshot (room, saved_at, data) VALUES (?, ?, ?) "
-                        "ON CONFLICT(room) DO UPDATE SET saved_at = excluded.saved_at, data = excluded.data",
-                        (room, at, blob))
+        self.db.execute(f"PRAGMA busy_timeout = {int(self.snapshot_busy_ms)}")
+        try:
+            self.db.execute("INSERT INTO snapshot (room, saved_at, data) VALUES (?, ?, ?) "
+                            "ON CONFLICT(room) DO UPDATE SET saved_at = excluded.saved_at, data = excluded.data",
+                            (room, at, blob))
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     def finish_session(self, room: str, lifetime: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
         """Fold a finished stream in: the viewers' new lifetime totals, its summary, no snapshot."""
