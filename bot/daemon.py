@@ -62,7 +62,7 @@ def build_source(cfg: Config) -> LiveSource:
 def build_sinks(cfg: Config, out: Path | None = None) -> list[Sink]:
     sinks: list[Sink] = [ConsoleSink()] if cfg.console else []
     if out or cfg.jsonl:
-        sinks.append(JsonlSink(out or cfg.jsonl))  # type: ignore[arg-type]
+        sinks.append(JsonlSink(out or cfg.jsonl, append=True))  # type: ignore[arg-type]
     if cfg.chat_enabled:
         from bot.sinks.chat import ChatSink, TikTokChatSender
 

@@ -1045,13 +1045,22 @@ async def test_sigkill_while_events_flow_then_replay_and_restart(tmp_path):
     # which the state could not know; they are the last ones thanked.
     assert twice == live_ids[len(live_ids) - len(twice):]
     assert lost == []  # nothing the bot took in went unthanked
-    assert resumed["diamonds"] + len([m for m in after_ids if m.startswith("m")]) + 100 == \
-        sum(1 for _ in set(live_ids) | set(after_ids))  # each gift counted once in the resumed totals
+    # The resumed state is the first `saved` gifts exactly (one diamond each): of the backlog, those
+    # were dropped as duplicates and the rest handled again; the totals go on from there.
+    saved = resumed["diamonds"]
+    assert [m for m in after_ids if m.startswith("m")] == [m for m in backlog if int(m[1:]) >= saved]
+    last_total = {}
+    for a in after:
+        last_total[a["user"]] = int(a["text"].rsplit("(", 1)[1].rstrip(")"))
+    assert sum(last_total.values()) == saved + len(after_ids)
+    # Gifts thanked before the kill, after the last save and before the backlog: thanked once, but
+    # missing from the resumed totals (the state loses at most one save interval).
+    forgotten = [m for m in live_ids if int(m[1:]) >= saved and m not in backlog]
     print(f"\n[SIGKILL] gifts sent before the kill {sent_before}; thanked before {len(live_ids)}; recorded "
           f"{len(rec_gifts)} complete lines + {'1 partial line' if partial else 'no partial line'} (replay: "
-          f"malformed {malformed}); recorded but unthanked at the kill {len(unthanked)}; resumed diamonds "
-          f"{resumed['diamonds']}; after restart: backlog 500, re-thanked {len(twice)} (handled after the "
-          f"last save), lost {len(lost)}, new 100/100")
+          f"malformed {malformed}); recorded but unthanked at the kill {len(unthanked)}; state saved up to "
+          f"gift {saved}; after restart: backlog 500, re-thanked {len(twice)} (handled after the last save), "
+          f"lost {len(lost)}, new 100/100; thanked but missing from the resumed totals {len(forgotten)}")
 
 
 async def test_a_state_save_never_covers_a_gift_whose_thanks_are_still_queued(tmp_path, fast_loop):

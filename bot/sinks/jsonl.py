@@ -17,11 +17,12 @@ def dumps_action(action: Action) -> bytes:
 class JsonlSink:
     name = "jsonl"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, append: bool = False) -> None:
+        """``append``: keep what the file holds (the daemon: a restart must not erase its actions)."""
         self.path = Path(path)
         if self.path.parent != Path():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self._file = open(self.path, "ab" if append else "wb")  # noqa: SIM115 - closed in close()
 
     async def send(self, actions: Sequence[Action]) -> None:
         if actions:
