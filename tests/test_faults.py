@@ -687,10 +687,6 @@ async def test_redis_killed_between_a_read_and_its_publish_then_restarted_loses_
           f"redis errors logged {events.count('redis_failed')}")
 
 
-@pytest.mark.xfail(strict=True, reason="ingest registers its rooms only at start: after a Redis restart that lost "
-                   "the data (no persistence), the rooms set and consumer groups are gone and no worker "
-                   "takes the room again, so events appended after the restart wait until ingest restarts "
-                   "(bot/scale/ingest.py RoomPump.pump should register the room again after a failed append)")
 async def test_redis_restarted_without_persistence_events_after_the_restart_are_thanked(tmp_path):
     aioredis = pytest.importorskip("redis.asyncio")
     from bot.clock import WallClock

@@ -136,6 +136,7 @@ class RoomPump:
         self.source = source
         self.queue = EventQueue(cfg.queue_capacity)
         self.prefix = cfg.redis.prefix
+        self.group = cfg.redis.group
         self.maxlen = cfg.redis.stream_maxlen
         self.keep_raw = cfg.ingest.keep_raw
         self.batch = cfg.redis.batch
@@ -168,6 +169,7 @@ class RoomPump:
 
         backoff = Backoff(0.2, 10.0)
         pending: list[Event] = []
+        lost_redis = False
         while True:
             if not pending:
                 if self.stop.is_set() and not len(self.queue):
@@ -179,10 +181,14 @@ class RoomPump:
                 if not ev.room_id:
                     ev.room_id = self.room
             try:
+                if lost_redis:  # a Redis that restarted empty has lost the room and its group: make them again
+                    await register_room(self.client, self.room, prefix=self.prefix, group=self.group)
+                    lost_redis = False
                 await append_events(self.client, self.room, pending, prefix=self.prefix, maxlen=self.maxlen,
                                     keep_raw=self.keep_raw)
             except (redis.RedisError, OSError) as exc:
                 self.failures += 1
+                lost_redis = True
                 delay = backoff.next_delay()
                 log.error("append_failed", room=self.room, events=len(pending), retry_in=round(delay, 2),
                           error=f"{type(exc).__name__}: {exc}", queued=len(self.queue))
