@@ -142,23 +142,10 @@ class LiveRunner:
         return self._last
 
     def _skip_missed_periods(self, now: int) -> None:
-        """Time jumped (the wall clock was stepped forward, or the loop stalled): an ``every`` timer
-        that missed several periods fires once, for the latest, not once per missed period. (A
-        replay catches up instead: it cannot tell a jump from a quiet stream. Live, the loop
-        wakes at least every ``IDLE_WAKE_S``, so a timer can only miss periods in a jump.)"""
-        timers = self.engine.timers
-        if timers is None:
-            return
-        keep: dict[str, int] = {}
-        skipped = 0
-        for due, _order, rule_id, n in timers._heap:  # (due, order, rule id, period number)
-            latest = (now - timers.start) // timers._rules[rule_id].every_ms  # the last period begun by now
-            if due <= now and latest > n:
-                skipped += latest - n
-                n = latest
-            keep[rule_id] = n
+        """Time jumped: a timer that missed several periods fires once (live, the loop wakes at
+        least every ``IDLE_WAKE_S``, so a timer can only miss periods in a jump)."""
+        skipped = self.engine.skip_missed_periods(now)
         if skipped:
-            timers.replace(self.engine.rules.timers, now, keep=keep)
             self.skipped_periods += skipped
             log.warning("timer_periods_skipped", periods=skipped, jump_ms=now - self._last)
 

@@ -130,6 +130,12 @@ class Engine:
         return Engine(self.rules, streak_silence_ms=self.streaks.silence_ms, dedup_window=self.dedup.window,
                       lifetime=lifetime, poll_update_ms=self.poll_update_ms, board_size=self.board_size)
 
+    def skip_missed_periods(self, now: int) -> int:
+        """Time jumped (live: a stepped clock or a stalled loop): each ``every`` timer fires once
+        for the latest period, not once per missed one. Returns the periods skipped. (A replay
+        never calls this: it cannot tell a jump from a quiet stream, and catches up instead.)"""
+        return self.timers.skip_missed(now) if self.timers is not None else 0
+
     def replace_rules(self, rules: RuleSet, now: int) -> None:
         """Swap in new rules; session state, cooldowns, open streaks and polls are kept."""
         self.rules = rules

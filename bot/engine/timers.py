@@ -66,6 +66,21 @@ class Timers:
             return best[0], self._rules[best[1]]
         return None
 
+    def skip_missed(self, now: int) -> int:
+        """After a jump in time: an ``every`` timer that missed several periods fires once, for the
+        latest period begun by ``now``, not once per missed period. Returns the periods skipped."""
+        keep: dict[str, int] = {}
+        skipped = 0
+        for due, _order, rule_id, n in self._heap:
+            latest = (now - self.start) // self._rules[rule_id].every_ms
+            if due <= now and latest > n:
+                skipped += latest - n
+                n = latest
+            keep[rule_id] = n
+        if skipped:
+            self.replace(list(self._rules.values()), now, keep=keep)
+        return skipped
+
     def on_chat(self, now: int) -> None:
         """Chat breaks the silence: every ``after`` rule waits for a fresh quiet period."""
         for rule_id in self._silence:
