@@ -142,15 +142,15 @@ async def test_a_stream_end_does_not_stop_when_told_to_keep_polling():
     delays: list[float] = []
     async with Server([[4005], [flat("chat", 1, comment="back again"), 4005]]) as server:
         source = WebSocketSource(server.url, stop_on_live_end=False, offline_poll_s=5, sleep=fake_sleep(delays))
-        runner_task = asyncio.create_task(run(source))
-        for _ in range(200):
+        runner = LiveRunner([source], Engine(RULES), Dispatcher([CaptureSink()]))
+        runner_task = asyncio.create_task(runner.run())
+        for _ in range(1000):
             await asyncio.sleep(0.01)
             if server.connections >= 2 and len(delays) >= 2:
                 break
+        runner.stop.set()  # stop polling; the runner drains and ends (never left hanging)
+        await asyncio.wait_for(runner_task, timeout=20)
         assert delays[:2] == [5, 5]
-        runner_task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await runner_task
 
 
 async def test_reconnect_after_a_drop_loses_nothing_and_thanks_nothing_twice(tmp_path):
