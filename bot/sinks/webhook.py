@@ -19,8 +19,16 @@ Failures are raised, for the live dispatcher to retry and finally dead-letter:
 - 408, 425, 429, 5xx, timeouts and connection errors raise ``WebhookError`` (retried).
 - Any other 3xx/4xx raises ``WebhookRejected`` (a ``PermanentSinkError``): the receiver refused
   the request (bad URL, auth, payload) and the same request would be refused again, so the
-  dispatcher dead-letters it at once rather than retrying. ``Retry-After`` is not read: the
-  dispatcher's backoff sets the pace.
+  dispatcher dead-letters it at once rather than retrying.
+
+``Retry-After`` on a retried answer (429, 503, any of the statuses above) is honoured: the sink
+remembers, per URL, the moment the receiver asked it to wait for, and its next request to that URL
+(the dispatcher's retry of the batch, or a later batch) first sleeps whatever is left of it, so the
+wait is the longer of the dispatcher's backoff and ``Retry-After``. Both forms are read:
+delta-seconds (``120``) and an HTTP-date (``Wed, 21 Oct 2015 07:28:00 GMT``, against ``time_fn``);
+the wait is capped at ``max_retry_after`` seconds (60 by default); a value that is neither form,
+or a date in the past, means no extra wait. The raised ``WebhookError`` also carries it as
+``retry_after`` (seconds, or None). On a permanent rejection ``Retry-After`` is ignored.
 
 With several URLs every batch goes to each; when some answer and others fail, the retry of that
 same batch (the dispatcher retries the same list) goes only to the URLs that failed. Give each URL
@@ -33,8 +41,11 @@ URL after its host (a token in the path or query) stay out; errors name ``scheme
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from typing import Callable, Mapping, Sequence
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -45,13 +56,22 @@ from bot.actions.delivery import PermanentSinkError
 from bot.actions.model import Action
 from bot.sources.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookError", "WebhookRejected", "WebhookSink", "redact_url"]
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookError", "WebhookRejected", "WebhookSink",
+           "parse_retry_after", "redact_url"]
 
 RETRYABLE_4XX = frozenset({408, 425, 429})
+MAX_RETRY_AFTER = 60.0  # seconds: the longest a Retry-After may hold the sink back, by default
+_DELTA_SECONDS = re.compile(r"[0-9]+")
 
 
 class WebhookError(Exception):
-    """A POST that may succeed if tried again (5xx, 408/425/429, timeout, connection error)."""
+    """A POST that may succeed if tried again (5xx, 408/425/429, timeout, connection error).
+
+    ``retry_after``: the wait the receiver asked for (seconds, already capped), or None."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class WebhookRejected(WebhookError, PermanentSinkError):
@@ -71,6 +91,30 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
+def parse_retry_after(value: str | None, now: float, cap: float = MAX_RETRY_AFTER) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date (``now``: unix
+    seconds, for the date form), at most ``cap``; a date in the past gives 0. None when absent or
+    neither form."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return min(float(int(value)), cap)
+    if not value or value[0].isdigit() or value[0] in "+-":  # "1.5", "-3": not delta-seconds, not a date
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": HTTP-dates are GMT
+        when = when.replace(tzinfo=timezone.utc)
+    try:
+        delay = when.timestamp() - now
+    except (OverflowError, OSError, ValueError):
+        return None
+    return min(max(delay, 0.0), cap)
+
+
 def _error_text(exc: BaseException) -> str:
     """An error's description without anything from the URL beyond what ``redact_url`` shows."""
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -86,11 +130,15 @@ class WebhookSink:
     ``max_batch``: actions per request (1 = the bare action record). ``timeout``: seconds for a
     whole request. ``headers``: extra request headers (e.g. an auth token; values never logged).
     ``name``: the sink's name in counters, logs and the dead-letter file. ``time_fn``: unix seconds
-    for the signature timestamp (injectable for tests)."""
+    for the signature timestamp and for ``Retry-After`` dates. ``max_retry_after``: the longest wait
+    a ``Retry-After`` may impose (0 ignores the header). ``clock`` (monotonic seconds) and ``sleep``
+    time that wait. All three are injectable for tests."""
 
     def __init__(self, urls: str | Sequence[str], *, secret: str | bytes | None = None, name: str = "webhook",
                  max_batch: int = 1, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
-                 time_fn: Callable[[], float] = time.time) -> None:
+                 time_fn: Callable[[], float] = time.time, max_retry_after: float = MAX_RETRY_AFTER,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("the webhook sink needs at least one URL")
@@ -101,6 +149,8 @@ class WebhookSink:
             raise ValueError("max_batch must be at least 1")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if not max_retry_after >= 0:
+            raise ValueError("max_retry_after must be 0 or more")
         self.name = name
         self.max_batch = max_batch  # read by LiveDispatcher: it hands over at most this many per send
         self.timeout = timeout
@@ -108,6 +158,10 @@ class WebhookSink:
         self._headers = {"Content-Type": "application/json", "User-Agent": f"livebot/{__version__}",
                          **(headers or {})}
         self._time = time_fn
+        self._clock = clock
+        self._sleep = sleep
+        self.max_retry_after = float(max_retry_after)
+        self._not_before: dict[str, float] = {}  # URL -> clock() before which it asked not to be sent to
         self._session: aiohttp.ClientSession | None = None
         self._pending: list[Action] | None = None  # the batch of the last send that partly failed
         self._done: set[tuple[int, int]] = set()  # (url index, chunk index) already accepted for it
@@ -154,17 +208,22 @@ class WebhookSink:
             summary = f"{len(failures)} of {len(jobs)} requests failed: {summary}"
         if all(isinstance(f, WebhookRejected) for f in failures):
             raise WebhookRejected(summary)
-        raise WebhookError(summary)
+        waits = [f.retry_after for f in failures if isinstance(f, WebhookError) and f.retry_after is not None]
+        raise WebhookError(summary, retry_after=max(waits) if waits else None)
 
     async def _post(self, url: str, body: bytes) -> None:
         assert self._session is not None
-        headers = dict(self._headers)
+        wait = self._not_before.get(url, 0.0) - self._clock()
+        if wait > 0:  # the receiver's Retry-After outlasted the dispatcher's backoff
+            await self._sleep(wait)
+        headers = dict(self._headers)  # signed after the wait: the timestamp is the sending time
         if self._secret is not None:
             headers.update(sign(self._secret, body, int(self._time())))
         where = redact_url(url)
         try:
             async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 status = resp.status
+                retry_after = resp.headers.get("Retry-After")
                 await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.errors += 1
@@ -174,7 +233,14 @@ class WebhookSink:
             return
         self.errors += 1
         if status >= 500 or status in RETRYABLE_4XX or status < 300:
-            raise WebhookError(f"{where} answered HTTP {status}")
+            delay = None
+            if retry_after is not None and self.max_retry_after > 0:
+                delay = parse_retry_after(retry_after, self._time(), self.max_retry_after)
+            if delay is None:
+                raise WebhookError(f"{where} answered HTTP {status}")
+            self._not_before[url] = self._clock() + delay
+            raise WebhookError(f"{where} answered HTTP {status} (Retry-After {round(delay, 1):g} s)",
+                               retry_after=delay)
         raise WebhookRejected(f"{where} answered HTTP {status}")
 
     async def close(self) -> None:
