@@ -142,6 +142,7 @@ class Config:
     queue_capacity: int = 10_000
     state_db: Path | None = None  # SQLite file for lifetime totals and the stream in progress (None: off)
     state_save_ms: int = 5000
+    state_journal: Path | None = None  # what each sink delivered since the last save (None: beside state_db)
     state_resume_ms: int = 30 * 60_000
     http_enabled: bool = True
     http_host: str = "127.0.0.1"
@@ -472,6 +473,7 @@ SCHEMA: Schema = {
         "redis": (("state_redis",), _optional_redis_url),
         "database": (("state_db",), _optional_path),
         "save_every": (("state_save_ms",), _duration),
+        "journal": (("state_journal",), _optional_path),
         "resume_within": (("state_resume_ms",), _duration),
     },
     "redis": {

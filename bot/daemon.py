@@ -15,6 +15,7 @@ from pathlib import Path
 import structlog
 
 from bot.actions.dispatcher import LiveDispatcher, RetryPolicy
+from bot.actions.journal import DeliveryJournal
 from bot.clock import Clock
 from bot.config import Config, engine_options
 from bot.control.reload import RuleReloader
@@ -85,11 +86,20 @@ def build_overlay(cfg: Config):
                        banner_ms=cfg.overlay_banner_ms)
 
 
-def build_dispatcher(cfg: Config, sinks: list[Sink]) -> LiveDispatcher:
+def journal_path(cfg: Config) -> Path | None:
+    """The delivery journal's file: ``state.journal``, else beside the SQLite state (None: no journal)."""
+    if cfg.state_journal is not None:
+        return cfg.state_journal
+    if cfg.state_db is not None and not cfg.state_redis:
+        return cfg.state_db.with_name(cfg.state_db.name + ".delivered")
+    return None
+
+
+def build_dispatcher(cfg: Config, sinks: list[Sink], journal: DeliveryJournal | None = None) -> LiveDispatcher:
     """Per-sink queues, retries with backoff, and a dead-letter file for what cannot be delivered."""
     return LiveDispatcher(sinks, dead_letter=cfg.dead_letter, max_queue=cfg.sink_queue,
                           retry=RetryPolicy(max_attempts=max(1, cfg.sink_attempts)),
-                          drain_timeout=cfg.drain_ms / 1000)
+                          drain_timeout=cfg.drain_ms / 1000, journal=journal)
 
 
 async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None = None,
@@ -101,12 +111,17 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     overlay = build_overlay(cfg) if cfg.overlay_enabled and cfg.http_enabled else None
     if overlay is not None:
         sinks.append(overlay)
-    dispatcher = build_dispatcher(cfg, sinks)
+    store = open_store(cfg)
+    journal = DeliveryJournal(path) if store is not None and (path := journal_path(cfg)) is not None else None
+    dispatcher = build_dispatcher(cfg, sinks, journal)
     recorder = Recorder(cfg.record, room=cfg.room_id or (cfg.source.type or "live"),
                         flush_every_s=cfg.record_flush_ms / 1000) if cfg.record else None
-    store = open_store(cfg)
     keeper = StateKeeper(store, cfg.room_id or cfg.source.type or "live", every_ms=cfg.state_save_ms,
                          resume_within_ms=cfg.state_resume_ms) if store else None
+    if keeper is not None and journal is not None:
+        keeper.on_saved.append(journal.rotate)  # the saved state knows everything delivered so far
+        if journal.resuming:
+            log.info("journal_loaded", path=str(journal.path), delivered_before=journal.resuming)
     reports = ReportWriter(cfg, actions=next((s.path for s in dispatcher.sinks if isinstance(s, JsonlSink)), None))
     runner = LiveRunner([source or build_source(cfg)], engine, dispatcher, recorder=recorder,
                         queue=EventQueue(cfg.queue_capacity), keeper=keeper, clock=clock,

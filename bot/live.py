@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import structlog
 
@@ -24,6 +24,7 @@ from bot.engine.core import Engine
 from bot.control.metrics import Latency
 from bot.engine.rules import RuleSet
 from bot.events.model import CONNECT, DISCONNECT, LIVE_END, Event
+from bot.events.wire import DecodeError, decode_line
 from bot.sources.queue import EventQueue, stamp  # noqa: F401 - stamp is what sources call
 from bot.sources.recorder import Recorder
 from bot.store.keeper import StateKeeper
@@ -127,6 +128,8 @@ class LiveRunner:
         self.heartbeat = time.monotonic()  # the loop's last turn (a stalled loop fails /healthz)
         self._last = 0
         self.skipped_periods = 0  # timer periods not fired twice after a jump (see _skip_missed_periods)
+        self.caught_up = 0  # events fed again from the recording at start (see _catch_up)
+        self._catching_up: tuple[str, int] | None = None
 
     def _time(self, ev: Event) -> int:
         t = ev.received if ev.received is not None else self.clock.now()
@@ -166,7 +169,7 @@ class LiveRunner:
         if not len(self.queue):  # nothing arrived before now is still waiting: deadlines may fire
             out += self.engine.advance(self._move_to(self.clock.now()))
         await self._dispatch(out)
-        if batch:
+        if batch and self._catching_up is None:  # (events fed again from the recording are old)
             done = self.clock.now()
             for ev in batch:
                 self.latency.observe(max(0, done - ev.received) / 1000)  # type: ignore[operator]
@@ -178,7 +181,71 @@ class LiveRunner:
                 # one turn lets every sink that writes at once (console, JSONL) write what it was
                 # given. A slow or paced one (a webhook, overlay alerts) may still be sending.
                 await asyncio.sleep(0)
-            self.keeper.tick(self.engine, self._last)
+            self.keeper.tick(self.engine, self._last, self._saved_beside)
+
+    def _saved_beside(self) -> dict[str, Any]:
+        """What a snapshot keeps beside the engine's state, for ``_resume`` after a crash: where the
+        recording stands just past the last event handled, and what the sinks have yet to deliver."""
+        pending = getattr(self.dispatcher, "pending", None)
+        if self._catching_up is not None:
+            recording = self._catching_up
+        else:
+            recording = self.recorder.position() if self.recorder is not None else None
+        return {"recording": recording, "pending": pending() if pending is not None else None}
+
+    async def _resume(self) -> None:
+        """The stream's state is back from its snapshot: hand the sinks again what they had not
+        delivered when it was saved, then catch up with the recording."""
+        assert self.keeper is not None
+        pending = self.keeper.resume_pending
+        requeue = getattr(self.dispatcher, "requeue", None)
+        if pending and requeue is not None:
+            log.info("requeued", actions=requeue(pending), sinks=sorted(pending))
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """After a restart: feed the engine what the stream's recording holds past the resumed
+        snapshot, the events the last process handled after its last save (a kill loses at most
+        the recorder's last flush). Their actions go to the dispatcher, whose journal keeps the
+        sinks from sending again what they delivered before; the source's reconnect backlog then
+        finds these events known and drops them as duplicates."""
+        found = self.keeper.resume_recording if self.keeper is not None else None
+        if found is None:
+            return
+        path, offset = found
+        caught = malformed = 0
+        batch: list[Event] = []
+        last_ts = 0
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                for line in f:
+                    if not line.strip():
+                        continue
+                    try:
+                        events = decode_line(line, fallback_ts=last_ts)
+                    except DecodeError:
+                        malformed += 1  # the line a kill cut
+                        continue
+                    for ev in events:
+                        last_ts = ev.ts
+                        batch.append(ev)
+                    if len(batch) >= self.batch:
+                        caught += len(batch)
+                        self._catching_up = (path, f.tell())  # (for a snapshot saved meanwhile)
+                        await self._handle(batch, record=False)
+                        batch = []
+                end = f.tell()
+        except OSError as exc:
+            log.warning("catch_up_unreadable", path=path, error=str(exc))
+            end = None
+        if batch and end is not None:
+            caught += len(batch)
+            self._catching_up = (path, end)
+            await self._handle(batch, record=False)
+        self._catching_up = None
+        self.caught_up = caught
+        log.info("caught_up", path=path, events=caught, malformed=malformed)
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in reloaded rules; the stream's state is kept."""
@@ -208,6 +275,7 @@ class LiveRunner:
         """Run until ``stop`` is set or every source has finished; then drain and close."""
         if self.keeper is not None:
             self.engine = self.keeper.open(self.engine, self.clock.now())
+            await self._resume()
         tasks = [asyncio.create_task(src.run(self.queue, self.clock, self.stop), name=src.name)
                  for src in self.sources]
         try:
@@ -244,7 +312,7 @@ class LiveRunner:
         await self._dispatch(self.engine.close())
         if self.keeper is not None:  # the stream goes on without us: keep its state for a restart
             await asyncio.sleep(0)  # (the sinks first, as in _handle)
-            self.keeper.save(self.engine, self._last)
+            self.keeper.save(self.engine, self._last, self._saved_beside())
         self.result.shed = Counter(self.queue.shed)
         if self.recorder is not None:
             self.recorder.close()

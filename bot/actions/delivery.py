@@ -51,7 +51,8 @@ class SinkStats:
     dispatcher steps; after ``close()`` the last two are 0. ``failed`` counts every action in every
     send that raised (so a batch failing three times counts three times); ``retried`` the actions
     sent again after a failure; ``overflow`` and ``shutdown`` are the dead-lettered actions that
-    never got a try because the queue was full or the drain time ran out.
+    never got a try because the queue was full or the drain time ran out. ``already_delivered``
+    counts actions not queued at all: the sink delivered them before a restart (``bot.actions.journal``).
     """
 
     dispatched: int = 0
@@ -63,6 +64,7 @@ class SinkStats:
     shutdown: int = 0
     queue_depth: int = 0
     in_flight: int = 0
+    already_delivered: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

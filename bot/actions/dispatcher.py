@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 import structlog
 
 from bot.actions.delivery import DeadLetter, PermanentSinkError, RetryPolicy, SinkStats
+from bot.actions.journal import DeliveryJournal
 from bot.actions.model import Action
 from bot.actions.pacing import Pacing, SinkQueue
 from bot.sinks.base import Sink
@@ -84,8 +85,10 @@ class _Lane:
     """One sink's queue, worker and counters."""
 
     def __init__(self, sink: Sink, *, pacing: Pacing | None, max_queue: int, max_batch: int, retry: RetryPolicy,
-                 dead: DeadLetter, clock: Callable[[], float], sleep: Sleep, rng: random.Random | None) -> None:
+                 dead: DeadLetter, clock: Callable[[], float], sleep: Sleep, rng: random.Random | None,
+                 journal: DeliveryJournal | None = None) -> None:
         self.sink = sink
+        self.journal = journal
         self.name = sink.name
         self.pacing = pacing
         self.queue = SinkQueue(max_queue, pacing)
@@ -106,6 +109,12 @@ class _Lane:
 
     def offer(self, actions: Sequence[Action]) -> None:
         stats = self.stats
+        if self.journal is not None and self.journal.before:
+            fresh = [a for a in actions if not self.journal.already_delivered(self.name, a)]
+            stats.already_delivered += len(actions) - len(fresh)
+            actions = fresh
+            if not actions:
+                return
         stats.dispatched += len(actions)
         if self.closing:
             self._dead(actions, "closed", "dispatched after close()", 0)
@@ -201,9 +210,18 @@ class _Lane:
                 self.in_flight = None
                 stats.in_flight = 0
                 stats.sent += n
+                if self.journal is not None:
+                    self.journal.delivered(self.name, batch)
                 if paced:
                     self.last_paced = self.clock()
                 return
+
+    def pending(self) -> list[Action]:
+        """What this sink has yet to deliver: the batch being sent, then the queue in its order."""
+        out = list(self.in_flight or ())
+        out += self.queue.fifo
+        out += [entry[2] for entry in sorted(self.queue.ranked)]
+        return out
 
     def abandon(self, error: str) -> None:
         """Dead-letter what the worker did not get to (called once the worker has stopped)."""
@@ -230,14 +248,15 @@ class LiveDispatcher:
     ``retry``: attempts and backoff per batch. ``pacing``: per sink name, overrides the sink's own
     (None switches it off). ``drain_timeout``: seconds ``close()`` waits for the queues to empty;
     ``close_timeout``: seconds each sink's own ``close()`` may take. ``clock`` (monotonic seconds),
-    ``sleep`` and ``rng`` are injectable for tests.
+    ``sleep`` and ``rng`` are injectable for tests. ``journal``: a ``DeliveryJournal``; each sink
+    notes there what it delivered, and does not send again what it delivered before a restart.
     """
 
     def __init__(self, sinks: Sequence[Sink], *, dead_letter: str | Path | DeadLetter | None = None,
                  max_queue: int = 1000, max_batch: int = 50, retry: RetryPolicy | None = None,
                  pacing: Mapping[str, Pacing | None] | None = None, drain_timeout: float = 5.0,
                  close_timeout: float = 2.0, clock: Callable[[], float] | None = None, sleep: Sleep | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, journal: DeliveryJournal | None = None) -> None:
         names = [s.name for s in sinks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -262,7 +281,9 @@ class LiveDispatcher:
             self.lanes[sink.name] = _Lane(
                 sink, pacing=chosen, max_queue=max_queue,
                 max_batch=batch if isinstance(batch, int) and batch >= 1 else max_batch,
-                retry=self.retry, dead=self.dead_letter, clock=self.clock, sleep=self.sleep, rng=rng)
+                retry=self.retry, dead=self.dead_letter, clock=self.clock, sleep=self.sleep, rng=rng,
+                journal=journal)
+        self.journal = journal
         self.stats: dict[str, SinkStats] = {name: lane.stats for name, lane in self.lanes.items()}
         self.dispatched = 0  # actions handed to dispatch(), each counted once (not per sink)
         self.closed = False
@@ -290,6 +311,39 @@ class LiveDispatcher:
         for lane in self.lanes.values():
             lane.offer(actions)
 
+    def pending(self) -> dict[str, list[dict[str, Any]]]:
+        """Per sink, the actions of events it has yet to deliver (kept with a state snapshot: the
+        saved state knows their events, so after a crash nothing else would send them again)."""
+        out = {}
+        for name, lane in self.lanes.items():
+            left = [a.to_dict() for a in lane.pending() if a.event_id is not None]
+            if left:
+                out[name] = left
+        return out
+
+    def requeue(self, pending: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+        """Queue again what ``pending()`` gave before a restart, each sink its own (the journal
+        drops what a sink delivered after all). Returns how many actions were queued."""
+        queued = 0
+        for name, records in pending.items():
+            lane = self.lanes.get(name)
+            if lane is None:
+                log.warning("requeue_unknown_sink", sink=name, actions=len(records))
+                continue
+            actions = []
+            for record in records:
+                try:
+                    actions.append(Action.from_dict(dict(record)))
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("requeue_bad_action", sink=name, error=_describe(exc))
+            if actions:
+                if not self._tasks and not self._closing:
+                    self.start()
+                before = lane.stats.dispatched
+                lane.offer(actions)
+                queued += lane.stats.dispatched - before
+        return queued
+
     async def close(self, timeout: float | None = None) -> None:
         """Drain every queue for up to ``timeout`` (default ``drain_timeout``) seconds, dead-letter
         what is left (counted as ``shutdown``), then close the sinks and the dead-letter file."""
@@ -316,6 +370,8 @@ class LiveDispatcher:
             except Exception as exc:
                 log.error("sink_close_failed", sink=lane.name, error=_describe(exc))
         self.dead_letter.close()
+        if self.journal is not None:
+            self.journal.close()
         self.closed = True
         log.info("dispatcher_closed", **{name: s.as_dict() for name, s in self.stats.items()})
 
@@ -359,5 +415,6 @@ class LiveDispatcher:
             "dispatched": self.dispatched,
             "sinks": {name: s.as_dict() for name, s in self.stats.items()},
             "dead_letter": self.dead_letter.stats(),
+            "journal": self.journal.stats() if self.journal is not None else None,
             "closed": self.closed,
         }

@@ -83,7 +83,8 @@ class LiveCollector:
                          1.0 if r.connected.get(name) else 0.0, {"source": name})
         d = r.dispatcher
         for attr, doc in (("sent", "Actions delivered, by sink."), ("failed", "Failed sends, by sink."),
-                          ("retried", "Sends retried, by sink."), ("dead_lettered", "Actions dead-lettered, by sink.")):
+                          ("retried", "Sends retried, by sink."), ("dead_lettered", "Actions dead-lettered, by sink."),
+                          ("already_delivered", "Actions not sent again after a restart: delivered before it.")):
             values = _per_sink(d, attr)
             if values is not None:
                 yield _counter(f"livebot_sink_{attr}", doc, ["sink"], values)

@@ -65,6 +65,18 @@ class Recorder:
         if self.failed <= 5 or self.failed % 1000 == 0:
             log.error(what, path=str(self.path), failed=self.failed, lost=self.lost, error=str(exc))
 
+    def position(self) -> tuple[str, int] | None:
+        """(file, byte offset) just past the last event written, flushed first; None when no
+        stream's file is open. A state snapshot keeps it: after a crash, what the file holds past
+        it is what the snapshot does not know (``LiveRunner`` feeds it again at start)."""
+        if self._file is None or self.path is None:
+            return None
+        self.flush()
+        try:
+            return str(self.path.resolve()), self._file.tell()
+        except OSError:
+            return None
+
     def tick(self) -> None:
         """Flush if a second has passed since the last flush (call it often)."""
         if self._dirty and time.monotonic() - self._flushed_at >= self.flush_every_s:

@@ -1,10 +1,17 @@
 """Keeps the running engine's state in the store: resume at start, a snapshot every few seconds,
-the stream folded into lifetime totals when it ends."""
+the stream folded into lifetime totals when it ends.
+
+Beside the engine's state a snapshot keeps what a crash right after it would need (``LiveRunner``
+supplies both): where the recording stood (what was handled after the save is fed again at
+start) and the actions the sinks had yet to deliver (queued again at start). Together with the
+delivery journal (``bot.actions.journal``, rotated after each save) a killed process neither
+forgets nor repeats a thank-you.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 
@@ -36,6 +43,9 @@ class StateKeeper:
         self.resume_within_ms = resume_within_ms
         self._saved_at: int | None = None
         self._unfolded: set[str] = set()  # viewers of a stream whose fold-in failed: with the next one
+        self.on_saved: list[Callable[[], None]] = []  # called after each snapshot written
+        self.resume_recording: tuple[str, int] | None = None  # set by open(): the recording past the snapshot
+        self.resume_pending: dict[str, list[Any]] = {}  # set by open(): actions the sinks had yet to deliver
         self.saves = 0
         self.failures = 0
 
@@ -53,6 +63,12 @@ class StateKeeper:
             log.error("snapshot_unusable", room=self.room, error=str(exc))
             return engine.fresh(self.store.lifetime())
         if now - saved_at <= self.resume_within_ms:
+            rec = snap.get("recording")
+            if isinstance(rec, list) and len(rec) == 2 and isinstance(rec[0], str) and isinstance(rec[1], int):
+                self.resume_recording = (rec[0], rec[1])
+            pending = snap.get("pending")
+            if isinstance(pending, dict):
+                self.resume_pending = {str(k): v for k, v in pending.items() if isinstance(v, list)}
             log.info("resumed", room=self.room, saved_ms_ago=now - saved_at, viewers=len(engine.state.viewers_by_key),
                      diamonds=engine.state.diamonds)
             self._saved_at = now
@@ -64,23 +80,32 @@ class StateKeeper:
         """Whether ``tick(engine, now)`` would save."""
         return self._saved_at is not None and now - self._saved_at >= self.every_ms
 
-    def tick(self, engine: Engine, now: int) -> None:
+    def tick(self, engine: Engine, now: int, extra: Callable[[], dict[str, Any]] | None = None) -> None:
         if self._saved_at is None:
             self._saved_at = now
         elif now - self._saved_at >= self.every_ms:
-            self.save(engine, now)
+            self.save(engine, now, extra() if extra is not None else None)
 
-    def save(self, engine: Engine, now: int) -> None:
-        """Write the stream in progress (never raises: a locked or full database is logged and counted)."""
+    def save(self, engine: Engine, now: int, extra: dict[str, Any] | None = None) -> None:
+        """Write the stream in progress (never raises: a locked or full database is logged and counted).
+        ``extra``: kept beside the engine's state: ``recording`` ([file, offset] just past the last
+        event handled) and ``pending`` (per sink, the actions it had yet to deliver)."""
         self._saved_at = now
         if engine.state.started is None:
             return
+        snap = snapshot(engine)
+        for key, value in (extra or {}).items():
+            if value is not None:
+                snap[key] = list(value) if isinstance(value, tuple) else value
         try:
-            self.store.save_snapshot(self.room, snapshot(engine), now)
+            self.store.save_snapshot(self.room, snap, now)
             self.saves += 1
         except Exception as exc:  # sqlite3.Error, OSError
             self.failures += 1
             log.error("state_save_failed", error=f"{type(exc).__name__}: {exc}", failures=self.failures)
+            return
+        for saved in self.on_saved:
+            saved()
 
     def finish(self, engine: Engine, now: int, actions: Counter[str] | None = None) -> Engine:
         """The stream ended: fold it into lifetime totals; return a fresh engine for the next one."""

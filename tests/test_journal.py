@@ -1,0 +1,295 @@
+"""The delivery journal and the catch-up at start: a restart after a crash thanks nobody twice.
+
+The crash itself (a SIGKILL of ``livebot run`` while gifts flow) is in ``test_faults.py -k sigkill``;
+these tests pin the parts down: what the journal keeps and forgets, that each sink is judged by
+what *it* delivered, and that the runner feeds the engine what the recording holds past the saved
+snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+import bot.live
+from bot.actions.dispatcher import LiveDispatcher
+from bot.actions.journal import DeliveryJournal
+from bot.actions.model import Action
+from bot.clock import VirtualClock
+from bot.engine.core import Engine
+from bot.engine.loader import load_rules_text
+from bot.live import LiveRunner
+from bot.sources.queue import stamp
+from bot.sources.recorder import Recorder
+from bot.store.keeper import StateKeeper
+from bot.store.sqlite import SqliteStore
+from bot.testing import CaptureSink, gift
+
+GUARD = 30.0  # seconds: a hang guard, never a measurement
+T0 = 1_763_665_200_000
+
+RULES = """
+rules:
+  - id: thanks
+    on: gift
+    do: [{say: "thanks {{ user.nickname }} ({{ user.diamonds }})"}, {alert: "{{ user.nickname }}"}]
+"""
+
+
+def say(event_id: str | None, rule: str = "thanks", kind: str = "say") -> Action:
+    return Action(T0, kind, f"thanks {event_id}", rule, "u", event_id)
+
+
+# -- the journal ---------------------------------------------------------------------------------
+
+def test_what_a_sink_delivered_is_known_after_a_restart_for_that_sink_only(tmp_path):
+    path = tmp_path / "state.db.delivered"
+    j = DeliveryJournal(path)
+    assert j.resuming == 0 and not j.already_delivered("jsonl", say("m1"))
+    j.delivered("jsonl", [say("m1"), say("m2"), say(None)])  # (an action of no event is never journaled)
+    j.delivered("overlay", [say("m1", kind="alert")])
+    j.close()
+
+    again = DeliveryJournal(path)
+    assert again.resuming == 3
+    assert again.already_delivered("jsonl", say("m1")) and again.already_delivered("jsonl", say("m2"))
+    assert not again.already_delivered("jsonl", say("m3"))
+    assert not again.already_delivered("jsonl", say("m1", rule="other"))  # another rule's action
+    assert not again.already_delivered("jsonl", say(None))
+    assert again.already_delivered("overlay", say("m1", kind="alert"))
+    assert not again.already_delivered("overlay", say("m1"))  # the overlay never had the say
+    assert not again.already_delivered("webhook", say("m1"))  # nor the webhook anything
+    assert again.suppressed == 3
+
+
+def test_a_line_cut_by_a_kill_is_skipped_and_the_next_write_starts_a_line_of_its_own(tmp_path):
+    path = tmp_path / "j"
+    j = DeliveryJournal(path)
+    j.delivered("jsonl", [say("m1")])
+    j.close()
+    with open(path, "ab") as f:
+        f.write(b'["jsonl","m2","tha')  # the write the kill cut
+    again = DeliveryJournal(path)
+    assert again.skipped_lines == 1 and again.already_delivered("jsonl", say("m1"))
+    assert not again.already_delivered("jsonl", say("m2"))  # not known delivered: sent (once) again
+    again.delivered("jsonl", [say("m3")])
+    again.close()
+    third = DeliveryJournal(path)
+    assert third.skipped_lines == 1
+    assert third.already_delivered("jsonl", say("m3")) and third.already_delivered("jsonl", say("m1"))
+
+
+def test_rotation_keeps_what_was_delivered_since_the_save_before_last(tmp_path):
+    path = tmp_path / "j"
+    j = DeliveryJournal(path)
+    j.delivered("jsonl", [say("a")])
+    j.rotate()  # save 1
+    j.delivered("jsonl", [say("b")])
+    j.rotate()  # save 2: "a" is two saves old, forgotten
+    j.delivered("jsonl", [say("c")])
+    j.close()
+    again = DeliveryJournal(path)
+    assert [again.already_delivered("jsonl", say(x)) for x in "abc"] == [False, True, True]
+
+
+def test_a_journal_past_its_size_limit_rotates_by_itself(tmp_path):
+    path = tmp_path / "j"
+    j = DeliveryJournal(path, max_bytes=2_000)
+    for i in range(200):
+        j.delivered("jsonl", [say(f"m{i}")])
+    j.close()
+    assert path.stat().st_size <= 2_100 and j.previous.stat().st_size <= 2_100
+    again = DeliveryJournal(path)
+    assert again.already_delivered("jsonl", say("m199"))
+    assert not again.already_delivered("jsonl", say("m0"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only folder anyway")
+def test_a_journal_that_cannot_be_written_is_counted_and_never_raises(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        j = DeliveryJournal(folder / "j")
+        j.delivered("jsonl", [say("m1")])
+        j.rotate()
+        assert j.failures >= 2 and j.written == 0
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_journal_on_a_full_disk_is_counted_and_never_raises(tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    j = DeliveryJournal(tmp_path / "j")
+    os.close(j._fd)  # type: ignore[arg-type]
+    j._fd = os.open("/dev/full", os.O_WRONLY)
+    j.delivered("jsonl", [say("m1"), say("m2")])
+    assert j.failures == 1 and j.written == 0
+    j.close()
+
+
+# -- the dispatcher with a journal ---------------------------------------------------------------
+
+class Named(CaptureSink):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+async def test_each_sink_is_sent_only_what_it_did_not_deliver_before_the_restart(tmp_path):
+    path = tmp_path / "j"
+    first = DeliveryJournal(path)
+    async with LiveDispatcher([Named("jsonl"), Named("overlay")], journal=first) as d:
+        # the overlay delivered m1 only; the jsonl sink m1 and m2 (the kill came in between)
+        await d.dispatch([say("m1")])
+        await asyncio.sleep(0.05)
+        d.lanes["overlay"].sink.send = _never  # type: ignore[method-assign]
+        await d.dispatch([say("m2")])
+        await asyncio.sleep(0.05)
+    assert first.written == 3
+
+    jsonl, overlay = Named("jsonl"), Named("overlay")
+    async with LiveDispatcher([jsonl, overlay], journal=DeliveryJournal(path), drain_timeout=2) as d:
+        await d.dispatch([say("m1"), say("m2"), say("m3"), say(None)])
+    assert [a.event_id for a in jsonl.actions] == ["m3", None]
+    assert [a.event_id for a in overlay.actions] == ["m2", "m3", None]
+    assert d.stats["jsonl"].already_delivered == 2 and d.stats["overlay"].already_delivered == 1
+    assert d.stats["jsonl"].dispatched == d.stats["jsonl"].sent == 2
+
+
+async def _never(actions) -> None:
+    await asyncio.Event().wait()
+
+
+# -- the runner: catching up from the recording at start -----------------------------------------
+
+class Script:
+    name = "script"
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def run(self, queue, clock, stop) -> None:
+        self.queue, self.clock = queue, clock
+        self.ready.set()
+        await self.done.wait()
+
+    def put(self, ev) -> None:
+        ev.received = None
+        stamp(self.queue, self.clock, ev)
+
+
+async def until(check, what: str) -> None:
+    for _ in range(int(GUARD / 0.005)):
+        if check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def fast_loop(monkeypatch):
+    monkeypatch.setattr(bot.live, "IDLE_WAKE_S", 0.01)
+
+
+def gifts(lo: int, hi: int):
+    return [gift(0, "Rose", 1, who=f"v{i % 3}", msg_id=f"g{i}") for i in range(lo, hi)]
+
+
+async def test_a_restart_resends_what_the_sinks_had_not_delivered_and_thanks_nobody_twice(tmp_path, fast_loop):
+    """A process handles g0..g29 and dies (no save at its end). Its overlay stalled after g9: the
+    state save (after g10) covers g10 while the overlay still had g10's actions queued. The next
+    process resumes the snapshot, gives the overlay g10's actions again, feeds g11..g29 from the
+    recording, then takes the source's backlog g10..g29 and a new g30. Every viewer's total
+    counts all 31 gifts; the JSONL sink (which wrote g0..g29 before the kill) gets g30 alone; the
+    overlay g10..g30, each once."""
+    rules = load_rules_text(RULES)
+    clock = VirtualClock(T0)
+    store = SqliteStore(tmp_path / "state.db")
+    keeper = StateKeeper(store, "room", every_ms=60_000)
+    journal = DeliveryJournal(tmp_path / "state.db.delivered")
+    keeper.on_saved.append(journal.rotate)
+    jsonl, overlay = Named("jsonl"), Named("overlay")
+    dispatcher = LiveDispatcher([jsonl, overlay], journal=journal, drain_timeout=0.2)
+    recorder = Recorder(tmp_path / "sessions", room="room", flush_every_s=0.0)
+    runner = LiveRunner([src := Script()], Engine(rules), dispatcher, keeper=keeper, recorder=recorder, clock=clock)
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(src.ready.wait(), GUARD)
+    for ev in gifts(0, 10):
+        src.put(ev)
+    await until(lambda: len(overlay.actions) == 20, "g0..g9 delivered")
+    overlay.send = _never  # type: ignore[method-assign]
+    clock.advance(60_000)
+    src.put(gifts(10, 11)[0])  # the save falls due with this batch: it covers g0..g10
+    await until(lambda: keeper.saves == 1, "a save")
+    for ev in gifts(11, 30):
+        src.put(ev)
+    await until(lambda: len(jsonl.actions) == 60, "g0..g29 written")
+    runner.keeper = None  # the process dies: no save at its end
+    src.done.set()
+    await asyncio.wait_for(task, GUARD)
+    await dispatcher.close()
+    store.close()
+    assert [a.event_id for a in jsonl.actions if a.kind == "say"] == [f"g{i}" for i in range(30)]
+
+    # The restart.
+    store = SqliteStore(tmp_path / "state.db")
+    keeper = StateKeeper(store, "room", every_ms=60_000)
+    journal = DeliveryJournal(tmp_path / "state.db.delivered")
+    jsonl, overlay = Named("jsonl"), Named("overlay")
+    dispatcher = LiveDispatcher([jsonl, overlay], journal=journal)
+    runner = LiveRunner([src := Script()], Engine(rules), dispatcher, keeper=keeper,
+                        recorder=Recorder(tmp_path / "sessions", room="room"), clock=clock)
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(src.ready.wait(), GUARD)
+    assert keeper.resume_recording is not None and runner.caught_up == 19 + 1  # g11..g29 and the shutdown line
+    assert {name: [a["event_id"] for a in left] for name, left in keeper.resume_pending.items()} == \
+        {"overlay": ["g10", "g10"]}  # its say and its alert
+    for ev in gifts(10, 31):  # the backlog, then one new gift
+        src.put(ev)
+    await until(lambda: any(a.event_id == "g30" for a in overlay.actions), "g30 delivered")
+    src.done.set()
+    await asyncio.wait_for(task, GUARD)
+    await dispatcher.close()
+    store.close()
+
+    assert [(a.event_id, a.kind) for a in jsonl.actions] == [("g30", "say"), ("g30", "alert")]
+    assert [a.event_id for a in overlay.actions if a.kind == "alert"] == [f"g{i}" for i in range(10, 31)]
+    assert [a.event_id for a in overlay.actions if a.kind == "say"] == [f"g{i}" for i in range(10, 31)]
+    st = runner.engine.state
+    assert st.diamonds == 31 and sum(v.diamonds for v in st.viewers_by_key.values()) == 31
+    assert runner.engine.counters["duplicates"] == 20  # the backlog g10..g29: all known
+    assert jsonl.actions[0].text == "thanks v0 (11)"  # g30 is v0's 11th gift (g0, g3, ..., g30)
+    assert dispatcher.stats["jsonl"].already_delivered == 19 * 2  # g11..g29, fed again from the recording
+
+
+async def test_a_clean_stop_then_a_start_sends_nothing_again(tmp_path, fast_loop):
+    """SIGTERM's drain saves the state last: the next start has nothing to catch up or resend."""
+    rules = load_rules_text(RULES)
+    clock = VirtualClock(T0)
+    for run in range(2):
+        store = SqliteStore(tmp_path / "state.db")
+        keeper = StateKeeper(store, "room")
+        journal = DeliveryJournal(tmp_path / "state.db.delivered")
+        keeper.on_saved.append(journal.rotate)
+        sink = Named("jsonl")
+        dispatcher = LiveDispatcher([sink], journal=journal)
+        runner = LiveRunner([src := Script()], Engine(rules), dispatcher, keeper=keeper,
+                            recorder=Recorder(tmp_path / "sessions", room="room"), clock=clock)
+        task = asyncio.create_task(runner.run())
+        await asyncio.wait_for(src.ready.wait(), GUARD)
+        for ev in gifts(run * 10, run * 10 + 10):
+            src.put(ev)
+        await until(lambda: len(sink.actions) == 20, "ten gifts thanked")
+        src.done.set()
+        await asyncio.wait_for(task, GUARD)
+        await dispatcher.close()
+        store.close()
+        assert runner.caught_up == 0 and keeper.resume_pending == {}
+        assert [a.event_id for a in sink.actions if a.kind == "say"] == [f"g{i}" for i in range(run * 10, run * 10 + 10)]
+    assert runner.engine.state.diamonds == 20
