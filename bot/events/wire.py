@@ -14,6 +14,10 @@ Event kinds we do not model become ``unknown`` events (``data.kind`` names them)
 Every event decoded here can be written by ``Event.to_dict`` (the recorder) and read back as the
 same event, so refused too: lines over ``MAX_LINE`` (our own records: ``MAX_RECORD``), payloads
 nested deeper than orjson writes, and whole numbers beyond ``MAX_INT``.
+
+The counts of a TikFinity line or an Euler message (diamonds, gift repeats, likes, viewers, months)
+must be 0 to ``MAX_COUNT``, and a gift worth at most ``MAX_COUNT`` diamonds in all; anything else is
+refused as a wrong-typed field is (see ``_count``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ _RECORD_START = (b'{"type":', '{"type":')  # how ``Event.to_dict`` serialized by
 _SHALLOW = 400
 # Whole numbers beyond ``MAX_INT`` (2**53 - 1) are refused: JSON readers in JavaScript (overlays,
 # Streamer.bot) lose precision past it, and orjson cannot write integers beyond 64 bits at all.
+# The largest count a TikFinity line or an Euler message may carry (``diamondCount``, ``repeatCount``,
+# ``likeCount``, ``viewerCount``, ``subMonth``; a stream's ``totalLikeCount`` may reach ``MAX_INT``,
+# as a long stream of a big creator can pass a billion likes), and the most one gift may be worth
+# (``diamondCount`` times ``repeatCount``). TikTok's dearest gift is about 45,000 diamonds and the
+# protobuf schemas' counters are 32-bit, so a billion is already nonsense; the bound also keeps the
+# session sums built from these counts far below ``MAX_INT`` (9 million gifts at the limit first).
+MAX_COUNT = 10**9
 
 
 class DecodeError(ValueError):
@@ -112,6 +123,24 @@ def _int(value: Any, field: str) -> int:
         raise ValueError(f"field '{field}' is not a number: {str(value)[:40]!r}")
     if not -MAX_INT <= number <= MAX_INT:
         raise ValueError(f"field '{field}' is out of range: {str(value)[:40]!r}")
+    return number
+
+
+def _count(value: Any, field: str, limit: int = MAX_COUNT) -> int:
+    """A count from the wire, 0 to ``MAX_COUNT``; ValueError naming the field otherwise.
+
+    A negative or absurd count is corrupt data, and it is refused, never clamped: the line is
+    refused as for a wrong-typed field (``DecodeError``; the replay counts it as malformed), and in
+    an Euler bundle that one message becomes an ``unknown``/``malformed`` event, kept and counted,
+    the rest of the bundle decoded. For a gift, ``diamondCount`` or ``repeatCount`` below 0 would
+    subtract from the gifter's and the session's diamonds. Counters are refused too, not clamped at
+    0: a made-up 0 is a wrong value rules would act on (a viewer count of 0, a like of nothing), while
+    a refused one loses no real data: the next ``roomUser``/like message carries the real numbers.
+    Missing counts (``None``) are still 0, as for every other field.
+    """
+    number = _int(value, field)
+    if not 0 <= number <= limit:
+        raise ValueError(f"field '{field}' is out of range: {str(value)[:40]!r} (a count is 0 to {limit:,})")
     return number
 
 
@@ -273,11 +302,12 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> Event:
         data = _gift_data(d.get("giftId"), d.get("giftName"), d.get("diamondCount"), d.get("repeatCount"),
                           d.get("giftType"), d.get("repeatEnd"), d.get("groupId"))
     elif kind == LIKE:
-        data = {"count": _int(d.get("likeCount"), "likeCount"), "total": _int(d.get("totalLikeCount"), "totalLikeCount")}
+        data = {"count": _count(d.get("likeCount"), "likeCount"),
+                "total": _count(d.get("totalLikeCount"), "totalLikeCount", MAX_INT)}
     elif kind == VIEWERS:
-        data = {"count": _int(d.get("viewerCount"), "viewerCount")}
+        data = {"count": _count(d.get("viewerCount"), "viewerCount")}
     elif kind == SUBSCRIBE:
-        data = {"months": _int(d.get("subMonth"), "subMonth")}
+        data = {"months": _count(d.get("subMonth"), "subMonth")}
     elif kind == UNKNOWN:
         data = {"kind": name if name != "social" else f"social:{d.get('displayType')}"}
     else:
@@ -296,11 +326,16 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> Event:
 
 def _gift_data(gift_id: Any, name: Any, diamonds: Any, count: Any, gift_type: Any, end: Any,
                group_id: Any = None) -> dict[str, Any]:
+    """A gift's fields; its counts as ``_count`` reads them (a missing or 0 ``repeatCount`` is one gift)."""
+    each, repeat = _count(diamonds, "diamondCount"), max(1, _count(count, "repeatCount"))
+    if each * repeat > MAX_COUNT:
+        raise ValueError(f"fields 'diamondCount' and 'repeatCount' are out of range: {each} x {repeat} diamonds "
+                         f"(a gift is worth 0 to {MAX_COUNT:,})")
     data = {
         "gift_id": _int(gift_id, "giftId"),
         "name": _str(name, "giftName"),
-        "diamonds": _int(diamonds, "diamondCount"),
-        "count": max(1, _int(count, "repeatCount")),
+        "diamonds": each,
+        "count": repeat,
         "gift_type": _int(gift_type, "giftType"),
         "streak_end": _bool(end),
     }
@@ -363,12 +398,12 @@ def _euler_message(message: Any, bundle_ts: int, room_id: str) -> Event:
                           details.get("diamondCount"), d.get("repeatCount"), _first(details, "giftType", "type"),
                           d.get("repeatEnd"), d.get("groupId"))
     elif kind == LIKE:
-        data = {"count": _int(_first(d, "likeCount", "count"), "likeCount"),
-                "total": _int(_first(d, "totalLikeCount", "total"), "totalLikeCount")}
+        data = {"count": _count(_first(d, "likeCount", "count"), "likeCount"),
+                "total": _count(_first(d, "totalLikeCount", "total"), "totalLikeCount", MAX_INT)}
     elif kind == VIEWERS:
-        data = {"count": _int(_first(d, "viewerCount", "total"), "viewerCount")}
+        data = {"count": _count(_first(d, "viewerCount", "total"), "viewerCount")}
     elif kind == SUBSCRIBE:
-        data = {"months": _int(_first(d, "subMonth", "subMonths"), "subMonth")}
+        data = {"months": _count(_first(d, "subMonth", "subMonths"), "subMonth")}
     elif kind == UNKNOWN:
         data = {"kind": name}
     else:
