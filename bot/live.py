@@ -168,6 +168,10 @@ class LiveRunner:
                 out += self._end_stream(now)
         if not len(self.queue):  # nothing arrived before now is still waiting: deadlines may fire
             out += self.engine.advance(self._move_to(self.clock.now()))
+        if record and batch and self.recorder is not None:
+            # In the file before their actions go out: after a crash, everything a thank-you was
+            # sent for is there for the restart to catch up with (one write per batch).
+            self.recorder.flush()
         await self._dispatch(out)
         if batch and self._catching_up is None:  # (events fed again from the recording are old)
             done = self.clock.now()
