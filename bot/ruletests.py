@@ -318,8 +318,17 @@ def load_test_file(path: Path) -> tuple[list[Path], list[Case]]:
     if not isinstance(doc, YMap) or "rules" not in doc or "tests" not in doc:
         raise TestFileError([f"{path}:1:1: a test file is a mapping with 'rules' and 'tests'"])
     reader.keys(doc, ("rules", "tests"), "top-level")
-    rules = doc["rules"] if isinstance(doc["rules"], list) else [doc["rules"]]
-    rule_paths = [path.parent / str(r) for r in rules]
+    raw_rules = doc["rules"]
+    named = list(zip(raw_rules, raw_rules.item_pos)) if isinstance(raw_rules, YList) else \
+        [(raw_rules, doc.value_pos["rules"])]
+    rule_paths = []
+    for name, pos in named:
+        if isinstance(name, str) and name.strip():
+            rule_paths.append(path.parent / name)
+        else:
+            reader.problem(pos, f"'rules' names rule files or folders (text), not {_shown(name)}")
+    if not named:
+        reader.problem(doc.value_pos["rules"], "'rules' names no rule file or folder")
     cases_raw = doc["tests"]
     cases: list[Case] = []
     if not isinstance(cases_raw, YList):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.ruletests import run_paths
 
 RULES = """rules:
@@ -141,3 +143,22 @@ def test_the_readme_python_example_is_true(monkeypatch):
     assert tests
     for test in tests:
         test()
+
+
+@pytest.mark.parametrize("rules, col, shown", [
+    ("42", 8, "42"), ("{a: 1}", 8, "a mapping"), ("[../r.yaml, 7]", 20, "7"), ("[]", 8, None), ("''", 8, "''"),
+])
+def test_rules_that_are_not_file_names_are_errors_with_positions(tmp_path, rules, col, shown):
+    code, out = run(tmp_path, f"""rules: {rules}
+tests:
+  - name: n
+    events: []
+    expect: []
+""")
+    assert code == 1
+    case = tmp_path / "t" / "case.yaml"
+    [error, summary] = out.splitlines()
+    assert error.startswith(f"ERROR {case}:1:{col}: 'rules' names "), error
+    if shown is not None:
+        assert error.endswith(f"not {shown}") or shown in error, error
+    assert summary == "0 passed, 0 failed, 1 file error(s)"
