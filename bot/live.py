@@ -129,6 +129,7 @@ class LiveRunner:
         self._last = 0
         self.skipped_periods = 0  # timer periods not fired twice after a jump (see _skip_missed_periods)
         self.caught_up = 0  # events fed again from the recording at start (see _catch_up)
+        self._saved_file: Path | None = None  # the recording file the last snapshot named
         self._catching_up: tuple[str, int] | None = None
 
     def _time(self, ev: Event) -> int:
@@ -178,14 +179,21 @@ class LiveRunner:
             for ev in batch:
                 self.latency.observe(max(0, done - ev.received) / 1000)  # type: ignore[operator]
         if self.keeper is not None:
-            if self.keeper.due(self._last):
+            new_file = self.recorder is not None and self.recorder.is_open and self.recorder.path != self._saved_file
+            if new_file or self.keeper.due(self._last):
                 # The sinks first: a saved state must not cover a gift whose thank-you is still in a
                 # sink's queue, or a SIGKILL right after the save loses it (a restart drops the
                 # backlog's copy as a duplicate). The loop may not have yielded for many batches;
                 # one turn lets every sink that writes at once (console, JSONL) write what it was
                 # given. A slow or paced one (a webhook, overlay alerts) may still be sending.
                 await asyncio.sleep(0)
-            self.keeper.tick(self.engine, self._last, self._saved_beside)
+            if new_file:
+                # A new recording file: save now, so the snapshot names it (a restart catches up
+                # from the file the snapshot names, and this process's events are in this one).
+                self.keeper.save(self.engine, self._last, self._saved_beside())
+                self._saved_file = self.recorder.path  # type: ignore[union-attr]
+            else:
+                self.keeper.tick(self.engine, self._last, self._saved_beside)
 
     def _saved_beside(self) -> dict[str, Any]:
         """What a snapshot keeps beside the engine's state, for ``_resume`` after a crash: where the
@@ -217,6 +225,8 @@ class LiveRunner:
         if found is None:
             return
         path, offset = found
+        if self.recorder is not None and self.recorder.resume(path):
+            self._saved_file = self.recorder.path or Path(path)  # (the snapshot names it already)
         caught = malformed = 0
         batch: list[Event] = []
         last_ts = 0

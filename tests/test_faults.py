@@ -989,7 +989,9 @@ async def test_sigkill_while_events_flow_then_replay_and_restart(tmp_path):
         assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL  # mid-write, as events keep coming
         sent_before = feed.sent
         live, live_partial = complete_lines(out, "thanks")
-        [recording] = (tmp_path / "sessions").iterdir()
+        [live_file] = (tmp_path / "sessions").iterdir()
+        recording = tmp_path / "at-the-kill.jsonl"  # (the restart goes on writing the stream's file)
+        recording.write_bytes(live_file.read_bytes())
         recorded, partial = complete_lines(recording)
 
         # Restart: the state comes back; the feed replays its backlog, then new gifts.
@@ -1281,3 +1283,68 @@ async def test_killed_three_times_in_a_row_thanks_every_gift_exactly_once(tmp_pa
     for a in complete_lines(outs[-1], "thanks")[0]:
         last_total[a["user"]] = int(a["text"].rsplit("(", 1)[1].rstrip(")"))
     assert len(last_total) == 5 and sum(last_total.values()) == len(thanks), (summary, last_total)
+
+
+GAP_RULES = """
+rules:
+  - id: thanks
+    on: gift
+    do: [{say: "thanks {{ user.nickname }} ({{ user.diamonds }})"}]
+  - id: welcome
+    on: gift
+    once: user
+    do: [{say: "welcome {{ user.nickname }}"}]
+"""
+
+
+def gap_gift(tag: str, i: int) -> bytes:
+    """40 viewers in turn, each giving 50 gifts in a row (so most first gifts come late)."""
+    u = (i // 50) % 40 if tag == "m" else i % 40
+    return orjson.dumps({"event": "gift", "data": {
+        "userId": f"u{u}", "uniqueId": f"v{u}", "nickname": f"V{u}", "msgId": f"{tag}{i}",
+        "giftId": 7, "giftName": "Rose", "diamondCount": 1, "giftType": 2, "repeatCount": 1, "repeatEnd": False}})
+
+
+async def test_a_process_killed_before_its_first_save_is_caught_up_from_the_same_recording(tmp_path, monkeypatch):
+    """Process 0 saves every 100 ms and is killed; process 1 resumes, saves only every 10 s, and
+    is killed before its first save; process 2 resumes the same (process 0's) snapshot. Process 1
+    went on writing the stream's recording file, so process 2 catches up with everything process 1
+    handled too: the totals count every gift thanked, and nobody is welcomed (`once: user`) twice."""
+    monkeypatch.setattr(sys.modules[__name__], "ws_gift", gap_gift)
+    outs, bots = [], []
+    async with BacklogFeed(backlog=500) as feed:
+        async def run(k: int, save_every: str, n: int) -> LiveBot:
+            out = tmp_path / f"run{k}.jsonl"
+            bot = LiveBot(tmp_path, feed.url)
+            config = bot.tmp / "config.yaml"
+            config.write_text(config.read_text().replace("save_every: 100ms", f"save_every: {save_every}"))
+            (bot.tmp / "rules.yaml").write_text(GAP_RULES)
+            await bot.start(out.name)
+            outs.append(out)
+            bots.append(bot)
+            await wait_for(lambda: len(complete_lines(out, "thanks")[0]) >= n or bot.proc.returncode is not None,
+                           f"{n} thank-yous")
+            assert bot.proc.returncode is None, bot.logs[-5:]
+            return bot
+
+        await (await run(0, "100ms", 1000)).stop(signal.SIGKILL)
+        await (await run(1, "10s", 2500)).stop(signal.SIGKILL)
+        bot = await run(2, "100ms", 2500)
+        feed.finish.set()
+        await wait_for(lambda: any(a["event_id"] == "f39" for a in complete_lines(outs[-1], "thanks")[0]),
+                       "the final gifts")
+        assert await bot.stop(signal.SIGTERM) == 0
+    thanks = Counter(a["event_id"] for o in outs for a in complete_lines(o, "thanks")[0])
+    welcomes = Counter(a["user"] for o in outs for a in complete_lines(o, "welcome")[0])
+    last_total = {}
+    for a in complete_lines(outs[-1], "thanks")[0]:
+        last_total[a["user"]] = int(a["text"].rsplit("(", 1)[1].rstrip(")"))
+    [recording] = (tmp_path / "sessions").iterdir()  # one stream, one file, three processes
+    caught = [c["events"] for b in bots[1:] for c in b.logged("caught_up")]
+    print(f"\n[killed before its first save] caught up {caught}; gifts thanked {len(thanks)}, twice "
+          f"{sum(c > 1 for c in thanks.values())}; the last totals sum to {sum(last_total.values())}; "
+          f"welcomed {len(welcomes)} viewers, twice {sum(c > 1 for c in welcomes.values())}")
+    assert all(c == 1 for c in thanks.values())
+    assert sum(last_total.values()) == len(thanks)
+    assert all(c == 1 for c in welcomes.values()) and len(welcomes) == 40
+    assert len(caught) == 2 and caught[1] > caught[0]  # process 2 read what process 1 wrote too

@@ -226,7 +226,7 @@ async def test_a_restart_resends_what_the_sinks_had_not_delivered_and_thanks_nob
     overlay.send = _never  # type: ignore[method-assign]
     clock.advance(60_000)
     src.put(gifts(10, 11)[0])  # the save falls due with this batch: it covers g0..g10
-    await until(lambda: keeper.saves == 1, "a save")
+    await until(lambda: keeper.saves == 2, "a save")  # (the first: when the recording's file opened)
     for ev in gifts(11, 30):
         src.put(ev)
     await until(lambda: len(jsonl.actions) == 60, "g0..g29 written")
@@ -293,3 +293,25 @@ async def test_a_clean_stop_then_a_start_sends_nothing_again(tmp_path, fast_loop
         assert runner.caught_up == 0 and keeper.resume_pending == {}
         assert [a.event_id for a in sink.actions if a.kind == "say"] == [f"g{i}" for i in range(run * 10, run * 10 + 10)]
     assert runner.engine.state.diamonds == 20
+
+
+def test_a_resumed_recording_goes_on_in_the_same_file_after_a_cut_line(tmp_path):
+    from bot.events.model import Event
+    from bot.sources.replay import ReplaySource
+
+    folder = tmp_path / "sessions"
+    first = Recorder(folder, room="room")
+    first.write(Event("chat", T0, msg_id="c1", data={"text": "hi"}))
+    first.close()
+    [path] = folder.iterdir()
+    with open(path, "ab") as f:
+        f.write(b'{"type":"chat","ts":17')  # the write a kill cut
+    again = Recorder(folder, room="room")
+    assert not again.resume(tmp_path / "elsewhere.jsonl")  # not a recording of this folder
+    assert not again.resume(tmp_path / "state.db")
+    assert again.resume(path)
+    again.write(Event("chat", T0 + 1000, msg_id="c2", data={"text": "back"}))
+    again.close()
+    assert list(folder.iterdir()) == [path] and again.files == [path]
+    src = ReplaySource(path)
+    assert [e.msg_id for e in src.events()] == ["c1", "c2"] and src.malformed == 1

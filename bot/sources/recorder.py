@@ -35,6 +35,20 @@ class Recorder:
         self._file: BinaryIO | None = None
         self._dirty = False
         self._flushed_at = time.monotonic()
+        self._resume: Path | None = None
+
+    def resume(self, path: str | Path) -> bool:
+        """The stream goes on after a restart: its next events go on in ``path`` (a file of this
+        recorder's folder, as a state snapshot names it) rather than in a new file, so the
+        stream stays one recording and a later restart catches up with all of it. False (and a
+        new file as usual) when ``path`` is not a recording of this folder."""
+        path = Path(path)
+        try:
+            ok = path.is_file() and path.resolve().parent == self.folder.resolve()
+        except OSError:
+            ok = False
+        self._resume = path if ok else None
+        return ok
 
     @property
     def is_open(self) -> bool:
@@ -106,6 +120,15 @@ class Recorder:
             self._file = None
 
     def _open(self, ev: Event) -> None:
+        if self._resume is not None:
+            path, self._resume = self._resume, None
+            self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
+            if self._file.tell() and not _ends_with_newline(path):
+                self._file.write(b"\n")  # the line a kill cut stays a (malformed) line of its own
+            self.path = path
+            self.files.append(path)
+            log.info("recording_resumed", path=str(path))
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp((ev.received or ev.ts) / 1000, tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
         path = self.folder / f"{self.room}-{stamp}.jsonl"
@@ -117,3 +140,9 @@ class Recorder:
         self.path = path
         self.files.append(path)  # (only once it opened: a failing open is tried again at the next event)
         log.info("recording", path=str(path))
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
