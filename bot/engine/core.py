@@ -450,7 +450,7 @@ class Engine:
             return
         duration = spec.options["duration"]
         self.poll = Poll(rule, action.text, spec.options["options"], now + duration, spec.options["result"], context,
-                         update_ms=self.poll_update_ms)
+                         update_ms=self.poll_update_ms, opened=now)
         self._lower_floor(self.poll.ends)
         action.data = {**action.data, "options": self.poll.options, "duration_ms": duration, "ends": now + duration}
         self._emit(action, rule, None, now, out)
@@ -487,7 +487,7 @@ class Engine:
         answers = spec.options["answers"]
         duration = spec.options["duration"]
         self.quiz = Quiz(rule, action.text, {normalize_answer(a) for a in answers}, answers[0], now + duration,
-                         spec.options["win"], spec.options["timeout"], context)
+                         spec.options["win"], spec.options["timeout"], context, opened=now)
         self._lower_floor(self.quiz.ends)
         action.data = {**action.data, "duration_ms": duration, "ends": now + duration}
         self._emit(action, rule, None, now, out)

@@ -1,4 +1,6 @@
-"""Polls and quizzes that chat answers: one open at a time of each."""
+"""Polls and quizzes that chat answers: one open at a time of each.
+
+An open poll or quiz survives a restart: ``bot.engine.snapshot`` keeps it (see there)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Poll:
     context: dict[str, Any]  # the opening rule's context, for the result text
     votes: dict[str, int] = field(default_factory=dict)  # viewer key -> option index
     update_ms: int = 0  # live counts (``poll_update``) at most once per this many ms; 0: none
+    opened: int | None = None  # engine time (ms) it opened at
     _shown_at: int | None = field(default=None, repr=False)  # when counts were last sent
     _changed_at: int | None = field(default=None, repr=False)  # first change not sent yet
 
@@ -103,6 +106,7 @@ class Quiz:
     win: Text
     timeout: Text
     context: dict[str, Any]
+    opened: int | None = None  # engine time (ms) it opened at
 
     def is_correct(self, text: str) -> bool:
         return normalize_answer(text) in self.answers

@@ -1,9 +1,33 @@
 """What of an engine survives a restart mid-stream, as plain JSON-able data.
 
 Kept: session statistics, per-viewer counters and variables, the leaderboard, cooldowns, "once"
-sets, hourly caps, milestones reached, rule firing counts and the most recent message ids (so a
-reconnect backlog after a restart is still dropped). Not kept: open gift streaks, polls and quizzes
-(they end with the process) and timers (they start again from the restart).
+sets, hourly caps, milestones reached, rule firing counts, the most recent message ids (so a
+reconnect backlog after a restart is still dropped) and the open poll and quiz. Not kept: open
+gift streaks (they end with the process; the Redis workers' ``bot.scale.fullsnap`` keeps them)
+and timers (they start again from the restart).
+
+Open poll and quiz (key ``"polls"``: ``{"poll": {...} | null, "quiz": {...} | null}``): the
+question, the options (a quiz: its normalized answers and the answer it shows), the votes by
+viewer key (last vote counts, so a viewer who votes again after a restart changes their vote, as
+before it), the rule id, the open time and the close deadline (engine time, ms), the result
+texts as template source, and the opening rule's context (the values the result text reads;
+``vars`` and ``user.vars`` are written as links, ``"links"``, and joined again to the restored
+variables, so the result sees the variables as they are at the close, as without a restart),
+and when live counts (``poll_update``) were last sent; whether they are sent at all is the
+restored engine's ``poll_update_ms``. After ``restore`` the engine's ``next_deadline`` includes
+the deadline, and ``advance`` closes the poll with the same ``poll_result`` (a quiz: the same
+timeout line) as if the process had kept running; a deadline passed while the bot was down
+closes it at the first ``advance``.
+
+A poll or quiz closes with the texts it was opened with, under its rule id, even if the rules
+changed meanwhile, and also if its rule is gone (logged as ``poll_rule_gone``): what a rules
+reload without a restart does too (``Engine.replace_rules`` keeps open polls). The viewers were
+told to vote; they hear the result. (A gone rule is stood in for by its id: a quiz's lines then
+go through the chat budget with priority 0 and no merge text.)
+
+Format: ``VERSION`` stays 1, ``"polls"`` is optional: a snapshot written before it (no
+``"polls"``) restores with no open poll, and an older bot reading a newer snapshot ignores it.
+A damaged ``"polls"`` entry makes ``restore`` raise ValueError, like any damaged part.
 """
 
 from __future__ import annotations
@@ -11,8 +35,16 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+import structlog
+
+from bot.engine.polls import Poll, Quiz
+from bot.engine.rules import Rule
 from bot.engine.state import ViewerStats
+from bot.engine.templates import Text
+from bot.engine.yamlfile import Pos
 from bot.events.model import User
+
+log = structlog.get_logger("bot.state")
 
 VERSION = 1
 RECENT_IDS = 20_000  # message ids kept: more than a reconnect backlog
@@ -39,6 +71,7 @@ def snapshot(engine: Any) -> dict[str, Any]:
         "chat_at_fire": engine._chat_at_fire,
         "milestones": [[r, u, v] for (r, u), v in engine._milestone_seen.items()],
         "recent_ids": engine.dedup.recent(RECENT_IDS),
+        "polls": {"poll": _poll(engine), "quiz": _quiz(engine)},
     }
 
 
@@ -69,5 +102,130 @@ def restore(engine: Any, snap: dict[str, Any]) -> None:
         engine._milestone_seen = {(r, u): float(v) for r, u, v in snap["milestones"]}
         for msg_id in snap["recent_ids"]:
             engine.dedup.is_duplicate(msg_id)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        _restore_polls(engine, snap.get("polls"))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ValueError(f"a damaged engine snapshot: {type(exc).__name__}: {exc}") from None
+
+
+# -- the open poll and quiz ----------------------------------------------------------------------
+
+_MAX_INT = 2**63 - 1
+
+
+def _plain(value: Any) -> Any:
+    """A copy made of JSON types only (anything else as its text): a snapshot must always save."""
+    if value is None or isinstance(value, (str, bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -_MAX_INT <= value <= _MAX_INT else str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _context(engine: Any, context: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The opening rule's context as data, and the links to live variables it held."""
+    st = engine.state
+    ctx = dict(context)
+    links: dict[str, Any] = {}
+    if "vars" in ctx and ctx["vars"] is st.vars:
+        del ctx["vars"]
+        links["vars"] = True
+    user = ctx.get("user")
+    if isinstance(user, dict) and "vars" in user:
+        key = user.get("user_id") or user.get("unique_id")  # ``User.key``
+        if isinstance(key, str) and key in st.user_vars and st.user_vars[key] is user["vars"]:
+            ctx["user"] = {k: v for k, v in user.items() if k != "vars"}
+            links["user_vars"] = key
+    return _plain(ctx), links
+
+
+def _linked(engine: Any, ctx: Any, links: Any) -> dict[str, Any]:
+    if not isinstance(ctx, dict) or not isinstance(links, dict):
+        raise TypeError("a poll's context and links must be mappings")
+    ctx = dict(ctx)
+    if links.get("vars"):
+        ctx["vars"] = engine.state.vars
+    key = links.get("user_vars")
+    if key is not None:
+        if not isinstance(key, str) or not isinstance(ctx.get("user"), dict):
+            raise TypeError("a poll's user link is damaged")
+        ctx["user"] = {**ctx["user"], "vars": engine.state.user_vars.setdefault(key, {})}
+    return ctx
+
+
+def _poll(engine: Any) -> dict[str, Any] | None:
+    p = engine.poll
+    if p is None:
+        return None
+    ctx, links = _context(engine, p.context)
+    return {"rule": p.rule.id, "question": p.question, "options": list(p.options), "opened": p.opened,
+            "ends": p.ends, "result": p.result.source, "context": ctx, "links": links, "votes": dict(p.votes),
+            "shown_at": p._shown_at, "changed_at": p._changed_at}
+
+
+def _quiz(engine: Any) -> dict[str, Any] | None:
+    q = engine.quiz
+    if q is None:
+        return None
+    ctx, links = _context(engine, q.context)
+    return {"rule": q.rule.id, "question": q.question, "answers": sorted(q.answers), "shown_answer": q.shown_answer,
+            "opened": q.opened, "ends": q.ends, "win": q.win.source, "timeout": q.timeout.source, "context": ctx,
+            "links": links}
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _time(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _rule(engine: Any, rule_id: Any, what: str) -> Rule:
+    """The poll's rule; a stand-in with its id if the rules no longer have it."""
+    rule = engine.rules.get(_text(rule_id))
+    if rule is None:
+        log.info("poll_rule_gone", rule=rule_id, open=what)
+        rule = Rule(rule_id, Pos("(snapshot)", 1, 1), [])
+    return rule
+
+
+def _restore_polls(engine: Any, data: Any) -> None:
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise TypeError("'polls' must be a mapping")
+    p = data.get("poll")
+    if p is not None:
+        if not isinstance(p["options"], list):
+            raise TypeError("a poll's options must be a list")
+        options = [_text(o) for o in p["options"]]
+        if not options:
+            raise ValueError("a poll without options")
+        votes = {_text(k): int(v) for k, v in p["votes"].items()}
+        if any(not 0 <= v < len(options) for v in votes.values()):
+            raise ValueError("a vote for an option the poll does not have")
+        poll = Poll(_rule(engine, p["rule"], "poll"), _text(p["question"]), options, int(p["ends"]),
+                    Text(_text(p["result"])), _linked(engine, p["context"], p["links"]), votes=votes,
+                    update_ms=engine.poll_update_ms, opened=_time(p["opened"]))
+        poll._shown_at, poll._changed_at = _time(p["shown_at"]), _time(p["changed_at"])
+        engine.poll = poll
+        update = poll.update_due()
+        engine._lower_floor(poll.ends if update is None else min(update, poll.ends))
+    q = data.get("quiz")
+    if q is not None:
+        if not isinstance(q["answers"], list):
+            raise TypeError("a quiz's answers must be a list")
+        answers = {_text(a) for a in q["answers"]}
+        if not answers:
+            raise ValueError("a quiz without answers")
+        engine.quiz = Quiz(_rule(engine, q["rule"], "quiz"), _text(q["question"]), answers,
+                           _text(q["shown_answer"]), int(q["ends"]), Text(_text(q["win"])),
+                           Text(_text(q["timeout"])), _linked(engine, q["context"], q["links"]),
+                           opened=_time(q["opened"]))
+        engine._lower_floor(engine.quiz.ends)

@@ -11,7 +11,7 @@ parts of the engine that decide what fires next are kept too, under the key ``"s
   dedup memory of sent lines;
 - timers' schedules; ``since`` marks; recent chat times (the chat-rate statistic).
 
-Not kept: an open poll or quiz (it ends with the owner, as with a daemon restart).
+An open poll or quiz is kept by ``restore`` itself (``bot.engine.snapshot``), as for a daemon restart.
 
 This reads private attributes of ``StreakFolder``, ``ChatBudget``, ``Timers`` and ``Engine``;
 ``tests/test_redis_units.py`` checks that a restored engine fires exactly what the original
