@@ -18,7 +18,34 @@ from bot.events.model import Event, User
 
 FakeClock = VirtualClock
 
-__all__ = ["CaptureSink", "FakeClock", "chat", "event", "gift", "run_events", "run_file", "ruleset", "user"]
+__all__ = ["CaptureSink", "FakeClock", "ScriptSource", "chat", "event", "gift", "run_events", "run_file", "ruleset",
+           "user"]
+
+
+class ScriptSource:
+    """A live source a test drives: events it ``put``s are stamped with the runner's clock, as a
+    real source stamps them. ``ready`` is set once the runner started it; it ends at ``done``."""
+
+    name = "script"
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.queue = None
+        self.clock = None
+        self.ready = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def run(self, queue, clock, stop) -> None:  # type: ignore[no-untyped-def]
+        self.queue, self.clock = queue, clock
+        self.ready.set()
+        await self.done.wait()
+
+    def put(self, ev: Event) -> None:
+        from bot.sources.queue import stamp
+
+        ev.received = None
+        stamp(self.queue, self.clock, ev)  # type: ignore[arg-type]
 
 
 class CaptureSink:

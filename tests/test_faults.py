@@ -54,7 +54,7 @@ from bot.sources.replay import ReplaySource
 from bot.sources.websocket import WebSocketSource
 from bot.store.keeper import StateKeeper
 from bot.store.sqlite import SqliteStore
-from bot.testing import CaptureSink, chat, gift
+from bot.testing import CaptureSink, ScriptSource, chat, gift
 
 GUARD = 30.0  # seconds: a hang guard, never a measurement
 T0 = 1_763_665_200_000
@@ -70,29 +70,6 @@ rules:
 def thanked(actions) -> Counter:
     """How often each event was thanked, by its msg_id."""
     return Counter(a.event_id for a in actions if a.rule == "thanks")
-
-
-# -- a live source the test drives ------------------------------------------------------------
-
-class Script:
-    """Events the test puts, stamped with the runner's clock as a real source stamps them."""
-
-    name = "script"
-
-    def __init__(self) -> None:
-        self.queue = None
-        self.clock = None
-        self.ready = asyncio.Event()
-        self.done = asyncio.Event()
-
-    async def run(self, queue, clock, stop) -> None:
-        self.queue, self.clock = queue, clock
-        self.ready.set()
-        await self.done.wait()
-
-    def put(self, ev: Event) -> None:
-        ev.received = None
-        stamp(self.queue, self.clock, ev)
 
 
 async def settle(runner: LiveRunner, turns: int = 3) -> None:
@@ -364,7 +341,7 @@ class FillingDisk(io.RawIOBase):
         super().close()
 
 
-async def run_script(runner: LiveRunner, source: Script, steps) -> None:
+async def run_script(runner: LiveRunner, source: ScriptSource, steps) -> None:
     """Run ``runner`` while ``steps(source)`` (a coroutine function) puts events."""
     task = asyncio.create_task(runner.run())
     await asyncio.wait_for(source.ready.wait(), GUARD)
@@ -385,11 +362,11 @@ async def test_a_full_disk_stops_the_recording_not_the_bot_and_recording_resumes
     monkeypatch.setattr(recorder_module, "open", on_a_small_disk, raising=False)
     recorder = Recorder(tmp_path / "sessions", room="full", flush_every_s=0.0)  # flush at every event
     sink = CaptureSink()
-    runner = LiveRunner([source := Script()], Engine(THANKS), Dispatcher([sink]), recorder=recorder,
+    runner = LiveRunner([source := ScriptSource()], Engine(THANKS), Dispatcher([sink]), recorder=recorder,
                         clock=VirtualClock(T0))
     total = 300
 
-    async def steps(src: Script) -> None:
+    async def steps(src: ScriptSource) -> None:
         for i in range(total):
             if i == 200:
                 disks[0].free = None  # room again (someone deleted old sessions)
@@ -429,10 +406,10 @@ async def test_a_recording_to_dev_full_is_counted_and_the_bot_serves_on(tmp_path
     monkeypatch.setattr(recorder_module, "open", lambda path, mode: open("/dev/full", mode), raising=False)
     recorder = Recorder(tmp_path / "sessions", room="devfull")
     sink = CaptureSink()
-    runner = LiveRunner([source := Script()], Engine(THANKS), Dispatcher([sink]), recorder=recorder,
+    runner = LiveRunner([source := ScriptSource()], Engine(THANKS), Dispatcher([sink]), recorder=recorder,
                         clock=VirtualClock(T0))
 
-    async def steps(src: Script) -> None:
+    async def steps(src: ScriptSource) -> None:
         for i in range(2000):  # some 400 kB: the write buffer fills and overflows many times
             src.put(gift(0, "Rose", 1, who=f"v{i % 9}", msg_id=f"g{i}"))
         await settle(runner)
@@ -477,17 +454,17 @@ async def test_a_locked_state_database_skips_a_save_and_the_next_one_succeeds(tm
     keeper = StateKeeper(store, "room", every_ms=1000)
     clock = VirtualClock(T0)
     sink = CaptureSink()
-    runner = LiveRunner([source := Script()], Engine(THANKS), Dispatcher([sink]), keeper=keeper, clock=clock)
+    runner = LiveRunner([source := ScriptSource()], Engine(THANKS), Dispatcher([sink]), keeper=keeper, clock=clock)
     sent = 0
 
-    async def gifts(src: Script, n: int) -> None:
+    async def gifts(src: ScriptSource, n: int) -> None:
         nonlocal sent
         for _ in range(n):
             src.put(gift(0, "Rose", 10, who=f"v{sent % 4}", msg_id=f"g{sent}"))
             sent += 1
         await settle(runner)
 
-    async def steps(src: Script) -> None:
+    async def steps(src: ScriptSource) -> None:
         await gifts(src, 20)
         clock.advance(1500)
         await gifts(src, 1)
@@ -785,14 +762,14 @@ def streak(who: str, count: int, end: bool = False) -> Event:
 async def test_clock_steps_and_jumps_fire_nothing_twice_and_freeze_nothing(fast_loop):
     clocks = Clocks()
     sink = CaptureSink()
-    runner = LiveRunner([source := Script()], Engine(CLOCK_RULES), Dispatcher([sink]),
+    runner = LiveRunner([source := ScriptSource()], Engine(CLOCK_RULES), Dispatcher([sink]),
                         clock=LiveClock(clocks, elapsed=clocks.elapsed))
     HOUR = 3_600_000
 
     def says(rule: str) -> list[str]:
         return [a.text for a in sink.actions if a.rule == rule]
 
-    async def steps(src: Script) -> None:
+    async def steps(src: ScriptSource) -> None:
         async def put(ev: Event) -> None:
             src.put(ev)
             await settle(runner)
@@ -853,9 +830,9 @@ async def test_a_virtual_clock_that_jumps_an_hour_fires_a_ten_minute_timer_once(
     taken as time passing; a step back is absorbed."""
     clock = VirtualClock(T0)
     sink = CaptureSink()
-    runner = LiveRunner([source := Script()], Engine(CLOCK_RULES), Dispatcher([sink]), clock=clock)
+    runner = LiveRunner([source := ScriptSource()], Engine(CLOCK_RULES), Dispatcher([sink]), clock=clock)
 
-    async def steps(src: Script) -> None:
+    async def steps(src: ScriptSource) -> None:
         src.put(chat(0, "a", who="ana"))
         await settle(runner)
         clock.advance(3_600_000)
@@ -884,7 +861,26 @@ def ws_gift(tag: str, i: int) -> bytes:
         "giftId": 7, "giftName": "Rose", "diamondCount": 1, "giftType": 2, "repeatCount": 1, "repeatEnd": False}})
 
 
-class KillFeed:
+class FeedServer:
+    """A real WebSocket server on a free local port, serving ``handler``; ``stop`` set on exit."""
+
+    stop: asyncio.Event
+
+    async def handler(self, ws) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self):
+        self.server = await websockets.serve(self.handler, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.stop.set()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+class KillFeed(FeedServer):
     """First connection: gifts m0, m1, ... as fast as the bot takes them, until it is killed.
     Second connection: a reconnect backlog (the last ``backlog`` gifts sent), then new gifts n0..n99."""
 
@@ -912,16 +908,6 @@ class KillFeed:
             await self.stop.wait()
         except websockets.ConnectionClosed:
             pass
-
-    async def __aenter__(self):
-        self.server = await websockets.serve(self.handler, "127.0.0.1", 0)
-        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.stop.set()
-        self.server.close()
-        await self.server.wait_closed()
 
 
 class LiveBot:
@@ -1075,7 +1061,7 @@ async def test_a_state_save_never_covers_a_gift_whose_thanks_are_still_queued(tm
     keeper = StateKeeper(store, "room", every_ms=100)
     engine = Engine(THANKS)
     clock = VirtualClock(T0)
-    runner = LiveRunner([source := Script()], engine, LiveDispatcher([JsonlSink(out)]), keeper=keeper, clock=clock)
+    runner = LiveRunner([source := ScriptSource()], engine, LiveDispatcher([JsonlSink(out)]), keeper=keeper, clock=clock)
     behind: list[int] = []
     real_save = store.save_snapshot
 
@@ -1087,7 +1073,7 @@ async def test_a_state_save_never_covers_a_gift_whose_thanks_are_still_queued(tm
 
     store.save_snapshot = save_snapshot
 
-    async def steps(src: Script) -> None:
+    async def steps(src: ScriptSource) -> None:
         def likes(block: int, n: int) -> None:
             for i in range(n):
                 src.put(Event("like", 0, msg_id=f"l{block}-{n}-{i}", user=User("id-x", "x", "X"), data={"count": 1}))
@@ -1137,7 +1123,7 @@ def test_a_locked_database_at_a_stream_end_folds_that_stream_in_at_the_next_end(
 
 # == 7b. SIGKILLed three times in a row, once right after a restart ===============================
 
-class BacklogFeed:
+class BacklogFeed(FeedServer):
     """Every connection: a reconnect backlog (the last ``backlog`` gifts made, oldest first), then
     new gifts with ids counting on (m<made>, ...) at about 1000/s, until the test asks for the final
     set (f0..f<final-1>, then nothing more). A newer connection ends an older one's sending (the
@@ -1178,16 +1164,6 @@ class BacklogFeed:
             await self.stop.wait()
         except websockets.ConnectionClosed:
             pass
-
-    async def __aenter__(self):
-        self.server = await websockets.serve(self.handler, "127.0.0.1", 0)
-        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.stop.set()
-        self.server.close()
-        await self.server.wait_closed()
 
 
 async def test_killed_three_times_in_a_row_thanks_every_gift_exactly_once(tmp_path):
