@@ -13,7 +13,8 @@ end does not stop its source: it waits for the creator's next live.
 
 ``append_events`` and ``register_room`` are the library functions (tests and the benchmark
 use them); ``encode_event`` / ``decode_entry`` are the stream's record format: the orjson of
-``Event.to_dict()`` in the field ``e``.
+``Event.to_dict()`` in the field ``e``. With ``http.enabled``, ``run_ingest`` serves ``/healthz`` and
+``/metrics`` per room (``bot.control.worker_server``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import signal
+import time
 from typing import Any, Iterable, Sequence
 
 import orjson
@@ -28,7 +30,7 @@ import structlog
 
 from bot.clock import WallClock
 from bot.config import Config, check_for_run
-from bot.events.model import Event
+from bot.events.model import CONNECT, DISCONNECT, Event
 from bot.events.wire import decode_obj
 from bot.scale.keys import Keys, check_room
 from bot.sources.backoff import Backoff
@@ -143,6 +145,11 @@ class RoomPump:
         self.stop = stop
         self.appended = 0
         self.failures = 0
+        # For /healthz and /metrics (bot.control.worker_server): the pump's last turn (monotonic),
+        # when its appends started failing (None while they succeed), the source's connection.
+        self.heartbeat = time.monotonic()
+        self.failing_since: float | None = None
+        self.connected: bool | None = None
 
     async def run_source(self) -> None:
         """The source, restarted with backoff if it ends or crashes, until stopped."""
@@ -171,6 +178,7 @@ class RoomPump:
         pending: list[Event] = []
         lost_redis = False
         while True:
+            self.heartbeat = time.monotonic()
             if not pending:
                 if self.stop.is_set() and not len(self.queue):
                     return
@@ -180,6 +188,8 @@ class RoomPump:
             for ev in pending:
                 if not ev.room_id:
                     ev.room_id = self.room
+                if ev.type == CONNECT or ev.type == DISCONNECT:
+                    self.connected = ev.type == CONNECT
             try:
                 if lost_redis:  # a Redis that restarted empty has lost the room and its group: make them again
                     await register_room(self.client, self.room, prefix=self.prefix, group=self.group)
@@ -188,6 +198,8 @@ class RoomPump:
                                     keep_raw=self.keep_raw)
             except (redis.RedisError, OSError) as exc:
                 self.failures += 1
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
                 lost_redis = True
                 delay = backoff.next_delay()
                 log.error("append_failed", room=self.room, events=len(pending), retry_in=round(delay, 2),
@@ -198,6 +210,7 @@ class RoomPump:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            self.failing_since = None
             self.appended += len(pending)
             pending = []
 
@@ -217,6 +230,13 @@ async def run_ingest(cfg: Config, url: str | None = None, *, sources: dict[str, 
         src = (sources or {}).get(room.room) or build_source(room_config(cfg, room))
         await register_room(client, room.room, prefix=cfg.redis.prefix, group=cfg.redis.group)
         pumps.append(RoomPump(client, room.room, src, cfg, stop))
+    server = None
+    if cfg.http_enabled:  # /healthz and /metrics (bot.control.worker_server)
+        from bot.control.worker_server import ScaleServer, redis_fail_threshold
+
+        server = ScaleServer.for_ingest(pumps, host=cfg.http_host, port=cfg.http_port,
+                                        redis_fail_s=redis_fail_threshold(cfg.redis.lease_ms))
+        await server.start()
     loop = asyncio.get_running_loop()
     sigs = (signal.SIGTERM, signal.SIGINT)
     for sig in sigs:
@@ -237,6 +257,8 @@ async def run_ingest(cfg: Config, url: str | None = None, *, sources: dict[str, 
         await asyncio.gather(*pump_tasks, return_exceptions=True)  # what was queued still goes out
         shed = {p.room: sum(v for k, v in p.queue.shed.items() if k != "like_hearts") for p in pumps}
         log.info("ingest_stopped", appended=sum(p.appended for p in pumps), shed=sum(shed.values()))
+        if server is not None:
+            await server.stop()
         await client.aclose()
     return {p.room: p.appended for p in pumps}
 

@@ -31,6 +31,9 @@ Engine time is each event's receive time (``recv``, stamped by ingest; ``ts`` if
 going backwards. A room with nothing to read fires its due deadlines (timers, streak flushes,
 queued chat lines) ``idle_lag`` after the wall clock passes them, so a late event rarely finds
 time already moved past it (ingest and worker hosts need synchronized clocks, e.g. NTP).
+
+With ``http.enabled``, ``run_worker`` serves ``/healthz`` and ``/metrics`` on ``http.host``/``http.port``
+(``bot.control.worker_server``), read from ``heartbeat``, ``last_ok``, ``failures`` and ``counters``.
 """
 
 from __future__ import annotations
@@ -125,6 +128,12 @@ class Worker:
         self.counters: Counter[str] = Counter()
         self.alive = 1
         self.share = 0
+        # For /healthz and /metrics (bot.control.worker_server): monotonic times of the loop's last
+        # turn and of the last Redis step that succeeded; Redis errors in a row, and in all.
+        self.heartbeat = time.monotonic()
+        self.last_ok: float | None = None
+        self.failures = 0
+        self.redis_errors = 0
         self._resync: set[str] = set()  # rooms to take again from their checkpoint (after a Redis error)
         self._s = {name: client.register_script(getattr(scripts, name))
                    for name in ("MEMBERSHIP", "LEAVE", "RELEASE", "READ", "PUBLISH", "CHECKPOINT")}
@@ -148,11 +157,12 @@ class Worker:
         watcher = asyncio.create_task(self._watch_rules(), name="rules-watch")
         tick_s = self.rc.lease_ms / 3000
         next_tick = 0.0
-        failures = 0
+        self.failures = 0
         clean = False
         log.info("worker_started", worker=self.id, lease_ms=self.rc.lease_ms, prefix=self.rc.prefix)
         try:
             while not self.stop.is_set():
+                self.heartbeat = time.monotonic()
                 try:
                     if self._resync:
                         await self._retake()
@@ -164,10 +174,12 @@ class Worker:
                     await self._checkpoint_due()
                     if not got:
                         await self._wait(max(0.001, min(MAX_WAIT_S, next_tick - time.monotonic())))
-                    failures = 0
+                    self.failures = 0
+                    self._progress()
                 except (redis.RedisError, OSError) as exc:
-                    failures += 1
-                    delay = min(5.0, 0.1 * 2 ** min(failures, 6))
+                    self.failures += 1
+                    self.redis_errors += 1
+                    delay = min(5.0, 0.1 * 2 ** min(self.failures, 6))
                     log.error("redis_failed", worker=self.id, error=f"{type(exc).__name__}: {exc}",
                               retry_in=delay)
                     # A step may have failed halfway (entries read, their actions never published):
@@ -184,6 +196,10 @@ class Worker:
                 loop.remove_signal_handler(sig)
             await self._shutdown(clean)
         return self.counters
+
+    def _progress(self) -> None:
+        """A Redis step succeeded (a long takeover or hand-back is progress, not a stall)."""
+        self.heartbeat = self.last_ok = time.monotonic()
 
     def _stopper(self, name: str):
         def stop() -> None:
@@ -285,6 +301,8 @@ class Worker:
             if group["name"] == self.rc.group.encode():
                 room.last_id = group["last-delivered-id"]
         self.rooms[name] = room
+        self.counters["rooms_taken"] += 1
+        self._progress()
         log.info("room_taken", room=name, worker=self.id, resumed=found is not None and stale is None,
                  rules=str(path), share=self.share, workers=self.alive)
         if stale is not None:  # a stream that never ended cleanly: fold it in first
@@ -382,7 +400,9 @@ class Worker:
                 got = max(got, 1)
             got += len(entries)
             if entries:
+                before = room.events
                 await self._process(room, entries, out)
+                self.counters["events"] += room.events - before
         await self._publish(out)
         for room in rooms:
             if room.recovering and room.mode == b">" and room.name in self.rooms:
@@ -551,8 +571,10 @@ class Worker:
             await self._s["CHECKPOINT"](keys=self._checkpoint_keys(room.name),
                                         args=self._checkpoint_args(room, snap), client=pipe)
         ok = True
+        results = await pipe.execute()
+        self._progress()
         now = time.monotonic()
-        for room, res in zip(rooms, await pipe.execute()):
+        for room, res in zip(rooms, results):
             if res != 1:
                 self._drop(room.name, "lease lost at checkpoint")
                 ok = False
@@ -659,8 +681,16 @@ async def run_worker(cfg: Config, url: str, *, rules_path: Path, ruleset: RuleSe
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(url)
+    server = None
     try:
         worker = Worker(cfg, client, rules_path=rules_path, ruleset=ruleset, sinks=sinks, worker_id=worker_id)
+        if cfg.http_enabled:  # /healthz and /metrics (bot.control.worker_server)
+            from bot.control.worker_server import ScaleServer
+
+            server = ScaleServer.for_worker(worker, host=cfg.http_host, port=cfg.http_port)
+            await server.start()
         return await worker.run()
     finally:
+        if server is not None:
+            await server.stop()
         await client.aclose()
