@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import __version__, logs
+from bot.actions.delivery import DEAD_LETTER_REASONS
 from bot.actions.dispatcher import Dispatcher
 from bot.config import Config, ConfigError, engine_options, load_config
 from bot.engine.core import Engine
@@ -97,7 +98,45 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long after a rule fires to count what followed (default 2m)")
     rep.add_argument("--streak-silence", type=_duration_ms, default=5000, metavar="DURATION",
                      help="flush a gift streak whose end never came after this much silence (default 5s)")
+
+    rs = sub.add_parser("resend", help="send dead-lettered actions again, each to the sink that could not take it",
+                        description=RESEND_DESCRIPTION, epilog=RESEND_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rs.add_argument("dead_letter", type=Path, metavar="DEAD_LETTER_FILE",
+                    help="the file of sinks.dead_letter (one JSON line per undelivered action)")
+    rs.add_argument("-c", "--config", type=Path, required=True,
+                    help="config file (see config.example.yaml): the sinks, as `livebot run` builds them")
+    rs.add_argument("--sink", action="append", metavar="NAME",
+                    help="only the lines of this sink: 'jsonl' or a sinks.webhooks name (repeat for several)")
+    rs.add_argument("--reason", action="append", choices=DEAD_LETTER_REASONS, metavar="REASON",
+                    help=f"only the lines dead-lettered for this reason: {', '.join(DEAD_LETTER_REASONS)} "
+                         "(repeat for several)")
+    rs.add_argument("--dry-run", action="store_true",
+                    help="print what would be sent, per sink and reason; send nothing, change nothing")
     return parser
+
+
+RESEND_DESCRIPTION = """\
+Send the actions of a dead-letter file (sinks.dead_letter) again once the sink is back, e.g. after
+the receiver of a webhook was down for an hour. Each line goes to the sink it was dead-lettered
+from and only there (sinks.jsonl as 'jsonl', sinks.webhooks by name, built from the config as
+`livebot run` builds them), in the file's order, in batches, with the same retries and backoff
+(sinks.attempts). A sink that fails again gets nothing more in this run. Lines of the console,
+the overlay and the chat are kept, never sent: they only make sense live.
+
+The file is then rewritten atomically: what was sent leaves it; the rest stays, in order: a send
+that failed again (as a fresh record with the new error), lines not tried, not selected (--sink,
+--reason), of a sink the config does not have, and malformed lines (each reported as
+FILE:LINE: what is wrong). So run it again later to send what is left: nothing is sent twice.
+A bot may keep appending to the file meanwhile; nothing it adds is lost. While it runs, the new
+content is written to FILE.resend, which also keeps a second resend of the same file from starting.
+Interrupted (Ctrl-C, SIGTERM), it stops and keeps everything not known to be delivered. Killed
+outright (kill -9), it leaves the file unchanged, so what it had sent goes again next time; remove
+the FILE.resend it leaves first."""
+
+RESEND_EPILOG = """\
+exit status: 0 every selected line was sent, 1 some remain (failed again, malformed, or of a sink
+it cannot send to), 2 a usage or config error. With --dry-run: 0 or 1 as if every send worked."""
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -232,12 +271,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_resend(args: argparse.Namespace) -> int:
+    from bot.actions.resend import run_resend
+
+    return run_resend(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(json=True if args.log_json else None, level=args.log_level)
     try:
         commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test, "run": cmd_run,
-                    "report": cmd_report, "ingest": cmd_ingest}
+                    "report": cmd_report, "ingest": cmd_ingest, "resend": cmd_resend}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -14,7 +15,15 @@ import structlog
 from bot.actions.model import Action
 from bot.sources.backoff import Backoff
 
+try:
+    import fcntl
+except ImportError:  # Windows: no locks; a rewritten file is still noticed and reopened
+    fcntl = None  # type: ignore[assignment]
+
 log = structlog.get_logger("bot.dispatcher")
+
+# The ``reason`` of a dead-letter line (see ``DeadLetter``).
+DEAD_LETTER_REASONS = ("failed", "permanent", "overflow", "shutdown", "closed")
 
 
 class PermanentSinkError(Exception):
@@ -78,6 +87,11 @@ class DeadLetter:
     ``overflow`` (the sink's queue was full), ``shutdown`` (not delivered before the drain timeout)
     or ``closed`` (dispatched after close). The file is opened on the first line and appended to.
     With no path the records are logged at error level instead (never dropped silently).
+
+    Each write holds an exclusive ``flock`` on the file and first checks that ``path`` still names
+    the file it holds open; if not (``livebot resend`` rewrote it, or it was moved away) it opens
+    ``path`` anew. So the file can be rewritten while a bot appends to it, and no line goes to a
+    file nobody reads.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -96,13 +110,8 @@ class DeadLetter:
         self.written += len(records)
         if self.path is not None:
             try:
-                if self._file is None:
-                    if self.path.parent != Path():
-                        self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
-                self._file.write(b"".join(orjson.dumps(r, default=str) + b"\n" for r in records))
-                self._file.flush()
-                if self._closed:  # written after close(): do not leave the file open
+                self._append(b"".join(orjson.dumps(r, default=str) + b"\n" for r in records))
+                if self._closed and self._file is not None:  # written after close(): do not leave it open
                     self._file.close()
                     self._file = None
                 return
@@ -111,6 +120,26 @@ class DeadLetter:
                 log.error("dead_letter_write_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}")
         for record in records:  # no file, or the file failed: the log keeps them
             log.error("dead_letter", **record)
+
+    def _append(self, data: bytes) -> None:
+        assert self.path is not None
+        for _ in range(5):
+            if self._file is None:
+                if self.path.parent != Path():
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+            f = self._file
+            lock_file(f)
+            try:
+                if names_file(self.path, f):
+                    f.write(data)
+                    f.flush()
+                    return
+            finally:
+                unlock_file(f)
+            f.close()  # the file was rewritten or moved away: append to the one at path now
+            self._file = None
+        raise OSError(f"{self.path} keeps being replaced")
 
     def close(self) -> None:
         """Close the file; a later ``write`` (an action dispatched after close) appends and closes again."""
@@ -122,3 +151,22 @@ class DeadLetter:
     def stats(self) -> dict[str, Any]:
         return {"path": str(self.path) if self.path is not None else None, "written": self.written,
                 "write_errors": self.write_errors}
+
+
+def lock_file(f: IO[bytes]) -> None:
+    """An exclusive ``flock`` on an open file (blocks; nothing on systems without ``fcntl``)."""
+    if fcntl is not None:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+
+
+def unlock_file(f: IO[bytes]) -> None:
+    if fcntl is not None:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def names_file(path: Path, f: IO[bytes]) -> bool:
+    """Whether ``path`` is (still) the file ``f`` has open."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(f.fileno()))
+    except FileNotFoundError:
+        return False
