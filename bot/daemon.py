@@ -153,6 +153,7 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
         if watcher is not None:
             watcher.cancel()
         await dispatcher.close()
+        runner.save_after_dispatch()
         await reports.wait()
         if server is not None:
             await server.stop()

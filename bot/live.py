@@ -130,6 +130,7 @@ class LiveRunner:
         self.skipped_periods = 0  # timer periods not fired twice after a jump (see _skip_missed_periods)
         self.caught_up = 0  # events fed again from the recording at start (see _catch_up)
         self._saved_file: Path | None = None  # the recording file the last snapshot named
+        self._final: dict[str, Any] | None = None  # what the last save at shutdown kept beside the state
         self._catching_up: tuple[str, int] | None = None
 
     def _time(self, ev: Event) -> int:
@@ -213,6 +214,9 @@ class LiveRunner:
         requeue = getattr(self.dispatcher, "requeue", None)
         if pending and requeue is not None:
             log.info("requeued", actions=requeue(pending), sinks=sorted(pending))
+        if self.keeper.stale_pending and requeue is not None:  # too late to say: kept, not lost
+            requeue(self.keeper.stale_pending, stale=True)
+            log.warning("stale_actions_dead_lettered", sinks=sorted(self.keeper.stale_pending))
         await self._catch_up()
 
     async def _catch_up(self) -> None:
@@ -260,6 +264,13 @@ class LiveRunner:
         self._catching_up = None
         self.caught_up = caught
         log.info("caught_up", path=path, events=caught, malformed=malformed)
+
+    def save_after_dispatch(self) -> None:
+        """Call once the dispatcher has closed: what it could not deliver by then is in the
+        dead-letter file, so the last snapshot stops listing it as pending (a restart would send
+        it, and ``livebot resend`` again). Until then it was listed, for a kill during the drain."""
+        if self.keeper is not None and self._final is not None:
+            self.keeper.save(self.engine, self._last, {**self._final, "pending": None})
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in reloaded rules; the stream's state is kept."""
@@ -326,7 +337,8 @@ class LiveRunner:
         await self._dispatch(self.engine.close())
         if self.keeper is not None:  # the stream goes on without us: keep its state for a restart
             await asyncio.sleep(0)  # (the sinks first, as in _handle)
-            self.keeper.save(self.engine, self._last, self._saved_beside())
+            self._final = self._saved_beside()
+            self.keeper.save(self.engine, self._last, self._final)
         self.result.shed = Counter(self.queue.shed)
         if self.recorder is not None:
             self.recorder.close()

@@ -12,6 +12,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 import bot.live
@@ -292,3 +293,62 @@ def test_a_resumed_recording_goes_on_in_the_same_file_after_a_cut_line(tmp_path)
     assert list(folder.iterdir()) == [path] and again.files == [path]
     src = ReplaySource(path)
     assert [e.msg_id for e in src.events()] == ["c1", "c2"] and src.malformed == 1
+
+
+async def _one_run(tmp_path, clock, gifts_, *, blocked: bool, dead_letter, kill: bool, resume_within_ms=30 * 60_000):
+    """One process of the daemon's shape: a sink named webhook (stalled if ``blocked``), state,
+    journal and recording. ``kill``: no save at the end and no dead-lettering at close."""
+    store = SqliteStore(tmp_path / "state.db")
+    keeper = StateKeeper(store, "room", every_ms=1000, resume_within_ms=resume_within_ms)
+    journal = DeliveryJournal(tmp_path / "state.db.delivered")
+    keeper.on_saved.append(journal.rotate)
+    sink = Named("webhook")
+    if blocked:
+        sink.send = _never  # type: ignore[method-assign]
+    dispatcher = LiveDispatcher([sink], journal=journal, dead_letter=None if kill else dead_letter, drain_timeout=0.1)
+    runner = LiveRunner([src := ScriptSource()], Engine(load_rules_text(RULES)), dispatcher, keeper=keeper,
+                        recorder=Recorder(tmp_path / "sessions", room="room"), clock=clock)
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(src.ready.wait(), GUARD)
+    for ev in gifts_:
+        src.put(ev)
+    clock.advance(1000)
+    saves = keeper.saves
+    src.put(gift(0, "Rose", 1, who="v9", msg_id=f"late{len(gifts_)}"))
+    await until(lambda: keeper.saves > saves, "a save with the sink's queue full")
+    if kill:
+        runner.keeper = None
+    src.done.set()
+    await asyncio.wait_for(task, GUARD)
+    await dispatcher.close()
+    if not kill:
+        runner.save_after_dispatch()
+    store.close()
+    return runner, keeper, sink
+
+
+async def test_a_clean_stop_leaves_what_a_stalled_sink_missed_in_the_dead_letter_file_only(tmp_path, fast_loop):
+    """SIGTERM with a webhook down: its queued actions are dead-lettered (for `livebot resend`);
+    the next start does not send them as well."""
+    clock = VirtualClock(T0)
+    dead = tmp_path / "dead.jsonl"
+    await _one_run(tmp_path, clock, gifts(0, 5), blocked=True, dead_letter=dead, kill=False)
+    lines = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    assert {x["reason"] for x in lines} == {"shutdown"} and len(lines) == 12  # g0..g4 and late5: say + alert
+    runner, keeper, sink = await _one_run(tmp_path, clock, gifts(5, 6), blocked=False, dead_letter=dead, kill=False)
+    assert keeper.resume_pending == {} and runner.caught_up == 0
+    assert {a.event_id for a in sink.actions} == {"g5", "late1"}  # nothing of the first run's
+
+
+async def test_what_a_killed_process_had_pending_is_dead_lettered_when_its_stream_is_over(tmp_path, fast_loop):
+    clock = VirtualClock(T0)
+    dead = tmp_path / "dead.jsonl"
+    await _one_run(tmp_path, clock, gifts(0, 5), blocked=True, dead_letter=dead, kill=True)
+    assert not dead.exists()
+    clock.advance(3_600_000)  # back an hour later: the stream is over
+    runner, keeper, sink = await _one_run(tmp_path, clock, [], blocked=False, dead_letter=dead, kill=False,
+                                          resume_within_ms=60_000)
+    lines = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    assert keeper.resume_pending == {} and {x["reason"] for x in lines} == {"stale"}
+    assert sorted({x["action"]["event_id"] for x in lines}) == ["g0", "g1", "g2", "g3", "g4", "late5"]
+    assert [a.event_id for a in sink.actions] == ["late0", "late0"]  # only the new stream's gift

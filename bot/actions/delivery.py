@@ -23,7 +23,7 @@ except ImportError:  # Windows: no locks; a rewritten file is still noticed and 
 log = structlog.get_logger("bot.dispatcher")
 
 # The ``reason`` of a dead-letter line (see ``DeadLetter``).
-DEAD_LETTER_REASONS = ("failed", "permanent", "overflow", "shutdown", "closed")
+DEAD_LETTER_REASONS = ("failed", "permanent", "overflow", "shutdown", "closed", "stale")
 
 
 class PermanentSinkError(Exception):
@@ -85,7 +85,8 @@ class DeadLetter:
 
     ``reason`` is ``failed`` (retries used up), ``permanent`` (the sink said retrying cannot help),
     ``overflow`` (the sink's queue was full), ``shutdown`` (not delivered before the drain timeout)
-    or ``closed`` (dispatched after close). The file is opened on the first line and appended to.
+    , ``closed`` (dispatched after close) or ``stale`` (still undelivered in a state snapshot too old
+    to resume: the stream was over when the bot came back). The file is opened on the first line and appended to.
     With no path the records are logged at error level instead (never dropped silently).
 
     Each write holds an exclusive ``flock`` on the file and first checks that ``path`` still names

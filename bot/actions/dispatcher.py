@@ -321,9 +321,10 @@ class LiveDispatcher:
                 out[name] = left
         return out
 
-    def requeue(self, pending: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+    def requeue(self, pending: Mapping[str, Sequence[Mapping[str, Any]]], *, stale: bool = False) -> int:
         """Queue again what ``pending()`` gave before a restart, each sink its own (the journal
-        drops what a sink delivered after all). Returns how many actions were queued."""
+        drops what a sink delivered after all). ``stale``: too late to send (the stream is over):
+        dead-letter them instead (reason ``stale``). Returns how many actions were queued."""
         queued = 0
         for name, records in pending.items():
             lane = self.lanes.get(name)
@@ -336,7 +337,10 @@ class LiveDispatcher:
                     actions.append(Action.from_dict(dict(record)))
                 except (KeyError, TypeError, ValueError) as exc:
                     log.warning("requeue_bad_action", sink=name, error=_describe(exc))
-            if actions:
+            if actions and stale:
+                fresh = [a for a in actions if lane.journal is None or not lane.journal.already_delivered(name, a)]
+                lane._dead(fresh, "stale", "undelivered when the bot stopped; the stream was over at its restart", 0)
+            elif actions:
                 if not self._tasks and not self._closing:
                     self.start()
                 before = lane.stats.dispatched

@@ -57,6 +57,7 @@ class DeliveryJournal:
         self.failures = 0
         self._size = 0
         self._fd: int | None = None
+        self._closed = False
         self._open()
 
     def _load(self, file: Path) -> None:
@@ -114,6 +115,8 @@ class DeliveryJournal:
         if not lines:
             return
         if self._fd is None:
+            if self._closed:
+                return
             self._open()
             if self._fd is None:
                 return
@@ -134,6 +137,7 @@ class DeliveryJournal:
     def rotate(self) -> None:
         """A snapshot covering everything delivered so far was saved: start a new file, keep one
         previous file (what was delivered between the last two saves)."""
+        reopen = self._fd is not None or not self._closed
         self._close_fd()
         try:
             if self.path.exists():
@@ -141,7 +145,8 @@ class DeliveryJournal:
         except OSError as exc:
             self.failures += 1
             log.error("journal_rotate_failed", path=str(self.path), error=str(exc))
-        self._open()
+        if reopen:
+            self._open()
 
     def _close_fd(self) -> None:
         if self._fd is not None:
@@ -152,6 +157,7 @@ class DeliveryJournal:
             self._fd = None
 
     def close(self) -> None:
+        self._closed = True
         self._close_fd()
 
     def stats(self) -> dict[str, int]:

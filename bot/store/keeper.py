@@ -46,6 +46,7 @@ class StateKeeper:
         self.on_saved: list[Callable[[], None]] = []  # called after each snapshot written
         self.resume_recording: tuple[str, int] | None = None  # set by open(): the recording past the snapshot
         self.resume_pending: dict[str, list[Any]] = {}  # set by open(): actions the sinks had yet to deliver
+        self.stale_pending: dict[str, list[Any]] = {}  # the same, of a stream too old to resume
         self.saves = 0
         self.failures = 0
 
@@ -74,6 +75,9 @@ class StateKeeper:
             self._saved_at = now
             return engine
         log.info("finishing_stale_stream", room=self.room, saved_ms_ago=now - saved_at)
+        pending = snap.get("pending")
+        if isinstance(pending, dict):
+            self.stale_pending = {str(k): v for k, v in pending.items() if isinstance(v, list)}
         return self.finish(engine, saved_at)
 
     def due(self, now: int) -> bool:
