@@ -280,8 +280,14 @@ class LiveRunner:
         """The stream ended: what was open ends too (as at the end of a replay of its recording),
         and the next stream starts with fresh session state (lifetime totals carried over)."""
         out = self.engine.close()
+        if self._catching_up is not None:  # the stream ended before the crash: its file is done
+            recording: Path | None = Path(self._catching_up[0])
+            if self.recorder is not None:
+                self.recorder.resume(None)
+        else:
+            recording = self.recorder.files[-1] if self.recorder is not None and self.recorder.files else None
         if self.on_stream_end is not None:
-            self.on_stream_end(self.recorder.files[-1] if self.recorder is not None and self.recorder.files else None)
+            self.on_stream_end(recording)
         if self.keeper is not None:
             self.engine = self.keeper.finish(self.engine, now, self.result.actions)
         else:

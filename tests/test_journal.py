@@ -352,3 +352,51 @@ async def test_what_a_killed_process_had_pending_is_dead_lettered_when_its_strea
     assert keeper.resume_pending == {} and {x["reason"] for x in lines} == {"stale"}
     assert sorted({x["action"]["event_id"] for x in lines}) == ["g0", "g1", "g2", "g3", "g4", "late5"]
     assert [a.event_id for a in sink.actions] == ["late0", "late0"]  # only the new stream's gift
+
+
+async def test_a_stream_that_ended_after_the_last_save_ends_at_the_catch_up_and_the_next_gets_a_new_file(
+        tmp_path, fast_loop):
+    from bot.events.model import LIVE_END, Event
+
+    rules = load_rules_text(RULES)
+    clock = VirtualClock(T0)
+    ended: list = []
+
+    def process(store):
+        keeper = StateKeeper(store, "room", every_ms=60_000)
+        sink = Named("jsonl")
+        runner = LiveRunner([src := ScriptSource()], Engine(rules), LiveDispatcher([sink]), keeper=keeper,
+                            recorder=Recorder(tmp_path / "sessions", room="room"), clock=clock,
+                            on_stream_end=ended.append)
+        return runner, src, keeper, sink
+
+    store = SqliteStore(tmp_path / "state.db")
+    runner, src, keeper, sink = process(store)
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(src.ready.wait(), GUARD)
+    for ev in gifts(0, 3):
+        src.put(ev)
+    await until(lambda: len(sink.actions) == 6 and keeper.saves == 1, "g0..g2 and the save at the file's opening")
+    runner.keeper = None  # from here on nothing is saved: as if killed right after the live_end
+    src.put(Event(LIVE_END, 0, msg_id="end"))
+    await until(lambda: ended, "the stream's end")
+    src.done.set()
+    await asyncio.wait_for(task, GUARD)
+    await runner.dispatcher.close()
+    [first] = ended
+    ended.clear()
+
+    runner, src, keeper, sink = process(store)
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(src.ready.wait(), GUARD)
+    assert ended == [first]  # ended again, at the catch-up, with its own file (for its report)
+    assert store.sessions("room")[0]["diamonds"] == 3  # and folded in: g0..g2
+    src.put(gift(0, "Rose", 5, who="v1", msg_id="next"))
+    await until(lambda: len(sink.actions) == 2, "the next stream's gift")
+    src.done.set()
+    await asyncio.wait_for(task, GUARD)
+    await runner.dispatcher.close()
+    store.close()
+    files = sorted((tmp_path / "sessions").iterdir())
+    assert len(files) == 2 and first in files  # the next stream has a file of its own
+    assert runner.engine.state.diamonds == 5

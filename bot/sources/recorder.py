@@ -37,11 +37,14 @@ class Recorder:
         self._flushed_at = time.monotonic()
         self._resume: Path | None = None
 
-    def resume(self, path: str | Path) -> bool:
+    def resume(self, path: str | Path | None) -> bool:
         """The stream goes on after a restart: its next events go on in ``path`` (a file of this
         recorder's folder, as a state snapshot names it) rather than in a new file, so the
         stream stays one recording and a later restart catches up with all of it. False (and a
         new file as usual) when ``path`` is not a recording of this folder."""
+        if path is None:  # (that stream ended after all: the next one gets a file of its own)
+            self._resume = None
+            return False
         path = Path(path)
         try:
             ok = path.is_file() and path.resolve().parent == self.folder.resolve()
