@@ -3,13 +3,17 @@ permissions, leaderboard, sponsors, the chat budget, variables, state and organi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from bot.actions.model import Action
+from bot.actions.pacing import gift_worth
 from bot.engine.core import Engine
 from bot.engine.loader import RuleLoadError, load_rules, load_rules_text
 from bot.engine.timers import jitter_for
+from bot.sinks.overlay.views import alert_tier
 from bot.testing import chat, event, gift, run_events, user
 
 MIN = 60_000
@@ -413,3 +417,99 @@ rules:
     assert engine.budget.counters["dropped_full"] == 2  # 12 waiting, room for 10
     assert [a.text for a in actions][:3] == ["thanks u0 1", "thanks u5 1000", "thanks u1 1"]
     assert "thanks u12 1" not in [a.text for a in actions]
+
+
+# -- action data keeps numbers ------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_shipped_gift_tiers_give_numeric_diamonds_in_action_data():
+    events = [gift(0, "Galaxy", 1000, 1, user("u1", nickname="123")), gift(20_000, "Rose", 1, 150, "bo")]
+    alerts = [a for a in run_events(events, ROOT / "rules") if a.rule == "thank-gift" and a.kind == "alert"]
+    assert [a.data for a in alerts] == [{"tier": "legendary", "gift": "Galaxy", "diamonds": 1000},
+                                        {"tier": "big", "gift": "Rose", "diamonds": 150}]
+    assert all(type(a.data["diamonds"]) is int for a in alerts)
+    assert json.loads(json.dumps(alerts[0].to_dict()))["data"]["diamonds"] == 1000  # a number in JSONL/webhooks
+    # what reads it: the overlay's alert tier and the pacing rank take the number as they took the text
+    assert alert_tier(Action(0, "alert", "", "r", data={"diamonds": 1500})) == "legendary"
+    assert alert_tier(Action(0, "alert", "", "r", data={"diamonds": 150})) == "big"
+    assert gift_worth(alerts[1]) == 150.0
+
+
+DATA_TYPES = rules("""
+  - id: typed
+    on: gift
+    do:
+      - alert:
+          text: "{{ user.nickname }}"
+          data:
+            nickname: "{{ user.nickname }}"
+            diamonds: "{{ event.total_diamonds }}"
+            share: "{{ event.total_diamonds / 200 }}"
+            big: "{{ event.total_diamonds >= 100 }}"
+            mod: "{{user.is_moderator}}"
+            thanked: "{{ user.last_thanked }}"
+            huge: "{{ event.total_diamonds * 10 ** 15 }}"
+            line: "{{ event.total_diamonds }} diamonds"
+            spaced: " {{ event.total_diamonds }}"
+            plain: "5000"
+            literal: {count: 3, ratio: 0.5, on: true, off: false, none: null}
+            nested: ["{{ event.count }}", {name: "{{ event.name }}", count: "{{ event.count }}"}]
+""")
+
+
+def test_a_lone_data_expression_keeps_its_type_and_everything_else_is_text():
+    [action] = run_events([gift(0, "Lion", 29_999, 1, user("u1", nickname="123"))], DATA_TYPES)
+    assert action.data == {
+        "nickname": "123",  # a str, though it reads as a number: type comes from the value
+        "diamonds": 29_999,
+        "share": 149.995,
+        "big": True,
+        "mod": False,
+        "thanked": None,
+        "huge": "29999000000000000000",  # beyond ±(2**53 - 1): text, as JSON readers would lose digits
+        "line": "29999 diamonds",
+        "spaced": " 29999",
+        "plain": "5000",
+        "literal": {"count": 3, "ratio": 0.5, "on": True, "off": False, "none": None},
+        "nested": [1, {"name": "Lion", "count": 1}],
+    }
+    assert [type(v) for v in action.data.values()][:6] == [str, int, float, bool, bool, type(None)]
+
+
+def test_a_data_expression_that_fails_at_run_time_drops_the_firing_and_is_counted():
+    r = rules("""
+  - id: broken
+    on: gift
+    do: [{say: "thanks"}, {alert: {text: x, data: {per_unit: "{{ event.total_diamonds / (event.count - 1) }}"}}}]
+""")
+    engine = Engine(r)
+    assert run_events([gift(0, "Rose", 1, 1, "ana")], r, engine=engine) == []  # no say either: all or nothing
+    assert engine.counters["rule_errors"] == 1 and engine.fired["broken"] == 0
+    say, alert = run_events([gift(0, "Rose", 1, 3, "ana")], r)  # count 3: 3 / 2
+    assert say.text == "thanks" and alert.data == {"per_unit": 1.5}
+
+
+@pytest.mark.parametrize("attack, problem", [
+    ("{{ cycler.__init__.__globals__ }}", "unknown variable 'cycler'"),
+    ("{{ lipsum.__globals__['os'].popen('id').read() }}", "unknown variable 'lipsum'"),
+    ("{{ config }}", "unknown variable 'config'"),
+    ("{{ [1, 2, 3]|random }}", "unknown filter 'random'"),
+    ("{{ user.nickname|attr('__class__')|evil }}", "unknown filter 'evil'"),
+])
+def test_a_sandbox_escape_in_a_data_expression_is_refused_at_load(attack, problem):
+    with pytest.raises(RuleLoadError) as info:
+        rules(f"  - id: attack\n    on: chat\n    do: [{{alert: {{text: x, data: {{v: \"{attack}\"}}}}}}]\n")
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith("<rules>:4:38: rule attack: in text: ")
+    assert problem in info.value.problems[0]
+
+
+@pytest.mark.parametrize("attack", ["{{ ''.__class__.__mro__ }}", "{{ user.nickname.__class__.__base__ }}",
+                                    "{{ (user|attr('__class__')).__name__ }}", "{{ 9 ** 9 ** 9 ** 9 }}",
+                                    "{{ 'a' * 10 ** 9 }}"])
+def test_a_data_expression_the_sandbox_refuses_at_run_time_drops_the_firing(attack):
+    r = rules(f"  - id: attack\n    on: chat\n    do: [{{alert: {{text: x, data: {{v: \"{attack}\"}}}}}}]\n")
+    engine = Engine(r)
+    assert run_events([chat(0, "hi", "ana")], r, engine=engine) == []
+    assert engine.counters["rule_errors"] == 1

@@ -23,7 +23,7 @@ log = structlog.get_logger("bot.dispatcher")
 
 # Where the worth of an action is looked for, first found wins. The engine does not add these by
 # itself: a rule puts them in its action's data, e.g. ``data: { diamonds: "{{ event.total_diamonds }}" }``
-# (rendered data values are text; numeric text counts).
+# (a lone ``{{ expression }}`` keeps its number; numeric text counts too).
 RANK_KEYS: tuple[str, ...] = ("total_diamonds", "diamonds", "worth", "value")
 
 

@@ -23,7 +23,7 @@ from bot.engine.leaderboard import Leaderboard
 from bot.engine.polls import Poll, Quiz, normalize_answer
 from bot.engine.rules import ActionSpec, Rule, RuleSet
 from bot.engine.state import SessionState
-from bot.engine.templates import Text, _fmt_ranked
+from bot.engine.templates import Text, Value, _fmt_ranked
 from bot.engine.timers import Timers
 from bot.events.dedup import Deduper
 from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, TOP_GIFTER, Event
@@ -527,6 +527,9 @@ class Engine:
 
 
 def _render_data(value: Any, context: dict[str, Any]) -> Any:
+    """Rendered ``data``: text, except a lone ``{{ expr }}`` whose value is a number, bool or None."""
+    if isinstance(value, Value):
+        return value.value(context)
     if isinstance(value, Text):
         return value.render(context)
     if isinstance(value, dict):

@@ -11,7 +11,7 @@ from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
 from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
                               RuleSet, Settings, Tier)
-from bot.engine.templates import Fields, TemplateCompileError, Text, compile_condition, compile_value
+from bot.engine.templates import Fields, TemplateCompileError, Text, Value, compile_condition, compile_value
 from bot.engine.views import context_fields
 from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line
 from bot.events.model import EVENT_TYPES
@@ -579,13 +579,14 @@ class _Loader:
         spec.options = {"answers": [str(a) for a in answers], "duration": duration, "win": win, "timeout": timeout}
         return spec
 
-    def _text(self, source: Any, pos: Pos, rid: str | None, allowed: frozenset[str], needs: set[str]) -> Text | None:
+    def _text(self, source: Any, pos: Pos, rid: str | None, allowed: frozenset[str], needs: set[str],
+              kind: type[Text] = Text) -> Text | None:
         if isinstance(source, bool) or not isinstance(source, (str, int, float)):
             self._problem(pos, "expected text", rid)
             return None
         source = str(source)
         try:
-            text = Text(source, allowed, self._fields)
+            text = kind(source, allowed, self._fields)
         except TemplateCompileError as exc:
             self._problem(_line(pos, exc.lineno), f"in text: {exc}", rid)
             return None
@@ -594,9 +595,10 @@ class _Loader:
         return text
 
     def _data(self, value: Any, pos: Pos, rid: str | None, allowed: frozenset[str], needs: set[str]) -> Any:
-        """Compile every string inside ``data`` as a template; other values stay as they are."""
+        """Compile every string inside ``data`` as a template (a lone ``{{ expr }}`` keeps its number,
+        bool or none: ``Value``); other values (numbers, booleans, null in the YAML) stay as they are."""
         if isinstance(value, str):
-            return self._text(value, pos, rid, allowed, needs)
+            return self._text(value, pos, rid, allowed, needs, Value)
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():

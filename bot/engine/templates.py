@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 import operator
 import re
 import string
@@ -19,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.compiler import CodeGenerator, optimizeconst
+from jinja2.environment import TemplateExpression
 from jinja2.lexer import TOKEN_EOF
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -449,3 +451,56 @@ class Text:
             return self.source
         out = self._template.render(context)
         return out if len(out) <= MAX_STRING else out[:MAX_STRING]
+
+
+MAX_SAFE_INT = 2**53 - 1  # beyond this, JSON readers (JavaScript) lose digits: such a number stays text
+
+
+def _native(value: Any) -> Any:
+    """The value of a ``data:`` expression as data: an int, float or bool that JSON carries
+    exactly (no NaN or infinity, ints within ±MAX_SAFE_INT) and None stay themselves; anything
+    else is the text ``{{ value }}`` renders to, exactly as a template prints it. The type comes
+    from the value: a nickname "123" is a str, so it stays the text "123"."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return value
+    if kind is int and -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+        return value
+    if kind is float and math.isfinite(value):
+        return value
+    out = ENV.concat((value,))  # as a template prints it (Undefined raises here, as it does there)
+    return out if len(out) <= MAX_STRING else out[:MAX_STRING]
+
+
+class Value(Text):
+    """A ``data:`` value. Like ``Text``, except that a string that is exactly one expression block,
+    ``"{{ expr }}"``, keeps the expression's number, true/false or none (see ``_native``) instead
+    of printing it. Compiled once, in the same sandbox and with the same checks as any template."""
+
+    __slots__ = ("_expr",)
+
+    def __init__(self, source: str, allowed_names: frozenset[str] | None = None,
+                 fields: dict[str, Fields | None] | None = None) -> None:
+        super().__init__(source, allowed_names, fields)  # every check a text gets
+        self._expr: TemplateExpression | None = None
+        if self._template is not None and source.startswith("{{") and source.endswith("}}"):
+            body = _parse(source).body
+            if (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
+                    and not isinstance(body[0].nodes[0], nodes.TemplateData)):
+                # what ``ENV.compile_expression`` builds, from the checked expression node
+                assign = nodes.Assign(nodes.Name("result", "store"), body[0].nodes[0], lineno=1)
+                tree = nodes.Template([assign], lineno=1).set_environment(ENV)
+                try:
+                    self._expr = TemplateExpression(ENV.from_string(tree), False)
+                except TemplateSyntaxError as exc:
+                    raise TemplateCompileError(exc.message or "cannot compile", exc.lineno or 1) from None
+
+    @property
+    def is_expression(self) -> bool:
+        return self._expr is not None
+
+    def value(self, context: dict) -> Any:
+        """The rendered value: a native number, bool or None for a lone ``{{ expr }}``, else text."""
+        if self._expr is None:
+            return self.render(context)
+        return _native(self._expr(context))

@@ -35,7 +35,7 @@ def _name(value: Any) -> str:
 
 
 def _int(value: Any) -> int:
-    """Numbers and numeric text (rendered template data is text); anything else is 0."""
+    """Numbers and numeric text (data written as text in a rule); anything else is 0."""
     try:
         number = float(str(value).replace(",", "")) if not isinstance(value, bool) else 0.0
     except ValueError:
