@@ -81,6 +81,8 @@ class RedisConfig:
     idle_lag_ms: int = 500  # idle rooms' deadlines fire this long after the wall clock passes them
     dedup_ttl_ms: int = 86_400_000  # action markers of a room that never checkpoints again expire
     rules_by_room: Path | None = None  # folder: {folder}/{room}/ holds a room's rules if it exists
+    drain_ms: int = 10_000  # ingest: how long events wait in memory for a failing Redis (at stop, or running)
+    spill: Path | None = None  # ingest: folder for events Redis did not take (None: {record}/spill, else ./spill)
 
 
 @dataclass
@@ -490,6 +492,8 @@ SCHEMA: Schema = {
         "idle_lag": (("redis", "idle_lag_ms"), _duration),
         "dedup_ttl": (("redis", "dedup_ttl_ms"), _duration),
         "rules_by_room": (("redis", "rules_by_room"), _optional_path),
+        "drain": (("redis", "drain_ms"), _duration),
+        "spill": (("redis", "spill"), _optional_path),
     },
     "ingest": {
         "rooms": (("ingest", "rooms"), _ingest_rooms),

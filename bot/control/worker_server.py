@@ -171,6 +171,8 @@ class IngestCollector:
                        {p.room: p.appended for p in pumps})
         yield _counter("livebot_ingest_append_failures", "Appends that failed (retried).", ["room"],
                        {p.room: p.failures for p in pumps})
+        yield _counter("livebot_ingest_events_spilled", "Events Redis did not take, written to the room's spill file.",
+                       ["room"], {p.room: int(getattr(p, "spilled", 0)) for p in pumps})
         yield failing
         yield depth
         yield shed
