@@ -482,3 +482,43 @@ def test_the_spill_folder_is_redis_spill_else_beside_the_recordings_else_the_wor
     assert spill_file(tmp_path, "alice.live") == tmp_path / "alice.live.jsonl"
     with pytest.raises(ValueError):
         spill_file(tmp_path, "../etc")
+
+
+async def test_ingest_started_while_redis_is_down_spills_then_registers_the_room_and_appends(tmp_path):
+    """Redis is down when ingest starts: no traceback; the room's events wait, then spill; once
+    Redis is up the room is registered (workers find it) and everything is appended in order."""
+    from structlog.testing import capture_logs
+
+    server = start_redis(tmp_path / "redis")
+    r = redis_asyncio.from_url(server.url)
+    os.kill(redis_pid(server), signal.SIGKILL)
+    stop = asyncio.Event()
+    task = None
+    try:
+        async with TikFinity() as feed:
+            cfg = load_config(write_config(tmp_path, feed.url, drain="1s"))
+            spill = tmp_path / "spill" / "alice.jsonl"
+            with capture_logs() as logs:
+                task = asyncio.create_task(run_ingest(cfg, server.url, stop=stop))
+                await until(lambda: any(e["event"] == "redis_unavailable_at_start" for e in logs) or task.done(),
+                            "the start without Redis")
+                assert not task.done()
+                await until(lambda: any(e["event"] == "http_listening" for e in logs), "ingest's server")
+                await feed.send(range(0, 10))
+                await until(lambda: [x["msg_id"] for x in spilled_lines(spill) if x["type"] == "gift"]
+                            == ids(range(10)), "the gifts in the spill file")
+                restart_redis(server)
+                await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(10))), "the gifts appended")
+                assert await r.sismember(f"{cfg.redis.prefix}:rooms", "alice")
+                groups = await r.xinfo_groups(f"{cfg.redis.prefix}:events:alice")
+                assert [g["name"] for g in groups] == [cfg.redis.group.encode()]
+                stop.set()
+                await asyncio.wait_for(task, GUARD)
+            assert not spill.exists()
+    finally:
+        stop.set()
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await r.aclose()
+        stop_redis(server)

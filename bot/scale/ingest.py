@@ -191,6 +191,7 @@ class RoomPump:
         # For /healthz and /metrics (bot.control.worker_server): the pump's last turn (monotonic),
         # when its appends started failing (None while they succeed), the source's connection.
         self.heartbeat = time.monotonic()
+        self.needs_register = False  # set when Redis was down at start: registered at the first success
         self.failing_since: float | None = None
         self.connected: bool | None = None
         self._pending: list[Event] = []  # taken from the queue, not appended yet
@@ -235,7 +236,7 @@ class RoomPump:
 
         errors = (redis.RedisError, OSError, asyncio.TimeoutError)
         backoff = Backoff(0.2, 10.0)
-        lost_redis = False
+        lost_redis = self.needs_register  # (Redis was down when ingest started)
         self._spill_waiting = self._spill_found()
         while True:
             now = time.monotonic()
@@ -501,6 +502,7 @@ async def run_ingest(cfg: Config, url: str | None = None, *, sources: dict[str, 
     appended per room. ``sources`` (room -> live source) replaces the configured ones in tests.
     Once stopped, it returns within about ``redis.drain`` (plus a short grace): whatever Redis
     did not take by then is in the rooms' spill files."""
+    import redis
     import redis.asyncio as aioredis
 
     from bot.daemon import build_source
@@ -511,8 +513,14 @@ async def run_ingest(cfg: Config, url: str | None = None, *, sources: dict[str, 
     pumps = []
     for room in cfg.ingest.rooms:
         src = (sources or {}).get(room.room) or build_source(room_config(cfg, room))
-        await register_room(client, room.room, prefix=cfg.redis.prefix, group=cfg.redis.group)
-        pumps.append(RoomPump(client, room.room, src, cfg, stop, spill_dir=folder))
+        pump = RoomPump(client, room.room, src, cfg, stop, spill_dir=folder)
+        try:
+            await asyncio.wait_for(register_room(client, room.room, prefix=cfg.redis.prefix, group=cfg.redis.group),
+                                   STOP_GRACE_S)
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:  # the pump registers it once Redis is back
+            pump.needs_register = True
+            log.error("redis_unavailable_at_start", room=room.room, error=f"{type(exc).__name__}: {exc}")
+        pumps.append(pump)
     _other_spills(folder, {p.spill_path for p in pumps})
     server = None
     if cfg.http_enabled:  # /healthz and /metrics (bot.control.worker_server)
