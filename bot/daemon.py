@@ -87,11 +87,15 @@ def build_overlay(cfg: Config):
 
 
 def journal_path(cfg: Config) -> Path | None:
-    """The delivery journal's file: ``state.journal``, else beside the SQLite state (None: no journal)."""
+    """The delivery journal's file: ``state.journal``, else beside the SQLite state, else (state in
+    Redis) in the recordings' folder or the working directory; None without state."""
     if cfg.state_journal is not None:
         return cfg.state_journal
     if cfg.state_db is not None and not cfg.state_redis:
         return cfg.state_db.with_name(cfg.state_db.name + ".delivered")
+    if cfg.state_redis:  # the state is elsewhere; what this machine delivered is kept here
+        room = "".join(c if c.isalnum() or c in "-_." else "_" for c in (cfg.room_id or cfg.source.type or "live"))
+        return (cfg.record or Path(".")) / f".{room}.delivered"
     return None
 
 

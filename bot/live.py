@@ -9,6 +9,7 @@ nothing is waiting in the queue, so they never overtake an event that arrived be
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import structlog
 
+from bot.actions.delivery import LIVE_ONLY_SINKS
 from bot.actions.dispatcher import ActionDispatcher
 from bot.actions.model import Action
 from bot.clock import Clock, WallClock
@@ -168,7 +170,9 @@ class LiveRunner:
             out += self.engine.feed(ev, now)
             if ev.type == LIVE_END:
                 out += self._end_stream(now)
-        if not len(self.queue):  # nothing arrived before now is still waiting: deadlines may fire
+        if self._catching_up is not None:  # as a replay: deadlines fire by the events' own time
+            out += self.engine.advance(self._last)
+        elif not len(self.queue):  # nothing arrived before now is still waiting: deadlines may fire
             out += self.engine.advance(self._move_to(self.clock.now()))
         if record and batch and self.recorder is not None:
             # In the file before their actions go out: after a crash, everything a thank-you was
@@ -229,6 +233,9 @@ class LiveRunner:
         if found is None:
             return
         path, offset = found
+        if not os.path.isfile(path):  # (gone, or not a plain file: /dev/zero would never end)
+            log.warning("catch_up_unreadable", path=path, error="not a file")
+            return
         if self.recorder is not None and self.recorder.resume(path):
             self._saved_file = self.recorder.path or Path(path)  # (the snapshot names it already)
         caught = malformed = 0
@@ -254,7 +261,7 @@ class LiveRunner:
                         await self._handle(batch, record=False)
                         batch = []
                 end = f.tell()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             log.warning("catch_up_unreadable", path=path, error=str(exc))
             end = None
         if batch and end is not None:
@@ -268,9 +275,12 @@ class LiveRunner:
     def save_after_dispatch(self) -> None:
         """Call once the dispatcher has closed: what it could not deliver by then is in the
         dead-letter file, so the last snapshot stops listing it as pending (a restart would send
-        it, and ``livebot resend`` again). Until then it was listed, for a kill during the drain."""
+        it, and ``livebot resend`` again) — except for the live-only sinks (overlay, console,
+        chat), which resend leaves alone: their alerts go out after the restart. Until then
+        everything was listed, for a kill during the drain."""
         if self.keeper is not None and self._final is not None:
-            self.keeper.save(self.engine, self._last, {**self._final, "pending": None})
+            live_only = {k: v for k, v in (self._final.get("pending") or {}).items() if k in LIVE_ONLY_SINKS}
+            self.keeper.save(self.engine, self._last, {**self._final, "pending": live_only or None})
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in reloaded rules; the stream's state is kept."""
@@ -340,8 +350,9 @@ class LiveRunner:
         # (unless the stream's file was already closed by its live_end: no file for it alone).
         end = Event(DISCONNECT, self.clock.now(), data={"source": "livebot", "reason": "shutdown"})
         await self._handle([end], record=self.recorder is not None and self.recorder.is_open)
-        await self._dispatch(self.engine.close())
-        if self.keeper is not None:  # the stream goes on without us: keep its state for a restart
+        if self.keeper is None:  # the session ends here: open streaks, polls and chat lines too
+            await self._dispatch(self.engine.close())
+        else:  # the stream goes on without us: keep its state (open streaks and polls too) for a restart
             await asyncio.sleep(0)  # (the sinks first, as in _handle)
             self._final = self._saved_beside()
             self.keeper.save(self.engine, self._last, self._final)

@@ -49,20 +49,26 @@ def test_what_a_sink_delivered_is_known_after_a_restart_for_that_sink_only(tmp_p
     path = tmp_path / "state.db.delivered"
     j = DeliveryJournal(path)
     assert j.resuming == 0 and not j.already_delivered("jsonl", say("m1"))
-    j.delivered("jsonl", [say("m1"), say("m2"), say(None)])  # (an action of no event is never journaled)
+    j.delivered("jsonl", [say("m1"), say("m2"), say(None)])  # (an action of no event: known by time and text)
     j.delivered("overlay", [say("m1", kind="alert")])
     j.close()
 
     again = DeliveryJournal(path)
-    assert again.resuming == 3
+    assert again.resuming == 4
     assert again.already_delivered("jsonl", say("m1")) and again.already_delivered("jsonl", say("m2"))
     assert not again.already_delivered("jsonl", say("m3"))
     assert not again.already_delivered("jsonl", say("m1", rule="other"))  # another rule's action
-    assert not again.already_delivered("jsonl", say(None))
+    assert again.already_delivered("jsonl", say(None))
+    later = say(None)
+    later.ts += 600_000  # the same reminder ten minutes on: another action
+    assert not again.already_delivered("jsonl", later)
+    other_words = say(None)
+    other_words.text = "thanks A, B and C"
+    assert not again.already_delivered("jsonl", other_words)
     assert again.already_delivered("overlay", say("m1", kind="alert"))
     assert not again.already_delivered("overlay", say("m1"))  # the overlay never had the say
     assert not again.already_delivered("webhook", say("m1"))  # nor the webhook anything
-    assert again.suppressed == 3
+    assert again.suppressed == 4
 
 
 def test_a_line_cut_by_a_kill_is_skipped_and_the_next_write_starts_a_line_of_its_own(tmp_path):
@@ -305,7 +311,7 @@ async def _one_run(tmp_path, clock, gifts_, *, blocked: bool, dead_letter, kill:
     sink = Named("webhook")
     if blocked:
         sink.send = _never  # type: ignore[method-assign]
-    dispatcher = LiveDispatcher([sink], journal=journal, dead_letter=None if kill else dead_letter, drain_timeout=0.1)
+    dispatcher = LiveDispatcher([sink], journal=journal, dead_letter=dead_letter, drain_timeout=0.1)
     runner = LiveRunner([src := ScriptSource()], Engine(load_rules_text(RULES)), dispatcher, keeper=keeper,
                         recorder=Recorder(tmp_path / "sessions", room="room"), clock=clock)
     task = asyncio.create_task(runner.run())
@@ -320,8 +326,14 @@ async def _one_run(tmp_path, clock, gifts_, *, blocked: bool, dead_letter, kill:
         runner.keeper = None
     src.done.set()
     await asyncio.wait_for(task, GUARD)
-    await dispatcher.close()
-    if not kill:
+    if kill:  # the workers die with the process: nothing is dead-lettered or journaled at a close
+        tasks = list(dispatcher._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        journal.close()
+    else:
+        await dispatcher.close()
         runner.save_after_dispatch()
     store.close()
     return runner, keeper, sink

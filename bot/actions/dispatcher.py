@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 import structlog
 
-from bot.actions.delivery import DeadLetter, PermanentSinkError, RetryPolicy, SinkStats
+from bot.actions.delivery import LIVE_ONLY_SINKS, DeadLetter, PermanentSinkError, RetryPolicy, SinkStats
 from bot.actions.journal import DeliveryJournal
 from bot.actions.model import Action
 from bot.actions.pacing import Pacing, SinkQueue
@@ -136,6 +136,9 @@ class _Lane:
     def _dead(self, actions: Sequence[Action], reason: str, error: str, attempts: int) -> None:
         self.stats.dead_lettered += len(actions)
         self.dead.write(self.name, actions, reason=reason, error=error, attempts=attempts)
+        if self.journal is not None and self.name not in LIVE_ONLY_SINKS:
+            # Settled: ``livebot resend`` has them; a restart that fires them again must not send them.
+            self.journal.delivered(self.name, actions)
 
     # -- worker ----------------------------------------------------------------------------------
 
@@ -312,11 +315,11 @@ class LiveDispatcher:
             lane.offer(actions)
 
     def pending(self) -> dict[str, list[dict[str, Any]]]:
-        """Per sink, the actions of events it has yet to deliver (kept with a state snapshot: the
-        saved state knows their events, so after a crash nothing else would send them again)."""
+        """Per sink, the actions it has yet to deliver (kept with a state snapshot: the saved state
+        knows their events, so after a crash nothing else would send them again)."""
         out = {}
         for name, lane in self.lanes.items():
-            left = [a.to_dict() for a in lane.pending() if a.event_id is not None]
+            left = [a.to_dict() for a in lane.pending()]
             if left:
                 out[name] = left
         return out

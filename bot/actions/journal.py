@@ -8,9 +8,11 @@ worker appends what it delivered to this journal (one unbuffered ``write`` per d
 which survives a SIGKILL), and at the next start an action already in the journal for that sink
 is not sent again.
 
-An action is known by ``(event_id, rule, kind)``; actions of no event (timers, poll results) are
-never journaled: timers start again after a restart anyway. Each line is a JSON list
-``[sink, event_id, rule, kind]``; a partial last line (the write a kill cut) is skipped.
+An action is known by ``(event_id, rule, kind)``; an action of no event (a timer, a poll result,
+a merged chat line) by its time and text instead (``@<ts>#<crc32 of the text>``): the engine, its
+state restored and fed the same events, fires it again at the same time with the same words. A
+sink's dead-lettered actions are journaled too (settled: ``livebot resend`` has them). Each line
+is a JSON list ``[sink, key, rule, kind]``; a partial last line (the write a kill cut) is skipped.
 
 The journal only needs what was delivered since the last saved snapshot, which knows the rest by
 message id: ``rotate()`` (called after each successful save) starts a new file and keeps one
@@ -21,6 +23,8 @@ too.
 from __future__ import annotations
 
 import os
+import time
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -32,15 +36,16 @@ from bot.actions.model import Action
 log = structlog.get_logger("bot.journal")
 
 MAX_BYTES = 64 * 1024 * 1024
+REOPEN_S = 5.0  # a journal that could not be opened is tried again at most this often
 
 Key = tuple[str, str, str]
 
 
-def action_key(action: Action) -> Key | None:
-    """What identifies an action across a restart; None for an action of no event."""
-    if action.event_id is None:
-        return None
-    return (str(action.event_id), action.rule, action.kind)
+def action_key(action: Action) -> Key:
+    """What identifies an action across a restart."""
+    if action.event_id is not None:
+        return (str(action.event_id), action.rule, action.kind)
+    return (f"@{action.ts}#{zlib.crc32(action.text.encode('utf-8', 'replace'))}", action.rule, action.kind)
 
 
 class DeliveryJournal:
@@ -58,6 +63,7 @@ class DeliveryJournal:
         self._size = 0
         self._fd: int | None = None
         self._closed = False
+        self._open_tried = 0.0
         self._open()
 
     def _load(self, file: Path) -> None:
@@ -78,17 +84,24 @@ class DeliveryJournal:
                 self.skipped_lines += 1  # the partial line of a killed write
 
     def _open(self) -> None:
+        self._open_tried = time.monotonic()
+        fd = None
         try:
             if self.path.parent != Path():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            self._size = os.fstat(self._fd).st_size
-            if self._size and not self.path.read_bytes().endswith(b"\n"):
-                os.write(self._fd, b"\n")  # a cut line stays a line of its own
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            size = os.fstat(fd).st_size
+            if size and _last_byte(self.path) != b"\n":
+                os.write(fd, b"\n")  # a cut line stays a line of its own
+                size += 1
+            self._fd, self._size = fd, size
         except OSError as exc:
+            if fd is not None:
+                os.close(fd)
             self._fd = None
             self.failures += 1
-            log.error("journal_open_failed", path=str(self.path), error=str(exc))
+            if self.failures <= 5 or self.failures % 1000 == 0:
+                log.error("journal_open_failed", path=str(self.path), failures=self.failures, error=str(exc))
 
     @property
     def resuming(self) -> int:
@@ -102,8 +115,7 @@ class DeliveryJournal:
         keys = self.before.get(sink)
         if not keys:
             return False
-        key = action_key(action)
-        if key is not None and key in keys:
+        if action_key(action) in keys:
             self.suppressed += 1
             return True
         return False
@@ -111,11 +123,12 @@ class DeliveryJournal:
     def delivered(self, sink: str, actions: Sequence[Action]) -> None:
         """Note what ``sink`` has just delivered. Never raises (a failing disk is logged and counted:
         the bot goes on, and a crash then may repeat some thanks)."""
-        lines = [orjson.dumps([sink, *key]) + b"\n" for a in actions if (key := action_key(a)) is not None]
+        lines = [orjson.dumps([sink, *action_key(a)]) + b"\n" for a in actions]
         if not lines:
             return
         if self._fd is None:
-            if self._closed:
+            if self._closed or time.monotonic() - self._open_tried < REOPEN_S:
+                self.failures += 1
                 return
             self._open()
             if self._fd is None:
@@ -163,3 +176,9 @@ class DeliveryJournal:
     def stats(self) -> dict[str, int]:
         return {"written": self.written, "suppressed": self.suppressed, "failures": self.failures,
                 "resumed_with": self.resuming}
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)

@@ -16,7 +16,8 @@ from typing import Any, Callable
 import structlog
 
 from bot.engine.core import Engine
-from bot.engine.snapshot import restore, snapshot
+from bot.engine.snapshot import RECENT_IDS
+from bot.scale.fullsnap import full_restore, full_snapshot
 from bot.store.sqlite import SqliteStore
 
 log = structlog.get_logger("bot.state")
@@ -59,14 +60,17 @@ class StateKeeper:
             return engine
         saved_at, snap = found
         try:
-            restore(engine, snap)
+            full_restore(engine, snap)
         except ValueError as exc:
             log.error("snapshot_unusable", room=self.room, error=str(exc))
             return engine.fresh(self.store.lifetime())
         if now - saved_at <= self.resume_within_ms:
             rec = snap.get("recording")
-            if isinstance(rec, list) and len(rec) == 2 and isinstance(rec[0], str) and isinstance(rec[1], int):
+            if (isinstance(rec, list) and len(rec) == 2 and isinstance(rec[0], str) and "\0" not in rec[0]
+                    and type(rec[1]) is int and 0 <= rec[1] < 2**62):
                 self.resume_recording = (rec[0], rec[1])
+            elif rec is not None:
+                log.error("snapshot_recording_unusable", room=self.room, recording=str(rec)[:200])
             pending = snap.get("pending")
             if isinstance(pending, dict):
                 self.resume_pending = {str(k): v for k, v in pending.items() if isinstance(v, list)}
@@ -97,7 +101,7 @@ class StateKeeper:
         self._saved_at = now
         if engine.state.started is None:
             return
-        snap = snapshot(engine)
+        snap = full_snapshot(engine, RECENT_IDS)
         for key, value in (extra or {}).items():
             if value is not None:
                 snap[key] = list(value) if isinstance(value, tuple) else value
