@@ -412,3 +412,35 @@ async def test_a_stream_that_ended_after_the_last_save_ends_at_the_catch_up_and_
     files = sorted((tmp_path / "sessions").iterdir())
     assert len(files) == 2 and first in files  # the next stream has a file of its own
     assert runner.engine.state.diamonds == 5
+
+
+async def test_a_damaged_recording_entry_or_journal_never_stops_the_bot(tmp_path, fast_loop):
+    """A snapshot whose recording entry is nonsense (a NUL in the path, an offset past any file,
+    a device) is started from all the same: logged, no catch-up; a journal that cannot be opened
+    is tried again at most every few seconds and logged a few times, not at every batch."""
+    from structlog.testing import capture_logs
+
+    store = SqliteStore(tmp_path / "state.db")
+    engine = Engine(load_rules_text(RULES))
+    engine.feed(gift(T0, "Rose", 1, who="v0", msg_id="g0"), T0)
+    keeper = StateKeeper(store, "room")
+    for recording in (["bad\0path", 10], ["x", 2**63], ["/dev/zero", 0], [str(tmp_path / "gone.jsonl"), 5]):
+        keeper.save(engine, T0, {"recording": recording})
+        (tmp_path / "a-file").write_text("")
+        journal = DeliveryJournal(tmp_path / "a-file" / "j")
+        runner = LiveRunner([src := ScriptSource()], Engine(load_rules_text(RULES)),
+                            LiveDispatcher([sink := Named("jsonl")], journal=journal),
+                            keeper=StateKeeper(store, "room"), recorder=Recorder(tmp_path / "sessions", room="room"),
+                            clock=VirtualClock(T0 + 1000))
+        with capture_logs() as logs:
+            task = asyncio.create_task(runner.run())
+            await asyncio.wait_for(src.ready.wait(), GUARD)
+            for ev in gifts(1, 40):
+                src.put(ev)
+            await until(lambda: len(sink.actions) == 78, "the gifts thanked")
+            src.done.set()
+            await asyncio.wait_for(task, GUARD)
+            await runner.dispatcher.close()
+        assert runner.caught_up == 0 and runner.engine.state.diamonds >= 40
+        assert sum(e["event"] == "journal_open_failed" for e in logs) <= 5 and journal.failures >= 2
+    store.close()

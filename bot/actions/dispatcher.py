@@ -331,8 +331,16 @@ class LiveDispatcher:
         queued = 0
         for name, records in pending.items():
             lane = self.lanes.get(name)
-            if lane is None:
+            if lane is None:  # a sink renamed or removed since: kept in the dead-letter file, not lost
                 log.warning("requeue_unknown_sink", sink=name, actions=len(records))
+                kept = []
+                for record in records:
+                    try:
+                        kept.append(Action.from_dict(dict(record)))
+                    except (KeyError, TypeError, ValueError):
+                        pass
+                self.dead_letter.write(name, kept, reason="stale", error="the sink is no longer configured",
+                                       attempts=0)
                 continue
             actions = []
             for record in records:

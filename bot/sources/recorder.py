@@ -3,7 +3,8 @@
 One file per stream (a new one after each ``live_end``), named ``<room>-<UTC start>.jsonl``, in
 our normalized JSONL with the payload as received and the receive time. Writes are buffered and
 flushed at least once a second; the live runner also flushes each batch before its actions are
-sent, so a killed process's recording holds every event it sent a thank-you for.
+sent, so a killed process's recording holds every event it sent a thank-you for (unless the
+write itself failed: a full disk is counted and logged, and the bot goes on).
 """
 
 from __future__ import annotations
