@@ -1,10 +1,11 @@
-"""The engine snapshot a takeover needs: ``bot.engine.snapshot`` plus what it leaves out.
+"""The engine snapshot a takeover or a crash needs: ``bot.engine.snapshot`` plus what it leaves out.
 
-``bot.engine.snapshot`` keeps what a restart of the single daemon needs. A room moving to another
-worker must go further: the new owner replays the entries that were not yet acknowledged, and
-de-duplication by action markers only works if that replay fires the *same* actions. So the
-parts of the engine that decide what fires next are kept too, under the key ``"scale"``
-(``bot.engine.snapshot.restore`` ignores it):
+A room moving to another worker, or the daemon restarting after a crash, replays events the
+saved state does not know (unacknowledged entries; the recording past the snapshot), and
+de-duplication of the actions (markers; the delivery journal) only works if that replay fires the
+*same* actions. So the parts of the engine that decide what fires next are kept too, under the
+key ``"scale"`` (``bot.engine.snapshot.restore`` ignores it). Both Redis workers and the daemon's
+``StateKeeper`` use it:
 
 - open gift streaks and recently flushed ones (a late end frame is still absorbed, not thanked);
 - the chat budget: tokens, waiting lines (with their merge text, found again by rule id), the
