@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import websockets
+from ws_server import WsServer
 
 RULES_V1 = """
 rules:
@@ -41,7 +42,7 @@ def gift(i: int, diamonds: int = 1) -> bytes:
                 repeatEnd=False)
 
 
-class Feed:
+class Feed(WsServer):
     """A loopback WebSocket server the test pushes lines into, one connection at a time."""
 
     def __init__(self) -> None:
@@ -61,15 +62,6 @@ class Feed:
                 await ws.send(get.result())
         except websockets.ConnectionClosed:
             pass
-
-    async def __aenter__(self):
-        self.server = await websockets.serve(self.handler, "127.0.0.1", 0)
-        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
 
 class Bot:

@@ -55,6 +55,7 @@ from bot.sources.websocket import WebSocketSource
 from bot.store.keeper import StateKeeper
 from bot.store.sqlite import SqliteStore
 from bot.testing import CaptureSink, ScriptSource, chat, gift
+from ws_server import WsServer
 
 GUARD = 30.0  # seconds: a hang guard, never a measurement
 T0 = 1_763_665_200_000
@@ -124,7 +125,7 @@ def mixed_feed(n: int) -> tuple[list[str], list[str]]:
     return lines, gifts
 
 
-class DroppingServer:
+class DroppingServer(WsServer):
     """Connection k replays the previous connection's chunk (the backlog) and sends the next
     ``chunk`` lines, then the network goes away in the middle of a message (half a frame, then
     an abort: no close frame, and whatever was still in the server's buffers is lost). The last
@@ -152,15 +153,6 @@ class DroppingServer:
             ws.transport.abort()
             return
         await ws.close(code=4005, reason="stream end")
-
-    async def __aenter__(self):
-        self.server = await websockets.serve(self.handler, "127.0.0.1", 0)
-        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
 
 async def test_source_drops_every_50_events_nothing_lost_nothing_thanked_twice(tmp_path):
@@ -861,26 +853,7 @@ def ws_gift(tag: str, i: int) -> bytes:
         "giftId": 7, "giftName": "Rose", "diamondCount": 1, "giftType": 2, "repeatCount": 1, "repeatEnd": False}})
 
 
-class FeedServer:
-    """A real WebSocket server on a free local port, serving ``handler``; ``stop`` set on exit."""
-
-    stop: asyncio.Event
-
-    async def handler(self, ws) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self):
-        self.server = await websockets.serve(self.handler, "127.0.0.1", 0)
-        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.stop.set()
-        self.server.close()
-        await self.server.wait_closed()
-
-
-class KillFeed(FeedServer):
+class KillFeed(WsServer):
     """First connection: gifts m0, m1, ... as fast as the bot takes them, until it is killed.
     Second connection: a reconnect backlog (the last ``backlog`` gifts sent), then new gifts n0..n99."""
 
@@ -1123,7 +1096,7 @@ def test_a_locked_database_at_a_stream_end_folds_that_stream_in_at_the_next_end(
 
 # == 7b. SIGKILLed three times in a row, once right after a restart ===============================
 
-class BacklogFeed(FeedServer):
+class BacklogFeed(WsServer):
     """Every connection: a reconnect backlog (the last ``backlog`` gifts made, oldest first), then
     new gifts with ids counting on (m<made>, ...) at about 1000/s, until the test asks for the final
     set (f0..f<final-1>, then nothing more). A newer connection ends an older one's sending (the

@@ -28,6 +28,7 @@ from bot.scale.ingest import RoomPump, encode_event, read_events, run_ingest, sp
 from bot.scale.keys import Keys
 from bot.sources.queue import stamp
 from redis_server import start_redis, stop_redis
+from ws_server import WsServer
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
 GUARD = 60.0  # seconds: a hang guard, never a measurement
@@ -54,7 +55,7 @@ def ids(n: range) -> list[str]:
     return [f"m{i}" for i in n]
 
 
-class TikFinity:
+class TikFinity(WsServer):
     """A loopback WebSocket server like TikFinity's: each ``send`` goes to the connected client."""
 
     def __init__(self) -> None:
@@ -76,15 +77,6 @@ class TikFinity:
         for ws in list(self.clients):
             for i in n:
                 await ws.send(tikfinity_gift(i).decode())
-
-    async def __aenter__(self):
-        self.server = await websockets.serve(self.handler, "127.0.0.1", 0)
-        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
 
 async def until(check, what: str, timeout: float = GUARD):

@@ -19,6 +19,7 @@ from bot.sources.recorder import Recorder
 from bot.sources.replay import ReplaySource
 from bot.sources.websocket import WebSocketSource
 from bot.testing import CaptureSink
+from ws_server import WsServer
 
 RULES = load_rules_text("""
 rules:
@@ -40,7 +41,7 @@ def flat(event: str, i: int, **data) -> str:
     return orjson.dumps({"event": event, "data": {**base, **data}}).decode()
 
 
-class Server:
+class Server(WsServer):
     """A loopback WebSocket server; ``scripts[n]`` is what the n-th connection gets."""
 
     def __init__(self, scripts):
@@ -60,16 +61,6 @@ class Server:
                 await ws.close(code=step, reason="test")
                 return
         await ws.wait_closed()
-
-    async def __aenter__(self):
-        self.server = await websockets.serve(self.handler, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}/"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
 
 def fake_sleep(delays):
