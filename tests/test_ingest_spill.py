@@ -20,7 +20,6 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-import websockets
 
 from bot.config import Config, load_config
 from bot.events.model import GIFT, Event, User

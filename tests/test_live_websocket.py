@@ -7,7 +7,6 @@ import asyncio
 
 import orjson
 import pytest
-import websockets
 
 from bot.actions.dispatcher import Dispatcher
 from bot.engine.core import Engine
