@@ -142,7 +142,7 @@ class LiveRunner:
 
     def _move_to(self, t: int) -> int:
         """Engine time: ``t``, never going backwards."""
-        if t > self._last + JUMP_MS:
+        if t > self._last + JUMP_MS and self._catching_up is None:  # (a catch-up fires every period, as live did)
             self._skip_missed_periods(t)
         if t > self._last:
             self._last = t
@@ -195,8 +195,8 @@ class LiveRunner:
             if new_file:
                 # A new recording file: save now, so the snapshot names it (a restart catches up
                 # from the file the snapshot names, and this process's events are in this one).
-                self.keeper.save(self.engine, self._last, self._saved_beside())
-                self._saved_file = self.recorder.path  # type: ignore[union-attr]
+                if self.keeper.save(self.engine, self._last, self._saved_beside()):
+                    self._saved_file = self.recorder.path  # type: ignore[union-attr]
             else:
                 self.keeper.tick(self.engine, self._last, self._saved_beside)
 
@@ -221,6 +221,10 @@ class LiveRunner:
         if self.keeper.stale_pending and requeue is not None:  # too late to say: kept, not lost
             requeue(self.keeper.stale_pending, stale=True)
             log.warning("stale_actions_dead_lettered", sinks=sorted(self.keeper.stale_pending))
+        bury = getattr(self.dispatcher, "bury", None)
+        if self.keeper.stale_actions and bury is not None:
+            bury(self.keeper.stale_actions, "stale", "the stream was over when the bot came back")
+            log.warning("stale_stream_closed", actions=len(self.keeper.stale_actions))
         await self._catch_up()
 
     async def _catch_up(self) -> None:
@@ -276,11 +280,15 @@ class LiveRunner:
         """Call once the dispatcher has closed: what it could not deliver by then is in the
         dead-letter file, so the last snapshot stops listing it as pending (a restart would send
         it, and ``livebot resend`` again) — except for the live-only sinks (overlay, console,
-        chat), which resend leaves alone: their alerts go out after the restart. Until then
-        everything was listed, for a kill during the drain."""
+        chat), which resend leaves alone: their alerts go out after the restart; and except when
+        there is no dead-letter file (or it failed): then all of it goes out after the restart.
+        Until then everything was listed, for a kill during the drain."""
         if self.keeper is not None and self._final is not None:
-            live_only = {k: v for k, v in (self._final.get("pending") or {}).items() if k in LIVE_ONLY_SINKS}
-            self.keeper.save(self.engine, self._last, {**self._final, "pending": live_only or None})
+            pending = self._final.get("pending") or {}
+            dead = getattr(self.dispatcher, "dead_letter", None)
+            if dead is not None and dead.path is not None and not dead.write_errors:  # resend has the rest
+                pending = {k: v for k, v in pending.items() if k in LIVE_ONLY_SINKS}
+            self.keeper.save(self.engine, self._last, {**self._final, "pending": pending or None})
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in reloaded rules; the stream's state is kept."""
@@ -348,8 +356,9 @@ class LiveRunner:
             await self._handle(self.queue.get_nowait(self.batch))
         # A last event marks when the session ended, so a replay of the recording ends there too
         # (unless the stream's file was already closed by its live_end: no file for it alone).
-        end = Event(DISCONNECT, self.clock.now(), data={"source": "livebot", "reason": "shutdown"})
-        await self._handle([end], record=self.recorder is not None and self.recorder.is_open)
+        if self.engine.state.started is not None:  # (not after a live_end with nothing since: no stream)
+            end = Event(DISCONNECT, self.clock.now(), data={"source": "livebot", "reason": "shutdown"})
+            await self._handle([end], record=self.recorder is not None and self.recorder.is_open)
         if self.keeper is None:  # the session ends here: open streaks, polls and chat lines too
             await self._dispatch(self.engine.close())
         else:  # the stream goes on without us: keep its state (open streaks and polls too) for a restart

@@ -63,7 +63,7 @@ def copy(ev: Event) -> Event:
 class Process:
     """One run of the daemon's live shell over the files in ``tmp``."""
 
-    def __init__(self, tmp: Path, clock: VirtualClock, save_every_ms: int) -> None:
+    def __init__(self, tmp: Path, clock: VirtualClock, save_every_ms: int, rules=None) -> None:
         self.store = SqliteStore(tmp / "state.db")
         self.keeper = StateKeeper(self.store, "demo", every_ms=save_every_ms)
         self.journal = DeliveryJournal(tmp / "state.db.delivered")
@@ -72,17 +72,22 @@ class Process:
         self.dispatcher = LiveDispatcher([self.jsonl, self.overlay], journal=self.journal,
                                          pacing={"overlay": Pacing(min_gap=0.002)}, drain_timeout=GUARD)
         self.src = ScriptSource()
-        self.runner = LiveRunner([self.src], Engine(load_rules(ROOT / "rules")), self.dispatcher, keeper=self.keeper,
+        self.runner = LiveRunner([self.src], Engine(rules or load_rules(ROOT / "rules")), self.dispatcher, keeper=self.keeper,
                                  recorder=Recorder(tmp / "sessions", room="demo"), clock=clock, batch=32)
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.runner.run())
         await asyncio.wait_for(self.src.ready.wait(), GUARD)
 
-    async def feed(self, clock: VirtualClock, events: list[Event], at: int | None = None) -> None:
+    async def feed(self, clock: VirtualClock, events: list[Event], at: int | None = None, step_ms: int = 0) -> None:
         """Put ``events`` as they arrive live: the clock at each one's time (or at ``at``: a
-        backlog arriving all at once), waiting for the runner every few events."""
+        backlog arriving all at once), waiting for the runner every few events. ``step_ms``: time
+        passes between events in steps this long, the loop turning at each (as a live loop wakes
+        while the room is quiet), rather than all at once."""
         for i, ev in enumerate(events):
+            while step_ms and at is None and clock.now() + step_ms < ev.ts:
+                clock.advance(step_ms)
+                await self.settle()
             clock.set(max(clock.now(), ev.ts if at is None else at))
             self.src.put(copy(ev))
             if i % 25 == 24:
@@ -134,20 +139,20 @@ def key(a) -> tuple:
 
 
 async def run_stream(tmp: Path, events: list[Event], kills: list[int], save_every_ms: int,
-                     how: str = "kill") -> tuple[Counter, Counter, list[Process]]:
+                     how: str = "kill", rules=None, step_ms: int = 0) -> tuple[Counter, Counter, list[Process]]:
     clock = VirtualClock(events[0].ts)
-    processes = [Process(tmp, clock, save_every_ms)]
+    processes = [Process(tmp, clock, save_every_ms, rules)]
     await processes[0].start()
     done = 0
     for k in kills:
-        await processes[-1].feed(clock, events[done:k])
+        await processes[-1].feed(clock, events[done:k], step_ms=step_ms)
         await (processes[-1].kill() if how == "kill" else processes[-1].stop())
-        p = Process(tmp, clock, save_every_ms)
+        p = Process(tmp, clock, save_every_ms, rules)
         processes.append(p)
         await p.start()
         await p.feed(clock, events[max(0, k - BACKLOG):k], at=clock.now())  # the reconnect backlog
         done = k
-    await processes[-1].feed(clock, events[done:])
+    await processes[-1].feed(clock, events[done:], step_ms=step_ms)
     await processes[-1].stop()
     jsonl, overlay = Counter(), Counter()
     for p in processes:
@@ -181,3 +186,43 @@ async def test_a_stream_killed_three_times_says_what_it_says_without_a_crash(tmp
     assert got_jsonl - want_jsonl == Counter(), "said after a crash, not without one (or said twice)"
     assert want_jsonl - got_jsonl == Counter(), "said without a crash, not with one"
     assert got_overlay == want_overlay
+
+
+TIMER_RULES = """
+rules:
+  - id: reminder
+    every: 3s
+    do: [{cta: "reminder #{{ rule.fired + 1 }} ({{ since.chat }} chats since)"}]
+  - id: thanks
+    on: gift
+    do: [{say: "thanks {{ user.nickname }} ({{ user.diamonds }})"}]
+"""
+
+
+async def test_timers_over_a_quiet_stream_fire_the_same_after_a_crash(tmp_path, fast_loop):
+    """A 3-second reminder that counts its firings, over a stream with 7 s between events,
+    saved every 2 minutes and killed twice: the catch-up fires every period the live run fired (a
+    catch-up is no clock jump), so no reminder is said twice or with another number."""
+    from bot.engine.loader import load_rules_text
+    from bot.events.model import User
+
+    t0 = 1_763_665_200_000
+    events = []
+    for i in range(60):  # a gift or a chat line every 7 s (two reminders between), for seven minutes
+        who = User(f"u{i % 4}", f"v{i % 4}", f"V{i % 4}")
+        if i % 3:
+            events.append(Event("chat", t0 + i * 7000, user=who, msg_id=f"c{i}", data={"text": "hi"}))
+        else:
+            events.append(Event("gift", t0 + i * 7000, user=who, msg_id=f"g{i}",
+                                data={"gift_id": 1, "name": "Rose", "diamonds": 1, "count": 1, "gift_type": 2,
+                                      "streak_end": False}))
+    rules = load_rules_text(TIMER_RULES)
+    (tmp_path / "straight").mkdir()
+    (tmp_path / "killed").mkdir()
+    want, _, _ = await run_stream(tmp_path / "straight", events, [], 120_000, rules=rules, step_ms=250)
+    got, _, processes = await run_stream(tmp_path / "killed", events, [23, 47], 120_000, rules=rules, step_ms=250)
+    reminders = sorted(k[3] for k in want if k[1] == "reminder")
+    print(f"\n[timers] {len(reminders)} reminders; caught up {[p.runner.caught_up for p in processes[1:]]}; "
+          f"missing {len(want - got)}, extra {len(got - want)}")
+    assert len(reminders) > 100 and all(c == 1 for c in want.values())
+    assert got - want == Counter() and want - got == Counter()

@@ -444,3 +444,54 @@ async def test_a_damaged_recording_entry_or_journal_never_stops_the_bot(tmp_path
         assert runner.caught_up == 0 and runner.engine.state.diamonds >= 40
         assert sum(e["event"] == "journal_open_failed" for e in logs) <= 5 and journal.failures >= 2
     store.close()
+
+
+async def test_a_stream_stopped_mid_streak_and_restarted_too_late_counts_the_streak_and_keeps_its_thanks(
+        tmp_path, fast_loop):
+    """SIGTERM while ana's combo is open (the streak stays open in the state, for a restart), and
+    the bot comes back the next day: the combo is counted in her lifetime totals, and its
+    thank-you, too late to say, is in the dead-letter file (reason stale), not lost."""
+    clock = VirtualClock(T0)
+    dead = tmp_path / "dead.jsonl"
+    combo = [gift(0, "Rose", 1, count=n, who="ana", gift_type=1, msg_id=f"s{n}") for n in range(1, 6)]
+    await _one_run(tmp_path, clock, combo, blocked=False, dead_letter=dead, kill=False)
+    clock.advance(24 * 3_600_000)
+    await _one_run(tmp_path, clock, [], blocked=False, dead_letter=dead, kill=False, resume_within_ms=60_000)
+    lines = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    stale = [x["action"] for x in lines if x["reason"] == "stale" and x["action"]["user"] == "ana"]
+    assert [a["text"] for a in stale if a["kind"] == "say"] == ["thanks ana (5)"]
+    store = SqliteStore(tmp_path / "state.db")
+    assert store.lifetime()["id-ana"]["diamonds"] == 5
+    store.close()
+
+
+async def test_with_no_dead_letter_file_a_clean_stop_leaves_the_undelivered_for_the_restart(tmp_path, fast_loop):
+    """`sinks.dead_letter: null` (the default): a webhook's queue at SIGTERM is only logged, so the
+    restart sends it — and nothing of it twice."""
+    clock = VirtualClock(T0)
+    await _one_run(tmp_path, clock, gifts(0, 5), blocked=True, dead_letter=None, kill=False)
+    runner, keeper, sink = await _one_run(tmp_path, clock, [], blocked=False, dead_letter=None, kill=False)
+    assert [a.event_id for a in sink.actions if a.kind == "say"] == ["g0", "g1", "g2", "g3", "g4", "late5", "late0"]
+
+
+async def test_a_stop_after_the_stream_ended_saves_no_stream(tmp_path, fast_loop):
+    from bot.events.model import LIVE_END, Event
+
+    store = SqliteStore(tmp_path / "state.db")
+    keeper = StateKeeper(store, "room")
+    runner = LiveRunner([src := ScriptSource()], Engine(load_rules_text(RULES)), LiveDispatcher([Named("jsonl")]),
+                        keeper=keeper, recorder=Recorder(tmp_path / "sessions", room="room"),
+                        clock=VirtualClock(T0))
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(src.ready.wait(), GUARD)
+    for ev in gifts(0, 3):
+        src.put(ev)
+    src.put(Event(LIVE_END, 0, msg_id="end"))
+    await until(lambda: runner.engine.state.started is None and store.sessions("room"), "the stream's end")
+    src.done.set()
+    await asyncio.wait_for(task, GUARD)
+    await runner.dispatcher.close()
+    runner.save_after_dispatch()
+    assert store.load_snapshot("room") is None  # no phantom stream for the next start to resume
+    assert len(list((tmp_path / "sessions").iterdir())) == 1
+    store.close()

@@ -106,9 +106,11 @@ class DeadLetter:
         self._file: IO[bytes] | None = None
         self._closed = False
 
-    def write(self, sink: str, actions: Sequence[Action], *, reason: str, error: str, attempts: int) -> None:
+    def write(self, sink: str, actions: Sequence[Action], *, reason: str, error: str, attempts: int) -> bool:
+        """Keep ``actions``; True when they are in the file (``livebot resend`` can send them),
+        False when only the log has them (no file, or the file failed)."""
         if not actions:
-            return
+            return True
         at = time.time_ns() // 1_000_000
         records = [{"at": at, "sink": sink, "reason": reason, "error": error, "attempts": attempts,
                     "action": a.to_dict()} for a in actions]
@@ -119,12 +121,13 @@ class DeadLetter:
                 if self._closed and self._file is not None:  # written after close(): do not leave it open
                     self._file.close()
                     self._file = None
-                return
-            except OSError as exc:
+                return True
+            except (OSError, TypeError) as exc:  # (TypeError: an action orjson cannot write)
                 self.write_errors += 1
                 log.error("dead_letter_write_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}")
         for record in records:  # no file, or the file failed: the log keeps them
             log.error("dead_letter", **record)
+        return False
 
     def _append(self, data: bytes) -> None:
         assert self.path is not None

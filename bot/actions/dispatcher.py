@@ -135,9 +135,10 @@ class _Lane:
 
     def _dead(self, actions: Sequence[Action], reason: str, error: str, attempts: int) -> None:
         self.stats.dead_lettered += len(actions)
-        self.dead.write(self.name, actions, reason=reason, error=error, attempts=attempts)
-        if self.journal is not None and self.name not in LIVE_ONLY_SINKS:
-            # Settled: ``livebot resend`` has them; a restart that fires them again must not send them.
+        filed = self.dead.write(self.name, actions, reason=reason, error=error, attempts=attempts)
+        if filed and self.journal is not None and self.name not in LIVE_ONLY_SINKS:
+            # Settled: ``livebot resend`` has them in the file; a restart that fires them again must
+            # not send them. (Only in the log, they are not settled: a restart sends them.)
             self.journal.delivered(self.name, actions)
 
     # -- worker ----------------------------------------------------------------------------------
@@ -358,6 +359,11 @@ class LiveDispatcher:
                 lane.offer(actions)
                 queued += lane.stats.dispatched - before
         return queued
+
+    def bury(self, actions: Sequence[Action], reason: str, error: str) -> None:
+        """Dead-letter ``actions`` for every sink (too late to send; kept, not lost)."""
+        for lane in self.lanes.values():
+            lane._dead(list(actions), reason, error, 0)
 
     async def close(self, timeout: float | None = None) -> None:
         """Drain every queue for up to ``timeout`` (default ``drain_timeout``) seconds, dead-letter

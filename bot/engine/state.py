@@ -56,7 +56,10 @@ class SessionState:
                 vs.gifts += 1
                 vs.diamonds += value
         elif kind == CHAT:
-            self._recent_chats.append(now)
+            recent = self._recent_chats
+            recent.append(now)
+            while recent[0] <= now - 60_000:  # (the last minute is all that is read: bounded)
+                recent.popleft()
             if vs is not None:
                 vs.chats += 1
         elif kind == LIKE:

@@ -49,12 +49,14 @@ def full_snapshot(engine: Engine, recent_ids: int = RECENT_IDS) -> dict[str, Any
     snap = snapshot(engine)
     snap["recent_ids"] = snap["recent_ids"][-recent_ids:] if recent_ids else []
     chats = engine.state._recent_chats
+    while chats and chats[0] <= chats[-1] - 60_000:  # (only the last minute counts: trimmed, not scanned)
+        chats.popleft()
     snap["scale"] = {
         "streaks": _streaks(engine),
         "budget": _budget(engine),
         "timers": _timers(engine),
         "since": engine._since,
-        "recent_chats": [t for t in chats if t > chats[-1] - 60_000] if chats else [],
+        "recent_chats": list(chats),
     }
     return snap
 

@@ -48,6 +48,7 @@ class StateKeeper:
         self.resume_recording: tuple[str, int] | None = None  # set by open(): the recording past the snapshot
         self.resume_pending: dict[str, list[Any]] = {}  # set by open(): actions the sinks had yet to deliver
         self.stale_pending: dict[str, list[Any]] = {}  # the same, of a stream too old to resume
+        self.stale_actions: list[Any] = []  # what closing that stream's open streaks and polls said
         self.saves = 0
         self.failures = 0
 
@@ -82,6 +83,9 @@ class StateKeeper:
         pending = snap.get("pending")
         if isinstance(pending, dict):
             self.stale_pending = {str(k): v for k, v in pending.items() if isinstance(v, list)}
+        # What the stream left open (streaks, polls, waiting chat lines) ends here, counted in the
+        # totals; its actions are too late to send, and are kept (``LiveRunner`` dead-letters them).
+        self.stale_actions = engine.close()
         return self.finish(engine, saved_at)
 
     def due(self, now: int) -> bool:
@@ -94,13 +98,14 @@ class StateKeeper:
         elif now - self._saved_at >= self.every_ms:
             self.save(engine, now, extra() if extra is not None else None)
 
-    def save(self, engine: Engine, now: int, extra: dict[str, Any] | None = None) -> None:
-        """Write the stream in progress (never raises: a locked or full database is logged and counted).
+    def save(self, engine: Engine, now: int, extra: dict[str, Any] | None = None) -> bool:
+        """Write the stream in progress; whether it was written (never raises: a locked or full
+        database is logged and counted).
         ``extra``: kept beside the engine's state: ``recording`` ([file, offset] just past the last
         event handled) and ``pending`` (per sink, the actions it had yet to deliver)."""
         self._saved_at = now
         if engine.state.started is None:
-            return
+            return False
         snap = full_snapshot(engine, RECENT_IDS)
         for key, value in (extra or {}).items():
             if value is not None:
@@ -111,9 +116,10 @@ class StateKeeper:
         except Exception as exc:  # sqlite3.Error, OSError
             self.failures += 1
             log.error("state_save_failed", error=f"{type(exc).__name__}: {exc}", failures=self.failures)
-            return
+            return False
         for saved in self.on_saved:
             saved()
+        return True
 
     def finish(self, engine: Engine, now: int, actions: Counter[str] | None = None) -> Engine:
         """The stream ended: fold it into lifetime totals; return a fresh engine for the next one."""
