@@ -1,16 +1,19 @@
 """A real redis-server on a free loopback port for the tests of ``bot.scale``, started and stopped
-by the tests themselves (the fixture ``redis_server``: import it into a test module).
+by the tests themselves (the fixture ``redis_server``: import it into a test module), or one per test
+with a client (``redis_running``); ``running`` runs a coroutine as a task for the length of a block.
 
 Skips the tests when ``redis-server`` or the ``redis`` package is missing (see .ci/run)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _launch(binary: str, port: int, pidfile: Path) -> None:
+    """A daemonized redis-server on ``port``, keeping nothing on disk; its files beside ``pidfile``."""
+    folder = pidfile.parent
+    subprocess.run([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                    "--daemonize", "yes", "--pidfile", str(pidfile), "--dir", str(folder),
+                    "--logfile", str(folder / f"redis-{port}.log")], check=True)
+
+
 def start_redis(folder: Path) -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
@@ -42,9 +53,7 @@ def start_redis(folder: Path) -> RedisServer:
     for _ in range(5):
         port = _free_port()
         pidfile = folder / f"redis-{port}.pid"
-        subprocess.run([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                        "--daemonize", "yes", "--pidfile", str(pidfile), "--dir", str(folder),
-                        "--logfile", str(folder / f"redis-{port}.log")], check=True)
+        _launch(binary, port, pidfile)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -75,6 +84,58 @@ def stop_redis(server: RedisServer) -> None:
             return
         time.sleep(0.02)
     os.kill(pid, signal.SIGKILL)
+
+
+def restart_redis(server: RedisServer) -> None:
+    """A new, empty redis-server on a killed one's port (no data: it was not persisted)."""
+    _launch(shutil.which("redis-server"), server.port, server.pidfile)
+
+
+def redis_pid(server: RedisServer) -> int:
+    return int(server.pidfile.read_text().strip())
+
+
+@asynccontextmanager
+async def redis_running(folder: Path, password: str | None = None):
+    """A redis-server of its own in ``folder`` and a ``redis.asyncio`` client of it, yielded as
+    ``(server, client)``; on the way out, however the block ends, the client is closed (with a hang
+    guard) and the server stopped. With ``password``, the server requires it and the client gives it."""
+    server = start_redis(folder)
+    client = None
+    try:
+        import redis.asyncio as redis_asyncio  # present: start_redis skipped the test otherwise
+
+        url = server.url
+        if password is not None:
+            admin = redis_asyncio.from_url(server.url)
+            try:
+                await admin.config_set("requirepass", password)
+            finally:
+                await admin.aclose()
+            url = f"redis://:{password}@127.0.0.1:{server.port}/0"
+        client = redis_asyncio.from_url(url)
+        yield server, client
+    finally:
+        try:
+            if client is not None:
+                await asyncio.wait_for(client.aclose(), 60.0)
+        finally:
+            stop_redis(server)
+
+
+@asynccontextmanager
+async def running(coro, stop: asyncio.Event | None = None):
+    """``coro`` as a task for the length of the block, yielded; on the way out, however the block
+    ends, ``stop`` is set and the task, if it has not finished, cancelled and waited for."""
+    task = asyncio.create_task(coro)
+    try:
+        yield task
+    finally:
+        if stop is not None:
+            stop.set()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ from bot.events.model import GIFT, Event, User
 from bot.scale.ingest import RoomPump, encode_event, read_events, run_ingest, spill_file, spill_folder
 from bot.scale.keys import Keys
 from bot.sources.queue import stamp
-from redis_server import start_redis, stop_redis
+from redis_server import redis_pid, redis_running, restart_redis, running
 from ws_server import WsServer
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
@@ -89,18 +87,6 @@ async def until(check, what: str, timeout: float = GUARD):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-def redis_pid(server) -> int:
-    return int(server.pidfile.read_text().strip())
-
-
-def restart_redis(server) -> None:
-    """A new, empty redis-server on a killed one's port."""
-    folder = server.pidfile.parent
-    subprocess.run([shutil.which("redis-server"), "--bind", "127.0.0.1", "--port", str(server.port), "--save", "",
-                    "--appendonly", "no", "--daemonize", "yes", "--pidfile", str(server.pidfile), "--dir",
-                    str(folder), "--logfile", str(folder / f"redis-{server.port}.log")], check=True)
 
 
 async def redis_up(server) -> bool:
@@ -183,69 +169,66 @@ class Ingest:
 
 async def test_sigterm_with_redis_down_spills_exactly_the_unappended_events_and_the_next_start_appends_them_first(
         tmp_path):
-    server = start_redis(tmp_path / "redis")
-    r = redis_asyncio.from_url(server.url)
-    first = second = None
-    try:
-        async with TikFinity() as feed:
-            config = write_config(tmp_path, feed.url)
-            spill = tmp_path / "spill" / "alice.jsonl"
-            first = Ingest(tmp_path, config, server.url, "first")
-            port = await first.start()
-            await feed.send(range(0, 10))
-            await until(lambda: gifts_in_stream(r, "alice"), "the first gifts in the stream")
-            await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(10))), "ten gifts appended")
+    async with redis_running(tmp_path / "redis") as (server, r):
+        first = second = None
+        try:
+            async with TikFinity() as feed:
+                config = write_config(tmp_path, feed.url)
+                spill = tmp_path / "spill" / "alice.jsonl"
+                first = Ingest(tmp_path, config, server.url, "first")
+                port = await first.start()
+                await feed.send(range(0, 10))
+                await until(lambda: gifts_in_stream(r, "alice"), "the first gifts in the stream")
+                await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(10))), "ten gifts appended")
 
-            os.kill(redis_pid(server), signal.SIGKILL)  # Redis dies; the creator's gifts keep coming
-            await feed.send(range(10, 30))
+                os.kill(redis_pid(server), signal.SIGKILL)  # Redis dies; the creator's gifts keep coming
+                await feed.send(range(10, 30))
 
-            def holding_twenty():  # what the pump holds (its batch + the queue), as its log says
-                return any(x["event"] == "append_failed" and x["events"] + x["queued"] == 20 for x in first.lines())
+                def holding_twenty():  # what the pump holds (its batch + the queue), as its log says
+                    return any(x["event"] == "append_failed" and x["events"] + x["queued"] == 20 for x in first.lines())
 
-            await until(holding_twenty, "ingest to hold the 20 gifts it cannot append")
-            m = await metrics(port)
-            assert m[("livebot_ingest_events_spilled_total", ("room", "alice"))] == 0  # drain (2 s) not up yet
-            assert m[("livebot_ingest_append_failures_total", ("room", "alice"))] >= 1
-            assert not spill.exists()
+                await until(holding_twenty, "ingest to hold the 20 gifts it cannot append")
+                m = await metrics(port)
+                assert m[("livebot_ingest_events_spilled_total", ("room", "alice"))] == 0  # drain (2 s) not up yet
+                assert m[("livebot_ingest_append_failures_total", ("room", "alice"))] >= 1
+                assert not spill.exists()
 
-            assert await first.sigterm() == 0  # within the drain time (the guard only catches a hang)
+                assert await first.sigterm() == 0  # within the drain time (the guard only catches a hang)
 
-            assert [x["msg_id"] for x in spilled_lines(spill)] == ids(range(10, 30))
-            assert all(x["type"] == "gift" and x["room_id"] == "alice" and x["recv"] for x in spilled_lines(spill))
-            lines = first.lines()
-            [spilled] = [x for x in lines if x["event"] == "events_spilled"]
-            assert spilled["events"] == 20 and spilled["path"] == str(spill) and spilled["room"] == "alice"
-            [stopped] = [x for x in lines if x["event"] == "ingest_stopped"]
-            assert stopped["spilled"] == 20 and stopped["spill_files"] == [str(spill)]
-            assert stopped["not_spilled"] == 0
-            assert not any(x["event"] == "append_gave_up" for x in lines)
+                assert [x["msg_id"] for x in spilled_lines(spill)] == ids(range(10, 30))
+                assert all(x["type"] == "gift" and x["room_id"] == "alice" and x["recv"] for x in spilled_lines(spill))
+                lines = first.lines()
+                [spilled] = [x for x in lines if x["event"] == "events_spilled"]
+                assert spilled["events"] == 20 and spilled["path"] == str(spill) and spilled["room"] == "alice"
+                [stopped] = [x for x in lines if x["event"] == "ingest_stopped"]
+                assert stopped["spilled"] == 20 and stopped["spill_files"] == [str(spill)]
+                assert stopped["not_spilled"] == 0
+                assert not any(x["event"] == "append_gave_up" for x in lines)
 
-            # Redis comes back (empty) and ingest starts again: the spilled gifts go first, in order.
-            restart_redis(server)
-            await until(lambda: redis_up(server), "redis to be back")
-            second = Ingest(tmp_path, config, server.url, "second")
-            port = await second.start()
-            await feed.send(range(30, 35))  # new gifts, while (or after) the spill file is appended
-            await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(10, 35))),
-                        "the spilled gifts, then the new ones, in the stream")
-            assert not spill.exists()
-            [replayed] = [x for x in second.lines() if x["event"] == "spill_replayed"]
-            assert replayed["events"] == 20 and replayed["path"] == str(spill) and replayed["rejected"] == 0
-            assert [x["event"] for x in second.lines()].index("spill_found") < \
-                [x["event"] for x in second.lines()].index("spill_replayed")
-            back = [ev.msg_id for _, ev in await read_events(r, "alice")]
-            assert back[:20] == ids(range(10, 30))  # before anything of the new run (its connect included)
-            m = await metrics(port)
-            assert m[("livebot_ingest_appended_total", ("room", "alice"))] == len(back)
-            assert m[("livebot_ingest_events_spilled_total", ("room", "alice"))] == 0
-            assert await second.sigterm() == 0
-            assert not spill.exists()
-    finally:
-        for proc in (first, second):
-            if proc is not None:
-                await proc.kill()
-        await r.aclose()
-        stop_redis(server)
+                # Redis comes back (empty) and ingest starts again: the spilled gifts go first, in order.
+                restart_redis(server)
+                await until(lambda: redis_up(server), "redis to be back")
+                second = Ingest(tmp_path, config, server.url, "second")
+                port = await second.start()
+                await feed.send(range(30, 35))  # new gifts, while (or after) the spill file is appended
+                await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(10, 35))),
+                            "the spilled gifts, then the new ones, in the stream")
+                assert not spill.exists()
+                [replayed] = [x for x in second.lines() if x["event"] == "spill_replayed"]
+                assert replayed["events"] == 20 and replayed["path"] == str(spill) and replayed["rejected"] == 0
+                assert [x["event"] for x in second.lines()].index("spill_found") < \
+                    [x["event"] for x in second.lines()].index("spill_replayed")
+                back = [ev.msg_id for _, ev in await read_events(r, "alice")]
+                assert back[:20] == ids(range(10, 30))  # before anything of the new run (its connect included)
+                m = await metrics(port)
+                assert m[("livebot_ingest_appended_total", ("room", "alice"))] == len(back)
+                assert m[("livebot_ingest_events_spilled_total", ("room", "alice"))] == 0
+                assert await second.sigterm() == 0
+                assert not spill.exists()
+        finally:
+            for proc in (first, second):
+                if proc is not None:
+                    await proc.kill()
 
 
 async def _equal(got, want) -> bool:
@@ -260,60 +243,50 @@ async def _equal(got, want) -> bool:
 async def test_events_held_longer_than_the_drain_time_go_to_the_spill_file_and_back_in_order(tmp_path):
     from structlog.testing import capture_logs
 
-    server = start_redis(tmp_path / "redis")
-    r = redis_asyncio.from_url(server.url)
-    stop = asyncio.Event()
-    task = None
-    try:
+    async with redis_running(tmp_path / "redis") as (server, r):
+        stop = asyncio.Event()
         async with TikFinity() as feed:
             cfg = load_config(write_config(tmp_path, feed.url, drain="1s"))
             spill = tmp_path / "spill" / "alice.jsonl"
             with capture_logs() as logs:
-                task = asyncio.create_task(run_ingest(cfg, server.url, stop=stop))
+                async with running(run_ingest(cfg, server.url, stop=stop), stop) as task:
+                    def listening():
+                        if task.done():
+                            task.result()
+                        return next((e["port"] for e in logs if e["event"] == "http_listening"), None)
 
-                def listening():
-                    if task.done():
-                        task.result()
-                    return next((e["port"] for e in logs if e["event"] == "http_listening"), None)
+                    port = await until(listening, "ingest's http_listening line")
+                    await feed.send(range(0, 5))
+                    await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(5))), "five gifts appended")
 
-                port = await until(listening, "ingest's http_listening line")
-                await feed.send(range(0, 5))
-                await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(5))), "five gifts appended")
+                    os.kill(redis_pid(server), signal.SIGKILL)
+                    await feed.send(range(5, 15))
+                    await until(lambda: [x["msg_id"] for x in spilled_lines(spill)] == ids(range(5, 15)),
+                                "the held gifts in the spill file")
+                    await feed.send(range(15, 25))  # newer gifts follow them there while Redis is down
+                    await until(lambda: [x["msg_id"] for x in spilled_lines(spill)] == ids(range(5, 25)),
+                                "the newer gifts after them in the spill file")
+                    assert all(e["reason"] == "redis failing" for e in logs if e["event"] == "events_spilled")
+                    m = await metrics(port)
+                    assert m[("livebot_ingest_events_spilled_total", ("room", "alice"))] == 20
+                    assert m[("livebot_ingest_append_failing", ("room", "alice"))] == 1
 
-                os.kill(redis_pid(server), signal.SIGKILL)
-                await feed.send(range(5, 15))
-                await until(lambda: [x["msg_id"] for x in spilled_lines(spill)] == ids(range(5, 15)),
-                            "the held gifts in the spill file")
-                await feed.send(range(15, 25))  # newer gifts follow them there while Redis is down
-                await until(lambda: [x["msg_id"] for x in spilled_lines(spill)] == ids(range(5, 25)),
-                            "the newer gifts after them in the spill file")
-                assert all(e["reason"] == "redis failing" for e in logs if e["event"] == "events_spilled")
-                m = await metrics(port)
-                assert m[("livebot_ingest_events_spilled_total", ("room", "alice"))] == 20
-                assert m[("livebot_ingest_append_failing", ("room", "alice"))] == 1
-
-                restart_redis(server)  # back, empty: the spill file goes first, then the file is deleted
-                await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(5, 25))),
-                            "the spilled gifts appended")
-                await until(lambda: not spill.exists(), "the spill file deleted")
-                await feed.send(range(25, 30))
-                await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(5, 30))), "the new gifts after them")
-                [replayed] = [e for e in logs if e["event"] == "spill_replayed"]
-                assert replayed["events"] == 20 and replayed["room"] == "alice"
-                m = await metrics(port)
-                assert m[("livebot_ingest_append_failing", ("room", "alice"))] == 0
-                stop.set()
-                assert await asyncio.wait_for(task, GUARD) == {"alice": 5 + 1 + 20 + 5}  # + the first connect
+                    restart_redis(server)  # back, empty: the spill file goes first, then the file is deleted
+                    await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(5, 25))),
+                                "the spilled gifts appended")
+                    await until(lambda: not spill.exists(), "the spill file deleted")
+                    await feed.send(range(25, 30))
+                    await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(5, 30))),
+                                "the new gifts after them")
+                    [replayed] = [e for e in logs if e["event"] == "spill_replayed"]
+                    assert replayed["events"] == 20 and replayed["room"] == "alice"
+                    m = await metrics(port)
+                    assert m[("livebot_ingest_append_failing", ("room", "alice"))] == 0
+                    stop.set()
+                    assert await asyncio.wait_for(task, GUARD) == {"alice": 5 + 1 + 20 + 5}  # + the first connect
             assert not spill.exists()
             [stopped] = [e for e in logs if e["event"] == "ingest_stopped"]
             assert stopped["spilled"] == 20 and stopped["unspilled"] == 20 and stopped["spill_files"] == []
-    finally:
-        stop.set()
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await r.aclose()
-        stop_redis(server)
 
 
 # -- a spill file with lines that are not events --------------------------------------------------
@@ -321,11 +294,8 @@ async def test_events_held_longer_than_the_drain_time_go_to_the_spill_file_and_b
 async def test_a_malformed_spill_line_is_reported_as_file_line_and_set_aside(tmp_path):
     from structlog.testing import capture_logs
 
-    server = start_redis(tmp_path / "redis")
-    r = redis_asyncio.from_url(server.url)
-    stop = asyncio.Event()
-    task = None
-    try:
+    async with redis_running(tmp_path / "redis") as (server, r):
+        stop = asyncio.Event()
         async with TikFinity() as feed:
             cfg = load_config(write_config(tmp_path, feed.url))
             spill = tmp_path / "spill" / "alice.jsonl"
@@ -334,12 +304,12 @@ async def test_a_malformed_spill_line_is_reported_as_file_line_and_set_aside(tmp
             bad = [b"not json at all", b'{"type": "gift", "ts": "soon"}', good[3][:25]]
             spill.write_bytes(b"\n".join([good[0], bad[0], good[1], bad[1], b"", good[2], bad[2]]))  # torn last line
             with capture_logs() as logs:
-                task = asyncio.create_task(run_ingest(cfg, server.url, stop=stop))
-                await feed.send(range(0, 3))
-                await until(lambda: _equal(gifts_in_stream(r, "alice"), ["s0", "s1", "s2", *ids(range(3))]),
-                            "the spilled gifts, then the new ones")
-                stop.set()
-                await asyncio.wait_for(task, GUARD)
+                async with running(run_ingest(cfg, server.url, stop=stop), stop) as task:
+                    await feed.send(range(0, 3))
+                    await until(lambda: _equal(gifts_in_stream(r, "alice"), ["s0", "s1", "s2", *ids(range(3))]),
+                                "the spilled gifts, then the new ones")
+                    stop.set()
+                    await asyncio.wait_for(task, GUARD)
             rejected = [e for e in logs if e["event"] == "spill_line_rejected"]
             assert [e["where"] for e in rejected] == [f"{spill}:2", f"{spill}:4", f"{spill}:7"]
             assert all(e["kept"] == str(tmp_path / "spill" / "alice.jsonl.rejected") and e["error"] for e in rejected)
@@ -349,13 +319,6 @@ async def test_a_malformed_spill_line_is_reported_as_file_line_and_set_aside(tmp
             assert replayed["events"] == 3 and replayed["rejected"] == 3
             back = [ev.msg_id for _, ev in await read_events(r, "alice")]
             assert back[:3] == ["s0", "s1", "s2"]
-    finally:
-        stop.set()
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await r.aclose()
-        stop_redis(server)
 
 
 # -- a Redis that hangs: the stop is still bounded, and a cancelled pump spills --------------------
@@ -382,54 +345,45 @@ async def test_a_hung_redis_cannot_hold_the_stop_and_a_cancelled_pump_spills_wha
 
     from bot.clock import WallClock
 
-    server = start_redis(tmp_path / "redis")
-    r = redis_asyncio.from_url(server.url)
-    path = tmp_path / "ingest.yaml"
-    path.write_text("source: {type: websocket}\nhttp: {enabled: false}\nredis: {drain: 500ms, spill: spill}\n"
-                    "ingest:\n  rooms:\n    - {room: alice}\n")
-    cfg = load_config(path)
-    feed, stop = Feed(), asyncio.Event()
-    bob = RoomPump(r, "bob", None, cfg, asyncio.Event(), spill_dir=tmp_path / "spill")  # never stopped
-    task = bob_task = None
-    try:
+    async with redis_running(tmp_path / "redis") as (server, r):
+        path = tmp_path / "ingest.yaml"
+        path.write_text("source: {type: websocket}\nhttp: {enabled: false}\nredis: {drain: 500ms, spill: spill}\n"
+                        "ingest:\n  rooms:\n    - {room: alice}\n")
+        cfg = load_config(path)
+        feed, stop = Feed(), asyncio.Event()
+        bob = RoomPump(r, "bob", None, cfg, asyncio.Event(), spill_dir=tmp_path / "spill")  # never stopped
         with capture_logs() as logs:
-            task = asyncio.create_task(run_ingest(cfg, server.url, sources={"alice": feed}, stop=stop))
-            bob_task = asyncio.create_task(bob.pump())
-            await until(lambda: feed.queue is not None, "alice's source to run")
-            feed.push("alice", range(0, 1))
-            stamp(bob.queue, WallClock(), gift("bob", "bob-first"))
-            await until(lambda: _equal(gifts_in_stream(r, "alice"), ["alice-0"]), "alice's first gift")
-            await until(lambda: _equal(gifts_in_stream(r, "bob"), ["bob-first"]), "bob's first gift")
+            async with (running(run_ingest(cfg, server.url, sources={"alice": feed}, stop=stop), stop) as task,
+                        running(bob.pump()) as bob_task):
+                try:
+                    await until(lambda: feed.queue is not None, "alice's source to run")
+                    feed.push("alice", range(0, 1))
+                    stamp(bob.queue, WallClock(), gift("bob", "bob-first"))
+                    await until(lambda: _equal(gifts_in_stream(r, "alice"), ["alice-0"]), "alice's first gift")
+                    await until(lambda: _equal(gifts_in_stream(r, "bob"), ["bob-first"]), "bob's first gift")
 
-            os.kill(redis_pid(server), signal.SIGSTOP)  # Redis hangs: no error, no answer
-            feed.push("alice", range(1, 11))
-            for i in range(10):
-                stamp(bob.queue, WallClock(), gift("bob", f"bob-{i}", i))
-            await until(lambda: len(feed.queue) < 10 and len(bob.queue) < 10, "both pumps stuck in an append")
+                    os.kill(redis_pid(server), signal.SIGSTOP)  # Redis hangs: no error, no answer
+                    feed.push("alice", range(1, 11))
+                    for i in range(10):
+                        stamp(bob.queue, WallClock(), gift("bob", f"bob-{i}", i))
+                    await until(lambda: len(feed.queue) < 10 and len(bob.queue) < 10, "both pumps stuck in an append")
 
-            stop.set()  # alice's append, begun before the stop, never answers: the drain time still bounds it
-            await asyncio.wait_for(task, GUARD)
-            spill = tmp_path / "spill" / "alice.jsonl"
-            assert [x["msg_id"] for x in spilled_lines(spill)] == [f"alice-{i}" for i in range(1, 11)]
-            [stopped] = [e for e in logs if e["event"] == "ingest_stopped"]
-            assert stopped["spilled"] == 10 and stopped["spill_files"] == [str(spill)]
+                    stop.set()  # alice's append, begun before the stop, never answers: the drain time still bounds it
+                    await asyncio.wait_for(task, GUARD)
+                    spill = tmp_path / "spill" / "alice.jsonl"
+                    assert [x["msg_id"] for x in spilled_lines(spill)] == [f"alice-{i}" for i in range(1, 11)]
+                    [stopped] = [e for e in logs if e["event"] == "ingest_stopped"]
+                    assert stopped["spilled"] == 10 and stopped["spill_files"] == [str(spill)]
 
-            bob_task.cancel()  # bob: cancelled mid-append (what run_ingest's hard stop does)
-            with pytest.raises(asyncio.CancelledError):
-                await asyncio.wait_for(bob_task, GUARD)
-            assert [x["msg_id"] for x in spilled_lines(bob.spill_path)] == [f"bob-{i}" for i in range(10)]
-            assert bob.spilled == 10
-            [bobs] = [e for e in logs if e["event"] == "events_spilled" and e["room"] == "bob"]
-            assert bobs["reason"] == "pump cancelled" and bobs["events"] == 10
-    finally:
-        os.kill(redis_pid(server), signal.SIGKILL)  # never resumed: what it was sent is never appended
-        stop.set()
-        for t in (task, bob_task):
-            if t is not None and not t.done():
-                t.cancel()
-        await asyncio.gather(*(t for t in (task, bob_task) if t is not None), return_exceptions=True)
-        await asyncio.wait_for(r.aclose(), GUARD)
-        stop_redis(server)
+                    bob_task.cancel()  # bob: cancelled mid-append (what run_ingest's hard stop does)
+                    with pytest.raises(asyncio.CancelledError):
+                        await asyncio.wait_for(bob_task, GUARD)
+                    assert [x["msg_id"] for x in spilled_lines(bob.spill_path)] == [f"bob-{i}" for i in range(10)]
+                    assert bob.spilled == 10
+                    [bobs] = [e for e in logs if e["event"] == "events_spilled" and e["room"] == "bob"]
+                    assert bobs["reason"] == "pump cancelled" and bobs["events"] == 10
+                finally:
+                    os.kill(redis_pid(server), signal.SIGKILL)  # never resumed: what it was sent is never appended
 
 
 async def test_events_the_spill_file_cannot_take_are_logged_whole(tmp_path):
@@ -480,36 +434,26 @@ async def test_ingest_started_while_redis_is_down_spills_then_registers_the_room
     Redis is up the room is registered (workers find it) and everything is appended in order."""
     from structlog.testing import capture_logs
 
-    server = start_redis(tmp_path / "redis")
-    r = redis_asyncio.from_url(server.url)
-    os.kill(redis_pid(server), signal.SIGKILL)
-    stop = asyncio.Event()
-    task = None
-    try:
+    async with redis_running(tmp_path / "redis") as (server, r):
+        os.kill(redis_pid(server), signal.SIGKILL)
+        stop = asyncio.Event()
         async with TikFinity() as feed:
             cfg = load_config(write_config(tmp_path, feed.url, drain="1s"))
             spill = tmp_path / "spill" / "alice.jsonl"
             with capture_logs() as logs:
-                task = asyncio.create_task(run_ingest(cfg, server.url, stop=stop))
-                await until(lambda: any(e["event"] == "redis_unavailable_at_start" for e in logs) or task.done(),
-                            "the start without Redis")
-                assert not task.done()
-                await until(lambda: any(e["event"] == "http_listening" for e in logs), "ingest's server")
-                await feed.send(range(0, 10))
-                await until(lambda: [x["msg_id"] for x in spilled_lines(spill) if x["type"] == "gift"]
-                            == ids(range(10)), "the gifts in the spill file")
-                restart_redis(server)
-                await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(10))), "the gifts appended")
-                assert await r.sismember(f"{cfg.redis.prefix}:rooms", "alice")
-                groups = await r.xinfo_groups(f"{cfg.redis.prefix}:events:alice")
-                assert [g["name"] for g in groups] == [cfg.redis.group.encode()]
-                stop.set()
-                await asyncio.wait_for(task, GUARD)
+                async with running(run_ingest(cfg, server.url, stop=stop), stop) as task:
+                    await until(lambda: any(e["event"] == "redis_unavailable_at_start" for e in logs) or task.done(),
+                                "the start without Redis")
+                    assert not task.done()
+                    await until(lambda: any(e["event"] == "http_listening" for e in logs), "ingest's server")
+                    await feed.send(range(0, 10))
+                    await until(lambda: [x["msg_id"] for x in spilled_lines(spill) if x["type"] == "gift"]
+                                == ids(range(10)), "the gifts in the spill file")
+                    restart_redis(server)
+                    await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(10))), "the gifts appended")
+                    assert await r.sismember(f"{cfg.redis.prefix}:rooms", "alice")
+                    groups = await r.xinfo_groups(f"{cfg.redis.prefix}:events:alice")
+                    assert [g["name"] for g in groups] == [cfg.redis.group.encode()]
+                    stop.set()
+                    await asyncio.wait_for(task, GUARD)
             assert not spill.exists()
-    finally:
-        stop.set()
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await r.aclose()
-        stop_redis(server)

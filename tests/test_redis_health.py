@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from bot.control.worker_server import ScaleServer, WorkerHealth
 from bot.events.model import CONNECT, Event
 from bot.scale.ingest import append_events, register_room, run_ingest
 from bot.scale.keys import Keys
-from redis_server import start_redis, stop_redis
+from redis_server import redis_pid, redis_running, restart_redis, running
 from test_redis_units import gift_event
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
@@ -86,15 +84,7 @@ def samples(text: str) -> dict[tuple, float]:
 
 
 def kill(server) -> None:
-    os.kill(int(server.pidfile.read_text().strip()), signal.SIGKILL)
-
-
-def restart_redis(server) -> None:
-    """A new redis-server on a killed one's port (no data: it was not persisted)."""
-    folder = server.pidfile.parent
-    subprocess.run([shutil.which("redis-server"), "--bind", "127.0.0.1", "--port", str(server.port), "--save", "",
-                    "--appendonly", "no", "--daemonize", "yes", "--pidfile", str(server.pidfile), "--dir",
-                    str(folder), "--logfile", str(folder / f"redis-{server.port}.log")], check=True)
+    os.kill(redis_pid(server), signal.SIGKILL)
 
 
 def log_lines(path: Path) -> list[dict]:
@@ -143,98 +133,89 @@ def port_closed(port: int) -> bool:
 # -- a worker process ----------------------------------------------------------------------------
 
 async def test_worker_healthz_and_metrics_follow_its_rooms_and_turn_503_when_redis_dies(tmp_path):
-    server = start_redis(tmp_path / "redis")
-    r = redis_asyncio.from_url(server.url)
-    proc = None
-    try:
-        for room in ROOMS:
-            await register_room(r, room)
-        proc, port = await start_worker(tmp_path, server.url, "w1")
+    async with redis_running(tmp_path / "redis") as (server, r):
+        proc = None
+        try:
+            for room in ROOMS:
+                await register_room(r, room)
+            proc, port = await start_worker(tmp_path, server.url, "w1")
 
-        async def serving():
-            status, body = await health(port)
-            return body if status == 200 and body["rooms_held"] == 3 else None
+            async def serving():
+                status, body = await health(port)
+                return body if status == 200 and body["rooms_held"] == 3 else None
 
-        body = await until(serving, "the worker to hold the three rooms")
-        assert body["status"] == "ok" and body["worker"] == "w1" and body["rooms"] == ROOMS
-        assert body["fair_share"] == 3 and body["alive_workers"] == 1 and body["redis_failures"] == 0
-        assert body["last_ok_age_s"] is not None and body["loop_age_s"] is not None
+            body = await until(serving, "the worker to hold the three rooms")
+            assert body["status"] == "ok" and body["worker"] == "w1" and body["rooms"] == ROOMS
+            assert body["fair_share"] == 3 and body["alive_workers"] == 1 and body["redis_failures"] == 0
+            assert body["last_ok_age_s"] is not None and body["loop_age_s"] is not None
 
-        status, text = await get(port, "/metrics")
-        m = samples(text)
-        assert status == 200
-        assert m[("livebot_worker_rooms",)] == 3 and m[("livebot_worker_alive_workers",)] == 1
-        assert m[("livebot_worker_fair_share",)] == 3 and m[("livebot_worker_healthy",)] == 1
-        assert m[("livebot_worker_info", ("worker", "w1"))] == 1
-        assert m[("livebot_worker_counter_total", ("counter", "events"))] == 0
-        assert m[("livebot_worker_counter_total", ("counter", "rooms_taken"))] == 3
-        assert m[("livebot_worker_redis_failures_total",)] == 0
+            status, text = await get(port, "/metrics")
+            m = samples(text)
+            assert status == 200
+            assert m[("livebot_worker_rooms",)] == 3 and m[("livebot_worker_alive_workers",)] == 1
+            assert m[("livebot_worker_fair_share",)] == 3 and m[("livebot_worker_healthy",)] == 1
+            assert m[("livebot_worker_info", ("worker", "w1"))] == 1
+            assert m[("livebot_worker_counter_total", ("counter", "events"))] == 0
+            assert m[("livebot_worker_counter_total", ("counter", "rooms_taken"))] == 3
+            assert m[("livebot_worker_redis_failures_total",)] == 0
 
-        for room in ROOMS:
-            await append_events(r, room, [gift_event(room, i) for i in range(20)])
+            for room in ROOMS:
+                await append_events(r, room, [gift_event(room, i) for i in range(20)])
 
-        async def counted():
+            async def counted():
+                m = samples((await get(port, "/metrics"))[1])
+                done = m[("livebot_worker_counter_total", ("counter", "actions"))] == 60 and \
+                    m[("livebot_worker_counter_total", ("counter", "events"))] == 60
+                return m if done else None
+
+            m = await until(counted, "60 events processed and 60 actions published in /metrics")
+            for room in ROOMS:
+                assert m[("livebot_worker_room_events_total", ("room", room))] == 20
+            assert m[("livebot_worker_counter_total", ("counter", "duplicates_skipped"))] == 0
+
+            kill(server)  # Redis dies under the worker
+
+            async def unhealthy():
+                status, body = await health(port)
+                return body if status == 503 else None
+
+            body = await until(unhealthy, "/healthz to answer 503")
+            assert body["status"] == "redis_failing" and body["redis_failures"] >= 1
             m = samples((await get(port, "/metrics"))[1])
-            done = m[("livebot_worker_counter_total", ("counter", "actions"))] == 60 and \
-                m[("livebot_worker_counter_total", ("counter", "events"))] == 60
-            return m if done else None
+            assert m[("livebot_worker_healthy",)] == 0 and m[("livebot_worker_redis_failures_total",)] >= 1
+            assert m[("livebot_worker_redis_failures_in_a_row",)] >= 1
 
-        m = await until(counted, "60 events processed and 60 actions published in /metrics")
-        for room in ROOMS:
-            assert m[("livebot_worker_room_events_total", ("room", room))] == 20
-        assert m[("livebot_worker_counter_total", ("counter", "duplicates_skipped"))] == 0
-
-        kill(server)  # Redis dies under the worker
-
-        async def unhealthy():
-            status, body = await health(port)
-            return body if status == 503 else None
-
-        body = await until(unhealthy, "/healthz to answer 503")
-        assert body["status"] == "redis_failing" and body["redis_failures"] >= 1
-        m = samples((await get(port, "/metrics"))[1])
-        assert m[("livebot_worker_healthy",)] == 0 and m[("livebot_worker_redis_failures_total",)] >= 1
-        assert m[("livebot_worker_redis_failures_in_a_row",)] >= 1
-
-        assert await stop_worker(proc) == 0
-        assert port_closed(port)  # the HTTP server stopped with the worker
-    finally:
-        if proc is not None and proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await r.aclose()
-        stop_redis(server)
+            assert await stop_worker(proc) == 0
+            assert port_closed(port)  # the HTTP server stopped with the worker
+        finally:
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 async def test_a_redis_password_never_shows_in_healthz_metrics_or_logs(tmp_path):
-    server = start_redis(tmp_path / "redis")
-    admin = redis_asyncio.from_url(server.url)
-    await admin.config_set("requirepass", PASSWORD)
-    await admin.aclose()
-    url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
-    r = redis_asyncio.from_url(url)
-    proc = None
-    try:
-        await register_room(r, "alice")
-        await append_events(r, "alice", [gift_event("alice", i) for i in range(5)])
-        proc, port = await start_worker(tmp_path, url, "w-secret")
+    async with redis_running(tmp_path / "redis", password=PASSWORD) as (server, r):
+        url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+        proc = None
+        try:
+            await register_room(r, "alice")
+            await append_events(r, "alice", [gift_event("alice", i) for i in range(5)])
+            proc, port = await start_worker(tmp_path, url, "w-secret")
 
-        async def thanked():
-            status, body = await health(port)
-            return status == 200 and body["rooms"] == ["alice"] and await r.xlen(K.actions("alice")) == 5
+            async def thanked():
+                status, body = await health(port)
+                return status == 200 and body["rooms"] == ["alice"] and await r.xlen(K.actions("alice")) == 5
 
-        await until(thanked, "the worker to thank five gifts")
-        pages = [(await get(port, path))[1] for path in ("/healthz", "/metrics")]
-        assert "alice" in pages[1]
-        assert await stop_worker(proc) == 0
-        for text in (*pages, (tmp_path / "w-secret.log").read_text()):
-            assert PASSWORD not in text
-    finally:
-        if proc is not None and proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await r.aclose()
-        stop_redis(server)
+            await until(thanked, "the worker to thank five gifts")
+            pages = [(await get(port, path))[1] for path in ("/healthz", "/metrics")]
+            assert "alice" in pages[1]
+            assert await stop_worker(proc) == 0
+            for text in (*pages, (tmp_path / "w-secret.log").read_text()):
+                assert PASSWORD not in text
+        finally:
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 # -- ingest --------------------------------------------------------------------------------------
@@ -270,75 +251,64 @@ class Feed:
 async def test_ingest_healthz_and_metrics_count_appends_and_turn_503_when_redis_dies(tmp_path):
     from structlog.testing import capture_logs
 
-    server = start_redis(tmp_path / "redis")
-    r = redis_asyncio.from_url(server.url)
-    path = tmp_path / "ingest.yaml"
-    path.write_text("source: {type: websocket}\nhttp: {port: 0}\nredis: {lease: 1s}\n"
-                    "ingest:\n  rooms:\n    - {room: alice}\n    - {room: bob}\n")
-    cfg = load_config(path)
-    feeds = {room: Feed(room) for room in ("alice", "bob")}
-    stop = asyncio.Event()
-    task = None
-    try:
+    async with redis_running(tmp_path / "redis") as (server, r):
+        path = tmp_path / "ingest.yaml"
+        path.write_text("source: {type: websocket}\nhttp: {port: 0}\nredis: {lease: 1s}\n"
+                        "ingest:\n  rooms:\n    - {room: alice}\n    - {room: bob}\n")
+        cfg = load_config(path)
+        feeds = {room: Feed(room) for room in ("alice", "bob")}
+        stop = asyncio.Event()
         with capture_logs() as logs:
-            task = asyncio.create_task(run_ingest(cfg, server.url, sources=feeds, stop=stop))
+            async with running(run_ingest(cfg, server.url, sources=feeds, stop=stop), stop) as task:
+                async def listening():
+                    if task.done():
+                        task.result()
+                    return next((e["port"] for e in logs if e["event"] == "http_listening"), None)
 
-            async def listening():
-                if task.done():
-                    task.result()
-                return next((e["port"] for e in logs if e["event"] == "http_listening"), None)
+                port = await until(listening, "ingest's http_listening line")
 
-            port = await until(listening, "ingest's http_listening line")
+                async def appended():
+                    status, body = await health(port)
+                    rooms = body["rooms"]
+                    return body if status == 200 and all(rooms[x]["appended"] == 11 for x in feeds) else None
 
-            async def appended():
-                status, body = await health(port)
-                rooms = body["rooms"]
-                return body if status == 200 and all(rooms[x]["appended"] == 11 for x in feeds) else None
+                body = await until(appended, "ten gifts and a connect appended per room")
+                assert body["status"] == "ok"
+                assert body["rooms"]["alice"] == {"source": "connected", "appended": 11, "append_failures": 0,
+                                                  "failing_s": None, "queue_depth": 0}
+                m = samples((await get(port, "/metrics"))[1])
+                for room in feeds:
+                    assert m[("livebot_ingest_appended_total", ("room", room))] == 11
+                    assert m[("livebot_ingest_source_connected", ("room", room))] == 1
+                    assert m[("livebot_ingest_append_failures_total", ("room", room))] == 0
+                assert m[("livebot_ingest_healthy",)] == 1
 
-            body = await until(appended, "ten gifts and a connect appended per room")
-            assert body["status"] == "ok"
-            assert body["rooms"]["alice"] == {"source": "connected", "appended": 11, "append_failures": 0,
-                                              "failing_s": None, "queue_depth": 0}
-            m = samples((await get(port, "/metrics"))[1])
-            for room in feeds:
-                assert m[("livebot_ingest_appended_total", ("room", room))] == 11
-                assert m[("livebot_ingest_source_connected", ("room", room))] == 1
-                assert m[("livebot_ingest_append_failures_total", ("room", room))] == 0
-            assert m[("livebot_ingest_healthy",)] == 1
+                kill(server)
+                feeds["alice"].more.set()  # ten more gifts that cannot be appended
 
-            kill(server)
-            feeds["alice"].more.set()  # ten more gifts that cannot be appended
+                async def unhealthy():
+                    status, body = await health(port)
+                    return body if status == 503 else None
 
-            async def unhealthy():
-                status, body = await health(port)
-                return body if status == 503 else None
+                body = await until(unhealthy, "ingest's /healthz to answer 503")
+                assert body["status"] == "redis_failing" and body["rooms"]["alice"]["append_failures"] >= 1
+                assert body["rooms"]["alice"]["failing_s"] is not None and body["rooms"]["bob"]["failing_s"] is None
+                m = samples((await get(port, "/metrics"))[1])
+                assert m[("livebot_ingest_append_failures_total", ("room", "alice"))] >= 1
+                assert m[("livebot_ingest_append_failing", ("room", "alice"))] == 1
+                assert m[("livebot_ingest_healthy",)] == 0
 
-            body = await until(unhealthy, "ingest's /healthz to answer 503")
-            assert body["status"] == "redis_failing" and body["rooms"]["alice"]["append_failures"] >= 1
-            assert body["rooms"]["alice"]["failing_s"] is not None and body["rooms"]["bob"]["failing_s"] is None
-            m = samples((await get(port, "/metrics"))[1])
-            assert m[("livebot_ingest_append_failures_total", ("room", "alice"))] >= 1
-            assert m[("livebot_ingest_append_failing", ("room", "alice"))] == 1
-            assert m[("livebot_ingest_healthy",)] == 0
+                restart_redis(server)  # (empty) on the same port: alice's gifts go out, health comes back
 
-            restart_redis(server)  # (empty) on the same port: alice's gifts go out, health comes back
+                async def healthy_again():
+                    status, body = await health(port)
+                    return body if status == 200 and body["rooms"]["alice"]["appended"] == 21 else None
 
-            async def healthy_again():
-                status, body = await health(port)
-                return body if status == 200 and body["rooms"]["alice"]["appended"] == 21 else None
-
-            body = await until(healthy_again, "ingest's /healthz to answer 200 again")
-            assert body["rooms"]["alice"]["failing_s"] is None
-            stop.set()
-            await asyncio.wait_for(task, GUARD)
+                body = await until(healthy_again, "ingest's /healthz to answer 200 again")
+                assert body["rooms"]["alice"]["failing_s"] is None
+                stop.set()
+                await asyncio.wait_for(task, GUARD)
         assert port_closed(port)
-    finally:
-        stop.set()
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await r.aclose()
-        stop_redis(server)
 
 
 # -- the health rule and the port, without Redis -------------------------------------------------
