@@ -38,8 +38,12 @@ from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from memory import rss_mb  # noqa: E402 - bench/ on the path first
 
 MIX = (("like", 0.50), ("join", 0.39), ("chat", 0.10), ("gift", 0.01))
 VIEWERS = 20_000
@@ -48,15 +52,6 @@ GIFTS = ((5655, "Rose", 1), (5655, "Rose", 1), (5655, "Rose", 1), (5827, "Ice Cr
          (6033, "Doughnut", 30), (11046, "Galaxy", 1000))
 CHAT = ("hello!", "hi from Spain", "love this", "!top", "what game is this?", "lol", "first time here",
         "!help", "🔥🔥🔥", "where are you from?")
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
 
 # -- the feed process -----------------------------------------------------------------------------
 

@@ -8,29 +8,20 @@ exception, never a hang. ``LIVEBOT_FUZZ_EXAMPLES=20000`` runs each target that m
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.config import SCHEMA, Config, ConfigError, load_config
+from fuzzing import PROBLEM, fuzz, mutate_lines
 
-EXAMPLES = int(os.environ.get("LIVEBOT_FUZZ_EXAMPLES", "0"))
 ROOT = Path(__file__).resolve().parent.parent
-PROBLEM = re.compile(r"^[^:\n]+:\d+:\d+: [^\n]+$")
 SHIPPED = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "config.example.yaml",
                                                            ROOT / "examples" / "docker-config.yaml")}
-
-
-def fuzz(default: int) -> settings:
-    return settings(max_examples=EXAMPLES or default, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 
 
 def check_config(folder: Path, text: str) -> Config | None:
@@ -113,31 +104,10 @@ def test_random_documents_over_the_real_keys(tmp_path_factory, doc, rooms, sinks
 
 @st.composite
 def mutated_file(draw: Any) -> str:
-    lines = SHIPPED[draw(st.sampled_from(sorted(SHIPPED)))].splitlines(keepends=True)
     tokens = st.sampled_from([": ", "- ", "{", "}", "[", "]", "&a ", "*a", "!!int ", "!!binary ", "\t", "\x00", "'",
                               '"', "#", "null", "true", "-1", "1e400", "0x10", "5s", "wss://x?apiKey=SECRET"])
-    for _ in range(draw(st.integers(1, 5))):
-        if not lines:
-            lines = [""]
-        i = draw(st.integers(0, len(lines) - 1))
-        line = lines[i]
-        op = draw(st.sampled_from(["delete", "duplicate", "indent", "dedent", "insert", "uncomment", "truncate"]))
-        if op == "delete":
-            del lines[i]
-        elif op == "duplicate":
-            lines.insert(i, line)
-        elif op == "indent":
-            lines[i] = "  " + line
-        elif op == "dedent":
-            lines[i] = line[2:] if line.startswith("  ") else line
-        elif op == "insert":
-            at = draw(st.integers(0, len(line)))
-            lines[i] = line[:at] + draw(tokens | st.text(max_size=4)) + line[at:]
-        elif op == "uncomment":
-            lines[i] = line.replace("# ", "", 1)
-        else:
-            lines = lines[:i] + [line[:draw(st.integers(0, len(line)))]]
-    return "".join(lines)
+    return mutate_lines(draw, SHIPPED[draw(st.sampled_from(sorted(SHIPPED)))],
+                        ["delete", "duplicate", "indent", "dedent", "insert", "uncomment", "truncate"], tokens)
 
 
 @fuzz(300)

@@ -11,14 +11,13 @@ with hostile values, never raises out of the engine (a firing that fails is drop
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.engine.core import Engine
@@ -27,18 +26,11 @@ from bot.engine.rules import RuleSet
 from bot.engine.yamlfile import MAX_NESTING, MAX_VALUES
 from bot.events.model import DATA_FIELDS, EVENT_TYPES, MAX_INT, Event, User
 from bot.ruletests import run_paths
+from fuzzing import PROBLEM, fuzz, mutate_lines
 
-EXAMPLES = int(os.environ.get("LIVEBOT_FUZZ_EXAMPLES", "0"))
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "rules").glob("*.yaml"))
-PROBLEM = re.compile(r"^[^:\n]+:\d+:\d+: [^\n]+$")
 RUNNER_PROBLEM = re.compile(r"^[^\n]+?:\d+:\d+: [^\n]+$")  # a rule path named in a test file may hold a colon
-
-
-def fuzz(default: int) -> settings:
-    return settings(max_examples=EXAMPLES or default, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 
 
 def check_rules(text: str, file: str = "fuzz.yaml") -> RuleSet | None:
@@ -142,33 +134,9 @@ REAL = {f.name: f.read_text(encoding="utf-8") for f in RULE_FILES}
 
 @st.composite
 def mutated_file(draw: Any) -> str:
-    lines = REAL[draw(st.sampled_from(sorted(REAL)))].splitlines(keepends=True)
-    for _ in range(draw(st.integers(1, 5))):
-        i = draw(st.integers(0, max(0, len(lines) - 1)))
-        op = draw(st.sampled_from(["delete", "duplicate", "indent", "dedent", "insert", "splice", "truncate",
-                                   "swap"]))
-        if not lines:
-            lines = [""]
-        line = lines[i]
-        if op == "delete":
-            del lines[i]
-        elif op == "duplicate":
-            lines.insert(i, line)
-        elif op == "indent":
-            lines[i] = "  " + line
-        elif op == "dedent":
-            lines[i] = line[2:] if line.startswith("  ") else line
-        elif op == "insert":
-            at = draw(st.integers(0, len(line)))
-            lines[i] = line[:at] + draw(st.sampled_from(YAML_TOKENS) | st.text(max_size=4)) + line[at:]
-        elif op == "splice":
-            lines[i] = line[:draw(st.integers(0, len(line)))] + lines[draw(st.integers(0, len(lines) - 1))]
-        elif op == "truncate":
-            lines = lines[:i] + [line[:draw(st.integers(0, len(line)))]]
-        else:
-            j = draw(st.integers(0, len(lines) - 1))
-            lines[i], lines[j] = lines[j], lines[i]
-    return "".join(lines)
+    return mutate_lines(draw, REAL[draw(st.sampled_from(sorted(REAL)))],
+                        ["delete", "duplicate", "indent", "dedent", "insert", "splice", "truncate", "swap"],
+                        st.sampled_from(YAML_TOKENS))
 
 
 @fuzz(300)

@@ -12,27 +12,18 @@ target that many times (see RELIABILITY.md).
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.events import wire
 from bot.events.model import DATA_FIELDS, EVENT_TYPES, Event, User
 from bot.events.wire import MAX_LINE, DecodeError, decode_line, decode_obj
 from bot.sources.replay import ReplaySource
-
-EXAMPLES = int(os.environ.get("LIVEBOT_FUZZ_EXAMPLES", "0"))
-
-
-def fuzz(default: int) -> settings:
-    """``default`` examples in the normal run; LIVEBOT_FUZZ_EXAMPLES overrides for long runs."""
-    return settings(max_examples=EXAMPLES or default, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+from fuzzing import fuzz
 
 
 # -- the property -----------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from bot.events.model import GIFT, LIKE, MAX_INT, SUBSCRIBE, VIEWERS
 from bot.events.wire import MAX_COUNT, DecodeError, decode_line, decode_obj
 from bot.report.stats import analyze_session
-from test_fuzz_wire import EULER, EULER_MESSAGES, FLAT, check, fuzz, mutated  # the fuzzers' shapes and property
+from fuzzing import fuzz
+from test_fuzz_wire import EULER, EULER_MESSAGES, FLAT, check, mutated  # the fuzzers' shapes and property
 
 USER = {"userId": "6812345678901234567", "uniqueId": "ana.b", "nickname": "Ana 🌸", "followRole": 1}
 EULER_USER = {"userId": "6812345678901234567", "uniqueId": "ana.b", "nickname": "Ana 🌸"}
