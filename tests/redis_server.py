@@ -36,15 +36,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(binary: str, port: int, pidfile: Path) -> None:
-    """A daemonized redis-server on ``port``, keeping nothing on disk; its files beside ``pidfile``."""
+def _launch(binary: str, port: int, pidfile: Path, aof: bool = False) -> None:
+    """A daemonized redis-server on ``port``, its files beside ``pidfile``. Nothing is kept on
+    disk, unless ``aof``: then every write is fsynced to the append-only file before it is
+    acknowledged, so a restart in the same folder (even after SIGKILL) keeps it all."""
     folder = pidfile.parent
-    subprocess.run([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+    persistence = ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
+    subprocess.run([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", *persistence,
                     "--daemonize", "yes", "--pidfile", str(pidfile), "--dir", str(folder),
                     "--logfile", str(folder / f"redis-{port}.log")], check=True)
 
 
-def start_redis(folder: Path) -> RedisServer:
+def _answers(port: int, timeout: float = 10.0) -> bool:
+    """Whether a redis-server answers PING on ``port`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
+                c.sendall(b"PING\r\n")
+                if c.recv(16).startswith(b"+PONG"):
+                    return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def start_redis(folder: Path, aof: bool = False) -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
@@ -53,16 +70,9 @@ def start_redis(folder: Path) -> RedisServer:
     for _ in range(5):
         port = _free_port()
         pidfile = folder / f"redis-{port}.pid"
-        _launch(binary, port, pidfile)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
-                    c.sendall(b"PING\r\n")
-                    if c.recv(16).startswith(b"+PONG"):
-                        return RedisServer(port, pidfile)
-            except OSError:
-                time.sleep(0.02)
+        _launch(binary, port, pidfile, aof)
+        if _answers(port):
+            return RedisServer(port, pidfile)
         stop_redis(RedisServer(port, pidfile))  # lost the port to someone else: try another
     raise RuntimeError("could not start redis-server")
 
@@ -86,9 +96,29 @@ def stop_redis(server: RedisServer) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def restart_redis(server: RedisServer) -> None:
-    """A new, empty redis-server on a killed one's port (no data: it was not persisted)."""
-    _launch(shutil.which("redis-server"), server.port, server.pidfile)
+def restart_redis(server: RedisServer, aof: bool = False) -> None:
+    """A redis-server again on a killed one's port and folder: empty, or with ``aof`` what the
+    append-only file kept. Returns once it answers."""
+    _launch(shutil.which("redis-server"), server.port, server.pidfile, aof)
+    if not _answers(server.port):
+        raise RuntimeError(f"redis-server did not come back on port {server.port}")
+
+
+def kill_redis(server: RedisServer) -> None:
+    """SIGKILL, as a crash: nothing is flushed; returns once the process is gone."""
+    try:
+        pid = redis_pid(server)
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    server.pidfile.unlink(missing_ok=True)
 
 
 def redis_pid(server: RedisServer) -> int:

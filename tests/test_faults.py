@@ -21,9 +21,7 @@ import io
 import os
 import random
 import re
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -55,6 +53,7 @@ from bot.sources.websocket import WebSocketSource
 from bot.store.keeper import StateKeeper
 from bot.store.sqlite import SqliteStore
 from bot.testing import CaptureSink, ScriptSource, chat, gift
+from redis_server import kill_redis, restart_redis, start_redis
 from ws_server import WsServer
 
 GUARD = 30.0  # seconds: a hang guard, never a measurement
@@ -495,53 +494,6 @@ async def test_a_locked_state_database_skips_a_save_and_the_next_one_succeeds(tm
 
 # == 5. Redis killed and restarted mid-stream ====================================================
 
-def redis_at(folder: Path, port: int, *, aof: bool) -> Path:
-    """redis-server on ``port``, its data in ``folder``; with ``aof``, every write is fsynced to the
-    append-only file before it is acknowledged, so a restart (even after SIGKILL) keeps it all."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    pidfile = folder / "redis.pid"
-    persistence = ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
-    subprocess.run([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", *persistence,
-                    "--daemonize", "yes", "--pidfile", str(pidfile), "--dir", str(folder),
-                    "--logfile", str(folder / "redis.log")], check=True)
-    for _ in range(1000):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
-                c.sendall(b"PING\r\n")
-                if c.recv(64).startswith(b"+PONG"):
-                    return pidfile
-        except OSError:
-            pass
-        time.sleep(0.01)
-    raise RuntimeError(f"redis-server did not start: {(folder / 'redis.log').read_text()[-500:]}")
-
-
-def kill_redis(pidfile: Path) -> None:
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    for _ in range(1000):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.01)
-    pidfile.unlink(missing_ok=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def redis_gift(room: str, i: int) -> Event:
     return Event("gift", T0 + i, room, f"{room}-{i:06d}", User(f"id-v{i % 5}", f"v{i % 5}", f"V{i % 5}"),
                  {"gift_id": 1, "name": "Rose", "diamonds": 1, "count": 1, "gift_type": 2, "streak_end": True},
@@ -572,11 +524,8 @@ async def test_redis_killed_between_a_read_and_its_publish_then_restarted_loses_
     from bot.scale.worker import Worker
 
     keys = Keys("livebot")
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    port = free_port()
-    pidfile = redis_at(folder, port, aof=True)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = start_redis(tmp_path / "redis", aof=True)
+    url = server.url
     r = aioredis.from_url(url)
     (tmp_path / "rules.yaml").write_text('rules:\n  - id: thanks\n    on: gift\n    do: [{say: "thanks {{ user.nickname }}"}]\n')
     cfg = Config()
@@ -594,11 +543,11 @@ async def test_redis_killed_between_a_read_and_its_publish_then_restarted_loses_
         if out and any(actions for _, actions in out):
             publishes += 1
             if publishes == 3:  # read, processed, not yet published: Redis dies now
-                kill_redis(pidfile)
+                kill_redis(server)
 
                 async def restart() -> None:
                     await asyncio.sleep(0.3)
-                    await asyncio.to_thread(redis_at, folder, port, aof=True)
+                    await asyncio.to_thread(restart_redis, server, True)
                     restarted.set()
 
                 asyncio.get_running_loop().create_task(restart())
@@ -640,7 +589,7 @@ async def test_redis_killed_between_a_read_and_its_publish_then_restarted_loses_
     finally:
         await r.aclose()
         await wclient.aclose()
-        kill_redis(pidfile)
+        kill_redis(server)
 
     want = [f"a-{i:06d}" for i in range(total)]
     assert list(dict.fromkeys(appended)) == want  # every append Redis acknowledged survived the kill
@@ -665,11 +614,8 @@ async def test_redis_restarted_without_persistence_events_after_the_restart_are_
     from bot.scale.worker import Worker
 
     keys = Keys("livebot")
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    port = free_port()
-    pidfile = redis_at(folder, port, aof=False)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = start_redis(tmp_path / "redis")
+    url = server.url
     (tmp_path / "rules.yaml").write_text('rules:\n  - id: thanks\n    on: gift\n    do: [{say: "thanks {{ user.nickname }}"}]\n')
     cfg = Config()
     cfg.redis.lease_ms = 1000
@@ -689,9 +635,9 @@ async def test_redis_restarted_without_persistence_events_after_the_restart_are_
             return await r.xlen(keys.actions("a")) >= n
 
         await until(lambda: thanked_n(50), "the first 50 thank-yous")
-        kill_redis(pidfile)
+        kill_redis(server)
         await asyncio.sleep(0.3)
-        redis_at(folder, port, aof=False)  # back, empty
+        restart_redis(server)  # back, empty
         for i in range(50, 100):
             stamp(pump.queue, WallClock(), redis_gift("a", i))
         try:
@@ -705,7 +651,7 @@ async def test_redis_restarted_without_persistence_events_after_the_restart_are_
     finally:
         for c in (r, iclient, wclient):
             await c.aclose()
-        kill_redis(pidfile)
+        kill_redis(server)
 
 
 # == 6. clock jumps ===============================================================================

@@ -24,7 +24,7 @@ from bot.events.model import GIFT, Event, User
 from bot.scale.ingest import RoomPump, encode_event, read_events, run_ingest, spill_file, spill_folder
 from bot.scale.keys import Keys
 from bot.sources.queue import stamp
-from redis_server import redis_pid, redis_running, restart_redis, running
+from redis_server import kill_redis, redis_pid, redis_running, restart_redis, running
 from ws_server import WsServer
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
@@ -181,7 +181,7 @@ async def test_sigterm_with_redis_down_spills_exactly_the_unappended_events_and_
                 await until(lambda: gifts_in_stream(r, "alice"), "the first gifts in the stream")
                 await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(10))), "ten gifts appended")
 
-                os.kill(redis_pid(server), signal.SIGKILL)  # Redis dies; the creator's gifts keep coming
+                kill_redis(server)  # Redis dies; the creator's gifts keep coming
                 await feed.send(range(10, 30))
 
                 def holding_twenty():  # what the pump holds (its batch + the queue), as its log says
@@ -259,7 +259,7 @@ async def test_events_held_longer_than_the_drain_time_go_to_the_spill_file_and_b
                     await feed.send(range(0, 5))
                     await until(lambda: _equal(gifts_in_stream(r, "alice"), ids(range(5))), "five gifts appended")
 
-                    os.kill(redis_pid(server), signal.SIGKILL)
+                    kill_redis(server)
                     await feed.send(range(5, 15))
                     await until(lambda: [x["msg_id"] for x in spilled_lines(spill)] == ids(range(5, 15)),
                                 "the held gifts in the spill file")
@@ -383,7 +383,7 @@ async def test_a_hung_redis_cannot_hold_the_stop_and_a_cancelled_pump_spills_wha
                     [bobs] = [e for e in logs if e["event"] == "events_spilled" and e["room"] == "bob"]
                     assert bobs["reason"] == "pump cancelled" and bobs["events"] == 10
                 finally:
-                    os.kill(redis_pid(server), signal.SIGKILL)  # never resumed: what it was sent is never appended
+                    kill_redis(server)  # never resumed: what it was sent is never appended
 
 
 async def test_events_the_spill_file_cannot_take_are_logged_whole(tmp_path):
@@ -435,7 +435,7 @@ async def test_ingest_started_while_redis_is_down_spills_then_registers_the_room
     from structlog.testing import capture_logs
 
     async with redis_running(tmp_path / "redis") as (server, r):
-        os.kill(redis_pid(server), signal.SIGKILL)
+        kill_redis(server)
         stop = asyncio.Event()
         async with TikFinity() as feed:
             cfg = load_config(write_config(tmp_path, feed.url, drain="1s"))

@@ -23,7 +23,7 @@ from bot.control.worker_server import ScaleServer, WorkerHealth
 from bot.events.model import CONNECT, Event
 from bot.scale.ingest import append_events, register_room, run_ingest
 from bot.scale.keys import Keys
-from redis_server import redis_pid, redis_running, restart_redis, running
+from redis_server import kill_redis, redis_running, restart_redis, running
 from test_redis_units import gift_event
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
@@ -81,10 +81,6 @@ def samples(text: str) -> dict[tuple, float]:
         for s in family.samples:
             out[(s.name, *sorted(s.labels.items()))] = s.value
     return out
-
-
-def kill(server) -> None:
-    os.kill(redis_pid(server), signal.SIGKILL)
 
 
 def log_lines(path: Path) -> list[dict]:
@@ -173,7 +169,7 @@ async def test_worker_healthz_and_metrics_follow_its_rooms_and_turn_503_when_red
                 assert m[("livebot_worker_room_events_total", ("room", room))] == 20
             assert m[("livebot_worker_counter_total", ("counter", "duplicates_skipped"))] == 0
 
-            kill(server)  # Redis dies under the worker
+            kill_redis(server)  # Redis dies under the worker
 
             async def unhealthy():
                 status, body = await health(port)
@@ -283,7 +279,7 @@ async def test_ingest_healthz_and_metrics_count_appends_and_turn_503_when_redis_
                     assert m[("livebot_ingest_append_failures_total", ("room", room))] == 0
                 assert m[("livebot_ingest_healthy",)] == 1
 
-                kill(server)
+                kill_redis(server)
                 feeds["alice"].more.set()  # ten more gifts that cannot be appended
 
                 async def unhealthy():
