@@ -77,23 +77,26 @@ def start_redis(folder: Path, aof: bool = False) -> RedisServer:
     raise RuntimeError("could not start redis-server")
 
 
-def stop_redis(server: RedisServer) -> None:
+def _signal_and_wait(server: RedisServer, sig: int) -> bool:
+    """Send ``sig``; True once the process is gone (within 10 s), or was gone already."""
     try:
-        pid = int(server.pidfile.read_text().strip())
+        pid = redis_pid(server)
+        os.kill(pid, sig)
     except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+        return True
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def stop_redis(server: RedisServer) -> None:
+    if not _signal_and_wait(server, signal.SIGTERM):
+        _signal_and_wait(server, signal.SIGKILL)
 
 
 def restart_redis(server: RedisServer, aof: bool = False) -> None:
@@ -106,18 +109,7 @@ def restart_redis(server: RedisServer, aof: bool = False) -> None:
 
 def kill_redis(server: RedisServer) -> None:
     """SIGKILL, as a crash: nothing is flushed; returns once the process is gone."""
-    try:
-        pid = redis_pid(server)
-        os.kill(pid, signal.SIGKILL)
-    except (OSError, ValueError):
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.01)
+    _signal_and_wait(server, signal.SIGKILL)
     server.pidfile.unlink(missing_ok=True)
 
 
