@@ -649,3 +649,23 @@ async def test_the_websocket_source_survives_a_url_it_cannot_parse():
 
     source = WebSocketSource("ws://127.0.0.1:notaport/", sleep=once)
     await asyncio.wait_for(source.run(EventQueue(), WallClock(), stop), 10)
+
+
+def test_worker_and_ingest_usage_errors_never_print_a_redis_password(tmp_path):
+    """`livebot run --source` / `livebot ingest --redis` refuse a bad or mismatched URL with a
+    one-line message naming it — without its password."""
+    import subprocess
+    import sys
+
+    (tmp_path / "rules.yaml").write_text("rules: []\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rules: rules.yaml\nstate:\n  redis: redis://:hunter2state@127.0.0.1:1/0\n"
+                   "ingest:\n  rooms:\n    - {room: alice, type: websocket, url: ws://127.0.0.1:1/}\n")
+    runs = [["run", "-c", str(cfg), "--source", "redis://:hunter2src@127.0.0.1:2/0"],
+            ["run", "-c", str(cfg), "--source", "http://:hunter2bad@x/"],
+            ["ingest", "-c", str(cfg), "--redis", "http://:hunter2bad@x/"]]
+    for args in runs:
+        out = subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path,
+                             timeout=60)
+        assert out.returncode in (1, 2), out
+        assert "hunter2" not in out.stdout + out.stderr and "***" in out.stderr, out.stderr

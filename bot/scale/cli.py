@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import sys
 
-from bot.config import ConfigError, load_config
+from bot.config import ConfigError, load_config, redact_url
 from bot.engine.loader import RuleLoadError, load_rules
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -21,7 +21,8 @@ def cmd_run_redis(args: argparse.Namespace) -> int:
 
     url = args.source
     if not url.startswith(REDIS_SCHEMES):
-        print(f"livebot: --source must be a redis://, rediss:// or unix:// URL, not {url!r}", file=sys.stderr)
+        print(f"livebot: --source must be a redis://, rediss:// or unix:// URL, not {redact_url(url)!r}",
+              file=sys.stderr)
         return 2
     try:
         cfg = load_config(args.config)
@@ -32,8 +33,8 @@ def cmd_run_redis(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return 1
     if cfg.state_redis and cfg.state_redis != url:
-        print(f"{args.config}:1:1: workers keep rooms' state in the Redis of their streams ({url}); "
-              f"'state.redis' names another one ({cfg.state_redis}): remove it or make them the same",
+        print(f"{args.config}:1:1: workers keep rooms' state in the Redis of their streams ({redact_url(url)}); "
+              f"'state.redis' names another one ({redact_url(cfg.state_redis)}): remove it or make them the same",
               file=sys.stderr)
         return 1
     tune_gc()
@@ -57,7 +58,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 1
     url = args.redis or cfg.redis.url
     if not url.startswith(REDIS_SCHEMES):
-        print(f"livebot: --redis must be a redis://, rediss:// or unix:// URL, not {url!r}", file=sys.stderr)
+        print(f"livebot: --redis must be a redis://, rediss:// or unix:// URL, not {redact_url(url)!r}",
+              file=sys.stderr)
         return 2
     try:
         asyncio.run(run_ingest(cfg, url))

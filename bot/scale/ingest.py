@@ -39,7 +39,7 @@ import orjson
 import structlog
 
 from bot.clock import WallClock
-from bot.config import Config, check_for_run
+from bot.config import Config, check_for_run, redact_url
 from bot.events.model import CONNECT, DISCONNECT, Event
 from bot.events.wire import decode_obj
 from bot.scale.keys import Keys, check_room
@@ -533,7 +533,7 @@ async def run_ingest(cfg: Config, url: str | None = None, *, sources: dict[str, 
     sigs = (signal.SIGTERM, signal.SIGINT)
     for sig in sigs:
         loop.add_signal_handler(sig, stop.set)
-    log.info("ingest_started", rooms=len(pumps), redis=_safe_url(url or cfg.redis.url), spill=str(folder),
+    log.info("ingest_started", rooms=len(pumps), redis=redact_url(url or cfg.redis.url), spill=str(folder),
              drain_s=cfg.redis.drain_ms / 1000)
     source_tasks = [asyncio.create_task(p.run_source(), name=f"source:{p.room}") for p in pumps]
     pump_tasks = [asyncio.create_task(p.pump(), name=f"pump:{p.room}") for p in pumps]
@@ -579,10 +579,3 @@ def _other_spills(folder: Path, ours: set[Path]) -> None:
     if others:
         log.warning("spill_other_rooms", files=others, hint="add their rooms to ingest.rooms to append them")
 
-
-def _safe_url(url: str) -> str:
-    """A URL without its password, for logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
