@@ -13,6 +13,7 @@ import orjson
 import structlog
 
 from bot.actions.model import Action
+from bot.appendfile import end_cut_line
 from bot.sources.backoff import Backoff
 
 try:
@@ -135,6 +136,7 @@ class DeadLetter:
             if self._file is None:
                 if self.path.parent != Path():
                     self.path.parent.mkdir(parents=True, exist_ok=True)
+                end_cut_line(self.path)
                 self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
             f = self._file
             lock_file(f)

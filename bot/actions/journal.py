@@ -32,6 +32,7 @@ import orjson
 import structlog
 
 from bot.actions.model import Action
+from bot.appendfile import end_cut_line
 
 log = structlog.get_logger("bot.journal")
 
@@ -89,12 +90,9 @@ class DeliveryJournal:
         try:
             if self.path.parent != Path():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+            end_cut_line(self.path)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            size = os.fstat(fd).st_size
-            if size and _last_byte(self.path) != b"\n":
-                os.write(fd, b"\n")  # a cut line stays a line of its own
-                size += 1
-            self._fd, self._size = fd, size
+            self._fd, self._size = fd, os.fstat(fd).st_size
         except OSError as exc:
             if fd is not None:
                 os.close(fd)
@@ -177,8 +175,3 @@ class DeliveryJournal:
         return {"written": self.written, "suppressed": self.suppressed, "failures": self.failures,
                 "resumed_with": self.resuming}
 
-
-def _last_byte(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1)

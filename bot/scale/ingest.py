@@ -38,6 +38,7 @@ from typing import Any, Iterable, Sequence
 import orjson
 import structlog
 
+from bot.appendfile import end_cut_line
 from bot.clock import WallClock
 from bot.config import Config, check_for_run, redact_url
 from bot.events.model import CONNECT, DISCONNECT, Event
@@ -345,15 +346,7 @@ class RoomPump:
         try:
             self.spill_path.parent.mkdir(parents=True, exist_ok=True)
             if not self._tail_ok:  # a line cut short by a crash must not swallow the next event
-                try:
-                    with open(self.spill_path, "rb") as f:
-                        f.seek(0, os.SEEK_END)
-                        if f.tell():
-                            f.seek(-1, os.SEEK_END)
-                            if f.read(1) != b"\n":
-                                data = b"\n" + data
-                except FileNotFoundError:
-                    pass
+                end_cut_line(self.spill_path)
             self._tail_ok = False
             with open(self.spill_path, "ab") as f:
                 f.write(data)

@@ -8,6 +8,7 @@ from typing import Sequence
 import orjson
 
 from bot.actions.model import Action
+from bot.appendfile import end_cut_line
 
 
 def dumps_action(action: Action) -> bytes:
@@ -22,6 +23,8 @@ class JsonlSink:
         self.path = Path(path)
         if self.path.parent != Path():
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if append:
+            end_cut_line(self.path)  # (a kill may have cut the last line of the previous run)
         self._file = open(self.path, "ab" if append else "wb")  # noqa: SIM115 - closed in close()
 
     async def send(self, actions: Sequence[Action]) -> None:

@@ -17,6 +17,7 @@ from typing import BinaryIO
 import orjson
 import structlog
 
+from bot.appendfile import end_cut_line
 from bot.events.model import LIVE_END, Event
 
 log = structlog.get_logger("bot.recorder")
@@ -126,9 +127,8 @@ class Recorder:
     def _open(self, ev: Event) -> None:
         if self._resume is not None:
             path, self._resume = self._resume, None
+            end_cut_line(path)
             self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
-            if self._file.tell() and not _ends_with_newline(path):
-                self._file.write(b"\n")  # the line a kill cut stays a (malformed) line of its own
             self.path = path
             self.files.append(path)
             log.info("recording_resumed", path=str(path))
@@ -145,8 +145,3 @@ class Recorder:
         self.files.append(path)  # (only once it opened: a failing open is tried again at the next event)
         log.info("recording", path=str(path))
 
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, 2)
-        return f.read(1) == b"\n"
