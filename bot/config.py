@@ -575,6 +575,11 @@ def with_env_secrets(cfg: Config, env: Any) -> Config:
     return cfg
 
 
+def room_name(cfg: Config) -> str:
+    """This stream's name for its state and recordings: ``room_id``, else the source type."""
+    return cfg.room_id or cfg.source.type or "live"
+
+
 def engine_options(cfg: Config) -> dict[str, Any]:
     """The Engine's settings from the config; the same for `run` and `replay -c`, so a replay of a
     recorded stream fires the same actions (the overlay's live poll counts and board included)."""

@@ -17,7 +17,7 @@ import structlog
 from bot.actions.dispatcher import LiveDispatcher, RetryPolicy
 from bot.actions.journal import DeliveryJournal
 from bot.clock import Clock
-from bot.config import Config, engine_options
+from bot.config import Config, engine_options, room_name
 from bot.control.reload import RuleReloader
 from bot.control.server import ControlServer
 from bot.engine.core import Engine
@@ -27,7 +27,7 @@ from bot.sinks import ConsoleSink, JsonlSink
 from bot.sinks.base import Sink
 from bot.sinks.webhook import WebhookSink
 from bot.sources.queue import EventQueue
-from bot.sources.recorder import Recorder
+from bot.sources.recorder import Recorder, file_stem
 from bot.store.keeper import StateKeeper
 from bot.scale.store import open_store
 
@@ -94,8 +94,7 @@ def journal_path(cfg: Config) -> Path | None:
     if cfg.state_db is not None and not cfg.state_redis:
         return cfg.state_db.with_name(cfg.state_db.name + ".delivered")
     if cfg.state_redis:  # the state is elsewhere; what this machine delivered is kept here
-        room = "".join(c if c.isalnum() or c in "-_." else "_" for c in (cfg.room_id or cfg.source.type or "live"))
-        return (cfg.record or Path(".")) / f".{room}.delivered"
+        return (cfg.record or Path(".")) / f".{file_stem(room_name(cfg))}.delivered"
     return None
 
 
@@ -118,9 +117,9 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     store = open_store(cfg)
     journal = DeliveryJournal(path) if store is not None and (path := journal_path(cfg)) is not None else None
     dispatcher = build_dispatcher(cfg, sinks, journal)
-    recorder = Recorder(cfg.record, room=cfg.room_id or (cfg.source.type or "live"),
+    recorder = Recorder(cfg.record, room=room_name(cfg),
                         flush_every_s=cfg.record_flush_ms / 1000) if cfg.record else None
-    keeper = StateKeeper(store, cfg.room_id or cfg.source.type or "live", every_ms=cfg.state_save_ms,
+    keeper = StateKeeper(store, room_name(cfg), every_ms=cfg.state_save_ms,
                          resume_within_ms=cfg.state_resume_ms) if store else None
     if keeper is not None and journal is not None:
         keeper.on_saved.append(journal.rotate)  # the saved state knows everything delivered so far

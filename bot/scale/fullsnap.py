@@ -45,18 +45,15 @@ RECENT_IDS = 5000  # message ids kept for a takeover (the daemon's snapshot keep
 def full_snapshot(engine: Engine, recent_ids: int = RECENT_IDS) -> dict[str, Any]:
     """``snapshot`` plus the extras. A worker writes one per busy room every checkpoint, so it is
     kept small: the last ``recent_ids`` message ids (enough for a reconnect backlog; the running
-    engine keeps its whole window), chat times of the last minute only."""
+    engine keeps its whole window)."""
     snap = snapshot(engine)
     snap["recent_ids"] = snap["recent_ids"][-recent_ids:] if recent_ids else []
-    chats = engine.state._recent_chats
-    while chats and chats[0] <= chats[-1] - 60_000:  # (only the last minute counts: trimmed, not scanned)
-        chats.popleft()
     snap["scale"] = {
         "streaks": _streaks(engine),
         "budget": _budget(engine),
         "timers": _timers(engine),
         "since": engine._since,
-        "recent_chats": list(chats),
+        "recent_chats": list(engine.state._recent_chats),  # (the last minute only: the state trims as it goes)
     }
     return snap
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from bot.config import room_name
 from bot.scale.keys import Keys, check_room
 from bot.store.jsonfile import StoreError
 
@@ -95,7 +96,7 @@ def open_store(cfg: Any) -> Any:
     """The store the config names: ``state.redis`` (a Redis URL) wins over ``state.database``
     (an SQLite file); None when neither is set. For ``bot.daemon.run_daemon``."""
     if getattr(cfg, "state_redis", None):
-        return RedisStore(cfg.state_redis, prefix=cfg.redis.prefix, room=cfg.room_id or cfg.source.type or "live")
+        return RedisStore(cfg.state_redis, prefix=cfg.redis.prefix, room=room_name(cfg))
     if cfg.state_db:
         from bot.store.sqlite import SqliteStore
 

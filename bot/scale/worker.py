@@ -64,6 +64,7 @@ from bot.events.model import LIVE_END
 from bot.scale import scripts
 from bot.scale.scripts import split_entries
 from bot.scale.fullsnap import full_restore, full_snapshot
+from bot.sources.backoff import Backoff
 from bot.scale.ingest import decode_value
 from bot.scale.keys import ROOM_NAME, Keys
 from bot.scale.store import decode_snapshot
@@ -158,6 +159,7 @@ class Worker:
         tick_s = self.rc.lease_ms / 3000
         next_tick = 0.0
         self.failures = 0
+        backoff = Backoff(0.1, 5.0)  # (with jitter: workers do not all knock on a restarted Redis at once)
         clean = False
         log.info("worker_started", worker=self.id, lease_ms=self.rc.lease_ms, prefix=self.rc.prefix)
         try:
@@ -175,11 +177,12 @@ class Worker:
                     if not got:
                         await self._wait(max(0.001, min(MAX_WAIT_S, next_tick - time.monotonic())))
                     self.failures = 0
+                    backoff.reset()
                     self._progress()
                 except (redis.RedisError, OSError) as exc:
                     self.failures += 1
                     self.redis_errors += 1
-                    delay = min(5.0, 0.1 * 2 ** min(self.failures, 6))
+                    delay = backoff.next_delay()
                     log.error("redis_failed", worker=self.id, error=f"{type(exc).__name__}: {exc}",
                               retry_in=delay)
                     # A step may have failed halfway (entries read, their actions never published):

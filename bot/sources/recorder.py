@@ -23,10 +23,15 @@ from bot.events.model import LIVE_END, Event
 log = structlog.get_logger("bot.recorder")
 
 
+def file_stem(room: str) -> str:
+    """``room`` as a file name's start: letters, digits, ``-_.``; anything else ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in room) or "live"
+
+
 class Recorder:
     def __init__(self, folder: str | Path, room: str = "live", flush_every_s: float = 1.0) -> None:
         self.folder = Path(folder)
-        self.room = "".join(c if c.isalnum() or c in "-_." else "_" for c in room) or "live"
+        self.room = file_stem(room)
         self.flush_every_s = flush_every_s
         self.path: Path | None = None
         self.files: list[Path] = []
