@@ -42,7 +42,7 @@ from bot.appendfile import end_cut_line
 from bot.clock import WallClock
 from bot.config import Config, check_for_run, redact_url
 from bot.events.model import CONNECT, DISCONNECT, Event
-from bot.events.wire import decode_obj
+from bot.events.wire import decode_line
 from bot.scale.keys import Keys, check_room
 from bot.sources.backoff import Backoff
 from bot.sources.queue import EventQueue
@@ -70,7 +70,7 @@ def decode_entry(fields: dict[bytes, bytes] | Sequence[bytes]) -> Event:
 
 def decode_value(raw: bytes) -> Event:
     """The event of one entry's ``e`` field; ValueError (``DecodeError``) if it is not one."""
-    [ev] = decode_obj(orjson.loads(raw))
+    [ev] = decode_line(raw)
     return ev
 
 

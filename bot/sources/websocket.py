@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 import structlog
 import websockets
 
 from bot.clock import Clock
 from bot.events.model import CONNECT, DISCONNECT, LIVE_END, Event
-from bot.events.wire import DecodeError, decode_obj
+from bot.events.wire import DecodeError, decode_line
 from bot.sources.backoff import Backoff
 from bot.sources.queue import EventQueue, stamp
 
@@ -103,8 +102,8 @@ class WebSocketSource:
 
     def _put(self, message: str | bytes, queue: EventQueue, clock: Clock) -> None:
         try:
-            events = decode_obj(orjson.loads(message), fallback_ts=clock.now(), room_id=self.room_id)
-        except (orjson.JSONDecodeError, DecodeError) as exc:
+            events = decode_line(message, fallback_ts=clock.now(), room_id=self.room_id)
+        except DecodeError as exc:
             self.malformed += 1
             if self.malformed <= 20:
                 log.warning("malformed_message", error=str(exc)[:200], size=len(message))
