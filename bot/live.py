@@ -18,7 +18,6 @@ from typing import Any, Callable, Protocol, Sequence
 
 import structlog
 
-from bot.actions.delivery import LIVE_ONLY_SINKS
 from bot.actions.dispatcher import ActionDispatcher
 from bot.actions.model import Action
 from bot.clock import Clock, WallClock
@@ -287,7 +286,8 @@ class LiveRunner:
             pending = self._final.get("pending") or {}
             dead = getattr(self.dispatcher, "dead_letter", None)
             if dead is not None and dead.path is not None and not dead.write_errors:  # resend has the rest
-                pending = {k: v for k, v in pending.items() if k in LIVE_ONLY_SINKS}
+                live_only = getattr(self.dispatcher, "live_only", frozenset())  # the sinks' own ``live_only``
+                pending = {k: v for k, v in pending.items() if k in live_only}
             self.keeper.save(self.engine, self._last, {**self._final, "pending": pending or None})
 
     def replace_rules(self, rules: RuleSet) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.actions.dispatcher import Dispatcher
 from bot.actions.model import Action
 from bot.sinks.chat import MAX_CHARS, ChatSink
 
@@ -29,7 +30,8 @@ async def test_only_say_lines_within_the_budget_are_sent():
 
     clock = Clock()
     sink = ChatSink(sender, max_per_minute=3, clock=clock)
-    await sink.send([say("a"), say("alert!", "alert"), say("b"), say("c"), say("d")])
+    # the dispatcher hands the sink only its kinds (ChatSink.kinds)
+    await Dispatcher([sink]).dispatch([say("a"), say("alert!", "alert"), say("b"), say("c"), say("d")])
     assert sent == ["a", "b", "c"] and sink.over_budget == 1
     clock.t = 59.9
     await sink.send([say("e")])

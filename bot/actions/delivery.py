@@ -23,10 +23,6 @@ except ImportError:  # Windows: no locks; a rewritten file is still noticed and 
 
 log = structlog.get_logger("bot.dispatcher")
 
-# Sinks whose actions only make sense live: ``livebot resend`` does not send their dead letters,
-# so a clean stop keeps what they had queued for the restart instead (``LiveRunner``).
-LIVE_ONLY_SINKS = frozenset({"console", "overlay", "chat"})
-
 # The ``reason`` of a dead-letter line (see ``DeadLetter``).
 DEAD_LETTER_REASONS = ("failed", "permanent", "overflow", "shutdown", "closed", "stale")
 

@@ -21,11 +21,11 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 import structlog
 
-from bot.actions.delivery import LIVE_ONLY_SINKS, DeadLetter, PermanentSinkError, RetryPolicy, SinkStats
+from bot.actions.delivery import DeadLetter, PermanentSinkError, RetryPolicy, SinkStats
 from bot.actions.journal import DeliveryJournal
 from bot.actions.model import Action
 from bot.actions.pacing import Pacing, SinkQueue
-from bot.sinks.base import Sink
+from bot.sinks.base import Sink, accepts, is_live_only
 
 log = structlog.get_logger("bot.dispatcher")
 
@@ -48,19 +48,23 @@ class ActionDispatcher(Protocol):
 class Dispatcher:
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
+        self._accepts = [accepts(s) for s in self.sinks]  # each sink's kinds, read once
         self.sent: Counter[str] = Counter()  # actions delivered, by sink
         self.failed: Counter[str] = Counter()  # actions a sink raised on, by sink
 
     async def dispatch(self, actions: Sequence[Action]) -> None:
         if not actions:
             return
-        for sink in self.sinks:
+        for sink, accept in zip(self.sinks, self._accepts):
+            mine = actions if accept is None else [a for a in actions if accept(a)]
+            if not mine:
+                continue
             try:
-                await sink.send(actions)
-                self.sent[sink.name] += len(actions)
+                await sink.send(mine)
+                self.sent[sink.name] += len(mine)
             except Exception as exc:
-                self.failed[sink.name] += len(actions)
-                log.error("sink_failed", sink=sink.name, actions=len(actions), error=f"{type(exc).__name__}: {exc}")
+                self.failed[sink.name] += len(mine)
+                log.error("sink_failed", sink=sink.name, actions=len(mine), error=f"{type(exc).__name__}: {exc}")
 
     async def close(self) -> None:
         for sink in self.sinks:
@@ -90,6 +94,8 @@ class _Lane:
         self.sink = sink
         self.journal = journal
         self.name = sink.name
+        self.accept = accepts(sink)  # the kinds this sink shows: filtered here, once
+        self.live_only = is_live_only(sink)
         self.pacing = pacing
         self.queue = SinkQueue(max_queue, pacing)
         self.max_batch = max_batch
@@ -108,6 +114,10 @@ class _Lane:
     # -- producer side (synchronous: dispatch never waits on a sink) -----------------------------
 
     def offer(self, actions: Sequence[Action]) -> None:
+        if self.accept is not None:
+            actions = [a for a in actions if self.accept(a)]
+            if not actions:
+                return
         stats = self.stats
         if self.journal is not None and self.journal.before:
             fresh = [a for a in actions if not self.journal.already_delivered(self.name, a)]
@@ -136,7 +146,7 @@ class _Lane:
     def _dead(self, actions: Sequence[Action], reason: str, error: str, attempts: int) -> None:
         self.stats.dead_lettered += len(actions)
         filed = self.dead.write(self.name, actions, reason=reason, error=error, attempts=attempts)
-        if filed and self.journal is not None and self.name not in LIVE_ONLY_SINKS:
+        if filed and self.journal is not None and not self.live_only:
             # Settled: ``livebot resend`` has them in the file; a restart that fires them again must
             # not send them. (Only in the log, they are not settled: a restart sends them.)
             self.journal.delivered(self.name, actions)
@@ -315,6 +325,11 @@ class LiveDispatcher:
         for lane in self.lanes.values():
             lane.offer(actions)
 
+    @property
+    def live_only(self) -> frozenset[str]:
+        """The names of the sinks whose actions only make sense live (their ``live_only``)."""
+        return frozenset(name for name, lane in self.lanes.items() if lane.live_only)
+
     def pending(self) -> dict[str, list[dict[str, Any]]]:
         """Per sink, the actions it has yet to deliver (kept with a state snapshot: the saved state
         knows their events, so after a crash nothing else would send them again)."""
@@ -363,7 +378,9 @@ class LiveDispatcher:
     def bury(self, actions: Sequence[Action], reason: str, error: str) -> None:
         """Dead-letter ``actions`` for every sink (too late to send; kept, not lost)."""
         for lane in self.lanes.values():
-            lane._dead(list(actions), reason, error, 0)
+            mine = [a for a in actions if lane.accept is None or lane.accept(a)]
+            if mine:
+                lane._dead(mine, reason, error, 0)
 
     async def close(self, timeout: float | None = None) -> None:
         """Drain every queue for up to ``timeout`` (default ``drain_timeout``) seconds, dead-letter

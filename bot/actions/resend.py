@@ -40,19 +40,12 @@ from bot.actions.delivery import DeadLetter, RetryPolicy, lock_file, names_file,
 from bot.actions.dispatcher import LiveDispatcher
 from bot.actions.model import Action
 from bot.config import Config, ConfigError, load_config
-from bot.sinks.base import Sink
+from bot.sinks.base import Sink, is_live_only
 
 CHUNK_LINES = 1000  # lines read, sent and written out per round
 CHUNK_BYTES = 8 << 20
 MAX_LINE = 1 << 20  # a longer line is malformed; it is copied over in pieces, never held whole
 MAX_PROBLEMS = 50  # malformed lines reported one by one, then only counted
-
-# Sinks whose dead letters are kept, never sent, and why.
-NOT_TARGETS = {
-    "console": "the console shows actions live",
-    "overlay": "the overlay shows actions live",
-    "chat": "a late chat line makes no sense, and the chat sink drops lines over its cap",
-}
 
 SENT = "sent"
 WOULD_SEND = "would send"
@@ -109,6 +102,21 @@ async def build_target(cfg: Config, name: str) -> Sink | None:
         if other is not found:
             await other.close()
     return found
+
+
+def _built_in_sinks() -> tuple[type, ...]:
+    """The sinks with a fixed name (what a dead-letter line names them by)."""
+    from bot.sinks.chat import ChatSink
+    from bot.sinks.console import ConsoleSink
+    from bot.sinks.jsonl import JsonlSink
+    from bot.sinks.overlay.sink import OverlaySink
+
+    return (ConsoleSink, JsonlSink, ChatSink, OverlaySink)
+
+
+def configured_names(cfg: Config) -> set[str]:
+    """The names of the sinks the config gives a name of its own (webhooks)."""
+    return {w.name for w in cfg.webhooks}
 
 
 class _Line:
@@ -334,9 +342,13 @@ class Resend:
                     line.outcome = INTERRUPTED
 
     def _not_a_target(self, name: str) -> str | None:
-        """Why the console, overlay or chat sink is not sent to (None: any other, or a webhook so named)."""
-        if name in NOT_TARGETS and not any(w.name == name for w in self.cfg.webhooks):
-            return NOT_TARGETS[name]
+        """Why a live-only sink (its class says ``live_only``: the console, overlay, chat) is not sent
+        to; None for any other, and for a sink the config names so (a webhook called ``overlay``)."""
+        if name in configured_names(self.cfg):
+            return None
+        cls = next((c for c in _built_in_sinks() if c.name == name), None)
+        if cls is not None and is_live_only(cls):
+            return getattr(cls, "live_only_why", "its actions only make sense live")
         return None
 
     async def _target(self, name: str) -> _Target | None:

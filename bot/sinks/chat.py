@@ -69,6 +69,9 @@ class TikTokChatSender:
 class ChatSink:
     name = "chat"
     max_batch = 1
+    kinds = CHAT_KINDS  # the dispatcher hands over only these
+    live_only = True
+    live_only_why = "a late chat line makes no sense, and the chat sink drops lines over its cap"
 
     def __init__(self, sender: Sender, *, max_per_minute: int = 6, clock: Callable[[], float] = time.monotonic) -> None:
         self.sender = sender
@@ -86,7 +89,7 @@ class ChatSink:
 
     async def send(self, actions: Sequence[Action]) -> None:
         for action in actions:
-            if action.kind not in CHAT_KINDS or not action.text.strip():
+            if not action.text.strip():
                 continue
             if not self._allowed():
                 self.over_budget += 1

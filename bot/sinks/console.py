@@ -22,12 +22,15 @@ DISPLAY_KINDS = frozenset({"poll_update", "leaderboard"})
 
 class ConsoleSink:
     name = "console"
+    hidden_kinds = DISPLAY_KINDS  # the dispatcher leaves these out
+    live_only = True
+    live_only_why = "the console shows actions live"
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 
     async def send(self, actions: Sequence[Action]) -> None:
-        lines = "".join(format_action(a) + "\n" for a in actions if a.kind not in DISPLAY_KINDS)
+        lines = "".join(format_action(a) + "\n" for a in actions)
         if lines:
             self.stream.write(lines)
             self.stream.flush()

@@ -23,6 +23,8 @@ class OverlaySink:
     """
 
     name = "overlay"
+    live_only = True
+    live_only_why = "the overlay shows actions live"
 
     def __init__(self, server: OverlayServer | None = None, *, tts_per_minute: int = 6,
                  tts_user_gap_ms: int = 30_000, tts_max_chars: int = 200, alert_gap_s: float = 4.0,
@@ -34,6 +36,7 @@ class OverlaySink:
         self.tts_max_chars = tts_max_chars
         self.pacing = Pacing(min_gap=alert_gap_s, kinds=frozenset({"alert", "shoutout"}))
         self.counters: Counter[str] = Counter()  # shown (page messages), tts_empty
+        self.kinds = self.server.state.kinds  # what the page shows: the dispatcher hands over only these
 
     @property
     def url(self) -> str:
