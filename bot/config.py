@@ -111,6 +111,68 @@ class WebhookSinkConfig:
 
 
 @dataclass
+class ObsConfig:
+    """OBS Studio through obs-websocket v5 (``bot.integrations.obs``)."""
+
+    enabled: bool = False
+    url: str = "ws://127.0.0.1:4455"
+    password: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_OBS_PASSWORD
+    min_gap_ms: int = 500
+    max_per_minute: int = 60
+    timeout_ms: int = 5000
+
+
+@dataclass
+class StreamerbotConfig:
+    """Streamer.bot's WebSocket server (``bot.integrations.streamerbot``)."""
+
+    enabled: bool = False
+    url: str = "ws://127.0.0.1:8080/"
+    password: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_STREAMERBOT_PASSWORD
+    min_gap_ms: int = 0
+    max_per_minute: int = 60
+    timeout_ms: int = 5000
+
+
+@dataclass
+class RconConfig:
+    """A game server's RCON (Minecraft...): ``bot.integrations.rcon``."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 25575
+    password: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_RCON_PASSWORD
+    allow: list[str] = field(default_factory=list)  # the commands (first words) that may run
+    min_gap_ms: int = 1000
+    max_per_minute: int = 30
+    timeout_ms: int = 5000
+
+
+@dataclass
+class MqttConfig:
+    """An MQTT broker, for smart lights and other devices (``bot.integrations.mqtt``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_MQTT_PASSWORD
+    topic_prefix: str = "livebot/"
+    qos: int = 1
+    min_gap_ms: int = 0
+    max_per_minute: int = 120
+    timeout_ms: int = 5000
+
+
+@dataclass
+class IntegrationsConfig:
+    obs: ObsConfig = field(default_factory=ObsConfig)
+    streamerbot: StreamerbotConfig = field(default_factory=StreamerbotConfig)
+    rcon: RconConfig = field(default_factory=RconConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+
+
+@dataclass
 class Config:
     rules: Path = Path("rules")
     streak_silence_ms: int = 5000
@@ -154,6 +216,7 @@ class Config:
     state_redis: str | None = field(default=None, repr=False)  # Redis URL for the state (bot.scale.store)
     redis: RedisConfig = field(default_factory=RedisConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The config as plain data with every secret replaced by ``***`` (for logs)."""
@@ -165,8 +228,12 @@ ENV_SECRETS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("source", "tiktok", "sign_api_key"), ("LIVEBOT_SIGN_API_KEY", "SIGN_API_KEY")),
     (("source", "webhook", "secret"), ("LIVEBOT_WEBHOOK_SECRET",)),
     (("chat_session_id",), ("LIVEBOT_SESSION_ID",)),
+    (("integrations", "obs", "password"), ("LIVEBOT_OBS_PASSWORD",)),
+    (("integrations", "streamerbot", "password"), ("LIVEBOT_STREAMERBOT_PASSWORD",)),
+    (("integrations", "rcon", "password"), ("LIVEBOT_RCON_PASSWORD",)),
+    (("integrations", "mqtt", "password"), ("LIVEBOT_MQTT_PASSWORD",)),
 )
-SECRET_NAMES = frozenset({"sign_api_key", "secret", "session_id", "chat_session_id"})
+SECRET_NAMES = frozenset({"sign_api_key", "secret", "session_id", "chat_session_id", "password"})
 URL_NAMES = frozenset({"url", "state_redis"})  # URLs whose password and query values are secret (apiKey=...)
 
 
@@ -390,6 +457,47 @@ def _webhook_sinks(v: Any, base: Path) -> list[WebhookSinkConfig]:
     return out
 
 
+def _command_words(v: Any, base: Path) -> list[str]:
+    """``integrations.rcon.allow``: a list of command names (first words, such as summon or say)."""
+    import re
+
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(w, str) for w in v):
+        raise ValueError("must be a list of command names, such as [summon, say]")
+    words = [w.strip().lstrip("/").lower() for w in v]
+    for w in words:
+        if not re.fullmatch(r"[a-z0-9_:.-]{1,64}", w):
+            raise ValueError(f"must be a list of command names (one word each, such as summon); not {w!r}")
+    return words
+
+
+def _host(v: Any, base: Path) -> str:
+    host = _text(v, base).strip()
+    if not host or any(c in host for c in "/ @"):
+        raise ValueError("must be a host name or address, such as 127.0.0.1")
+    return host
+
+
+def _qos(v: Any, base: Path) -> int:
+    if _count(v, base) > 2:
+        raise ValueError("must be 0, 1 or 2")
+    return v
+
+
+def _integration(name: str, extra: dict[str, Any]) -> Schema:
+    """The keys every integration has (enabled, password, pacing, cap, timeout), and its own."""
+    at = ("integrations", name)
+    return {
+        "enabled": ((*at, "enabled"), _bool),
+        **extra,
+        "password": ((*at, "password"), _optional_text),
+        "min_gap": ((*at, "min_gap_ms"), _duration),
+        "max_per_minute": ((*at, "max_per_minute"), _positive),
+        "timeout": ((*at, "timeout_ms"), _duration),
+    }
+
+
 # key in the file -> (attribute path on Config, parser). Nested mappings are dicts.
 Schema = dict[str, "tuple[tuple[str, ...], Parser] | Schema"]
 SCHEMA: Schema = {
@@ -499,6 +607,22 @@ SCHEMA: Schema = {
         "rooms": (("ingest", "rooms"), _ingest_rooms),
         "keep_raw": (("ingest", "keep_raw"), _bool),
     },
+    "integrations": {
+        "obs": _integration("obs", {"url": (("integrations", "obs", "url"), _url)}),
+        "streamerbot": _integration("streamerbot", {"url": (("integrations", "streamerbot", "url"), _url)}),
+        "rcon": _integration("rcon", {
+            "host": (("integrations", "rcon", "host"), _host),
+            "port": (("integrations", "rcon", "port"), _port),
+            "allow": (("integrations", "rcon", "allow"), _command_words),
+        }),
+        "mqtt": _integration("mqtt", {
+            "host": (("integrations", "mqtt", "host"), _host),
+            "port": (("integrations", "mqtt", "port"), _port),
+            "username": (("integrations", "mqtt", "username"), _optional_text),
+            "topic_prefix": (("integrations", "mqtt", "topic_prefix"), _text),
+            "qos": (("integrations", "mqtt", "qos"), _qos),
+        }),
+    },
 }
 
 
@@ -597,6 +721,8 @@ def check_for_run(cfg: Config, where: str) -> list[str]:
         return [f"{where}: 'sinks.overlay' is served by the HTTP server: enable 'http' or set 'sinks.overlay.enabled: false'"]
     if cfg.report_folder is not None and cfg.record is None:
         return [f"{where}: 'report.folder' needs 'record.folder': a report is made from the stream's recording"]
+    if cfg.integrations.rcon.enabled and not cfg.integrations.rcon.allow:
+        return [f"{where}: 'integrations.rcon.allow' is empty: list the commands rules may run (such as [summon, say])"]
     if src.type is None:
         return [f"{where}: 'source.type' is required for run (one of: {', '.join(SOURCE_TYPES)})"]
     if src.type == "tiktok" and not src.tiktok.unique_id.strip("@ "):
