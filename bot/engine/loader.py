@@ -15,6 +15,7 @@ from bot.engine.templates import Fields, TemplateCompileError, Text, Value, comp
 from bot.engine.views import context_fields
 from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line
 from bot.events.model import EVENT_TYPES
+from bot.integrations.commands import COMMAND_KINDS, check_command_template
 
 FILE_KEYS = ("rules", "include", "settings")
 RULE_KEYS = ("id", "description", "enabled", "on", "every", "after", "command", "when", "do", "tiers", "tier_by",
@@ -518,7 +519,10 @@ class _Loader:
         compiled_data = self._data(data, vpos.get("data", pos), rid, allowed, needs)
         if text is None or compiled_data is None:
             return None
-        spec.text, spec.data = text, compiled_data
+        if kind in COMMAND_KINDS:  # a game command: viewer text only through the quoting filter
+            for lineno, message in check_command_template(text.source):
+                self._problem(_line(vpos.get("text", pos), lineno), message, rid)
+        spec.text, spec.data, spec.pos = text, compiled_data, pos
         if kind == "poll":
             return self._poll(body, spec, rid, allowed, needs)
         if kind == "quiz":

@@ -27,6 +27,7 @@ class ActionSpec:
     text: Text
     data: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    pos: Any = None  # where it is in its file (``livebot check`` names it)
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from jinja2.lexer import TOKEN_EOF
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from bot.integrations.commands import rcon_quote
 from bot.engine.yamlfile import did_you_mean
 
 MAX_STRING = 2000  # longest string a template may build with * or render in total
@@ -293,6 +294,7 @@ def _fmt_ranked(board: Any, n: int = 3) -> str:
 
 ENV.filters["num"] = _guard_filter("num", _fmt_num)
 ENV.filters["ranked"] = _guard_filter("ranked", _fmt_ranked)
+ENV.filters["rcon_quote"] = _guard_filter("rcon_quote", rcon_quote)  # viewer text into a game command
 
 
 def _check(ast: nodes.Template, allowed_names: frozenset[str] | None,
