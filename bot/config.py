@@ -721,6 +721,10 @@ def check_for_run(cfg: Config, where: str) -> list[str]:
         return [f"{where}: 'sinks.overlay' is served by the HTTP server: enable 'http' or set 'sinks.overlay.enabled: false'"]
     if cfg.report_folder is not None and cfg.record is None:
         return [f"{where}: 'report.folder' needs 'record.folder': a report is made from the stream's recording"]
+    taken = [w.name for w in cfg.webhooks if w.name in ("obs", "streamerbot", "rcon", "mqtt")
+             and getattr(cfg.integrations, w.name).enabled]
+    if taken:
+        return [f"{where}: the webhook named '{taken[0]}' has the name of the enabled integration: rename it"]
     if cfg.integrations.rcon.enabled and not cfg.integrations.rcon.allow:
         return [f"{where}: 'integrations.rcon.allow' is empty: list the commands rules may run (such as [summon, say])"]
     if src.type is None:

@@ -22,6 +22,7 @@ from bot.control.reload import RuleReloader
 from bot.control.server import ControlServer
 from bot.engine.core import Engine
 from bot.engine.rules import RuleSet
+from bot.integrations import build_integrations, start_integrations
 from bot.live import LiveResult, LiveRunner, LiveSource
 from bot.sinks import ConsoleSink, JsonlSink
 from bot.sinks.base import Sink
@@ -73,6 +74,7 @@ def build_sinks(cfg: Config, out: Path | None = None) -> list[Sink]:
     for wh in cfg.webhooks:
         sinks.append(WebhookSink(wh.url, secret=wh.secret, name=wh.name, max_batch=wh.max_batch,
                                  timeout=wh.timeout_ms / 1000))
+    sinks += build_integrations(cfg)  # OBS, Streamer.bot, RCON, MQTT: each its own sink
     return sinks
 
 
@@ -147,6 +149,7 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
             if overlay is not None:
                 overlay.server.port = server.port
                 log.info("overlay_ready", url=overlay.url, obs="add this URL as a Browser source")
+        await start_integrations(dispatcher.sinks)  # one that is down: a warning with its name
         log.info("started", source=cfg.source.type, rules=len(ruleset.rules), record=str(cfg.record or ""),
                  http=f"http://{cfg.http_host}:{server.port}/status" if server else "off")
         result = await runner.run()

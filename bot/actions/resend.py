@@ -93,9 +93,14 @@ async def build_target(cfg: Config, name: str) -> Sink | None:
     from bot.daemon import build_sinks
     from bot.sinks.jsonl import JsonlSink
 
+    from bot.integrations import NAMES
+
+    integrations = dataclasses.replace(cfg.integrations, **{
+        other: dataclasses.replace(getattr(cfg.integrations, other), enabled=False)
+        for other in NAMES if other != name})
     only = dataclasses.replace(cfg, console=False, chat_enabled=False,
                                jsonl=cfg.jsonl if name == JsonlSink.name else None,
-                               webhooks=[w for w in cfg.webhooks if w.name == name])
+                               webhooks=[w for w in cfg.webhooks if w.name == name], integrations=integrations)
     built = build_sinks(only)
     found = next((s for s in built if s.name == name), None)
     for other in built:
@@ -115,8 +120,10 @@ def _built_in_sinks() -> tuple[type, ...]:
 
 
 def configured_names(cfg: Config) -> set[str]:
-    """The names of the sinks the config gives a name of its own (webhooks)."""
-    return {w.name for w in cfg.webhooks}
+    """The names of the sinks the config gives a name of its own (webhooks, integrations)."""
+    from bot.integrations import enabled_names
+
+    return {w.name for w in cfg.webhooks} | set(enabled_names(cfg))
 
 
 class _Line:
