@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "(repeat for several)")
     rs.add_argument("--dry-run", action="store_true",
                     help="print what would be sent, per sink and reason; send nothing, change nothing")
+    ck = sub.add_parser("check", help="connect to every configured sink and integration once; check the rules "
+                                      "against what they have (OBS scenes, Streamer.bot actions)")
+    ck.add_argument("-c", "--config", type=Path, required=True, help="config file (see config.example.yaml)")
+    ck.add_argument("--rules", type=Path, help="rule file or folder (default: the config's rules)")
     return parser
 
 
@@ -277,12 +281,19 @@ def cmd_resend(args: argparse.Namespace) -> int:
     return run_resend(args)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.integrations.check import run_check
+
+    return run_check(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(json=True if args.log_json else None, level=args.log_level)
     try:
         commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test, "run": cmd_run,
-                    "report": cmd_report, "ingest": cmd_ingest, "resend": cmd_resend}
+                    "report": cmd_report, "ingest": cmd_ingest, "resend": cmd_resend,
+                    "check": cmd_check}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130
