@@ -62,6 +62,7 @@ class ObsServer:
         self.refused = 0
         self.hang = False
         self.changed = asyncio.Event()
+        self.connections: set = set()
 
     async def __aenter__(self) -> ObsServer:
         self.server = await websockets.serve(self.handler, "127.0.0.1", 0,
@@ -74,7 +75,13 @@ class ObsServer:
         self.server.close()
         await self.server.wait_closed()
 
+    async def drop_all(self) -> None:
+        """Close every connection (OBS restarting, as a client sees it)."""
+        for ws in list(self.connections):
+            await ws.close(1001, "Going away")
+
     async def handler(self, ws) -> None:
+        self.connections.add(ws)
         packed = ws.subprotocol == "obswebsocket.msgpack"
 
         async def send(op: int, d: dict) -> None:
@@ -121,6 +128,8 @@ class ObsServer:
                 self.changed.set()
         except websockets.ConnectionClosed:
             pass
+        finally:
+            self.connections.discard(ws)
 
     # -- requests --------------------------------------------------------------------------------
 

@@ -128,3 +128,29 @@ async def test_a_wrong_password_stays_permanent_during_the_backoff():
             with pytest.raises(AuthFailed):
                 await sink.send([act("obs_scene", scene="Main")])
         assert obs.refused == 1  # one knock; the rest refused from memory until the backoff is over
+
+
+async def test_a_closed_or_doubtful_connection_is_opened_again():
+    now = [0.0]
+    async with ObsServer(password="pw") as obs:
+        sink = ObsSink(obs.url, password="pw", timeout_s=0.5, backoff_base_s=1, clock=lambda: now[0])
+        await sink.send([act("obs_scene", scene="Gift Cam")])
+        await obs.drop_all()  # OBS restarts mid-stream
+        await until(lambda: not sink._alive())
+        await sink.send([act("obs_scene", scene="Main")])  # seen closed: opened again at once
+        assert obs.program == "Main" and obs.identified == 2
+        obs.hang = True  # now a request that never gets an answer: the connection is in doubt
+        with pytest.raises(IntegrationDown, match="timed out"):
+            await sink.send([act("obs_scene", scene="Gift Cam")])
+        obs.hang = False
+        await sink.send([act("obs_scene", scene="Gift Cam")])  # the dispatcher's retry: a new connection
+        assert obs.program == "Gift Cam" and obs.identified == 3
+        await sink.close()
+
+
+async def until(check) -> None:
+    import asyncio
+
+    async with asyncio.timeout(30):
+        while not check():
+            await asyncio.sleep(0.005)

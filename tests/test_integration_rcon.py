@@ -65,6 +65,7 @@ async def test_a_dropped_connection_is_opened_again():
     async with RconServer(password="pw") as mc:
         sink = RconSink("127.0.0.1", mc.port, "pw", allow=ALLOW, timeout_s=5, clock=lambda: now[0])
         await sink.send([cmd("say one")])
+        sink._alive = lambda: True  # type: ignore[method-assign] # as if the close were not seen yet
         await mc.drop_all()
         with pytest.raises(IntegrationDown):  # the dispatcher retries it
             await sink.send([cmd("say two")])

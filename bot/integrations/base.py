@@ -125,6 +125,10 @@ class IntegrationSink:
     async def _look(self, probe: Probe) -> None:
         """Fill ``probe.saw`` (connected and authenticated)."""
 
+    def _alive(self) -> bool:
+        """False when the connection is known to have closed (checked before each action)."""
+        return True
+
     def check_action(self, action: Action) -> None:
         """Refuse (``IntegrationRefused``) an action that can never go through, before connecting."""
 
@@ -168,7 +172,11 @@ class IntegrationSink:
     async def connect(self) -> None:
         """Connect (and authenticate) unless connected; raise ``IntegrationDown`` or ``AuthFailed``."""
         if self.connected:
-            return
+            if self._alive():
+                return
+            self.connected = False  # closed since the last action (the tool restarted): open it again now
+            log.info("integration_connection_closed", sink=self.name, where=self.where)
+            await self._quietly_disconnect()
         wait = self._next_try - self.clock()
         if wait > 0:
             if self._auth_failed:  # a wrong password stays wrong until the config changes

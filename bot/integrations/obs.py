@@ -109,6 +109,9 @@ class ObsSink(IntegrationSink):
                              "OBS needs a password: set integrations.obs.password or LIVEBOT_OBS_PASSWORD")
         raise IntegrationDown(f"OBS did not identify the session (close code {code})")
 
+    def _alive(self) -> bool:
+        return self._client is not None and bool(self._client.ws_open)
+
     async def _disconnect(self) -> None:
         client, self._client = self._client, None
         if client is not None and client.recv_task is not None:

@@ -94,6 +94,10 @@ class RconSink(IntegrationSink):
         if int(reply.id) != int(login.id):
             raise IntegrationDown("the game server answered the login with another id")
 
+    def _alive(self) -> bool:
+        return self._writer is not None and not self._writer.is_closing() and not (
+            self._reader is not None and self._reader.at_eof())
+
     async def _disconnect(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:

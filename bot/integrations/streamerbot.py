@@ -87,6 +87,11 @@ class StreamerbotSink(IntegrationSink):
             if reply.get("status") != "ok":
                 raise AuthFailed(f"Streamer.bot refused the password ({reply.get('error') or 'status error'})")
 
+    def _alive(self) -> bool:
+        from websockets.protocol import State
+
+        return self._ws is not None and self._ws.state is State.OPEN
+
     async def _disconnect(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:

@@ -1,0 +1,102 @@
+"""The integrations' config: passwords from the environment and never shown, problems as
+file:line:col, what `livebot run` refuses; and the shared sink's cap and pacing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.actions.model import Action
+from bot.config import ConfigError, check_for_run, load_config
+from bot.integrations import build_integrations
+from bot.integrations.base import IntegrationSink
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_passwords_come_from_the_environment_and_are_never_shown(tmp_path):
+    path = write(tmp_path, """integrations:
+  obs: {enabled: true, password: in-the-file}
+  rcon: {enabled: true, allow: [say, "/Summon"]}
+  mqtt: {enabled: true, username: lights}
+""")
+    cfg = load_config(path, env={"LIVEBOT_OBS_PASSWORD": "env-obs", "LIVEBOT_RCON_PASSWORD": "env-rcon",
+                                 "LIVEBOT_MQTT_PASSWORD": "env-mqtt"})
+    ic = cfg.integrations
+    assert (ic.obs.password, ic.rcon.password, ic.mqtt.password) == ("in-the-file", "env-rcon", "env-mqtt")
+    assert ic.rcon.allow == ["say", "summon"]
+    shown = json.dumps(cfg.redacted())
+    assert "in-the-file" not in shown and "env-rcon" not in shown and "env-mqtt" not in shown
+    sinks = build_integrations(cfg)
+    assert [s.name for s in sinks] == ["obs", "rcon", "mqtt"]
+    assert not any(secret in repr(s) for s in sinks for secret in ("in-the-file", "env-rcon", "env-mqtt"))
+
+
+def test_bad_values_are_reported_with_their_place(tmp_path):
+    path = write(tmp_path, """integrations:
+  obs: {enabled: true, url: "http://127.0.0.1:4455"}
+  rcon:
+    allow: "summon"
+    port: 99999
+  mqtt: {qos: 3, max_per_minute: 0}
+  kodi: {}
+""")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    problems = err.value.problems
+    assert any(p.startswith(f"{path}:2:") and "ws://" in p for p in problems)
+    assert any(p.startswith(f"{path}:4:12:") and "list of command names" in p for p in problems)
+    assert any(p.startswith(f"{path}:5:11:") and "port" in p for p in problems)
+    assert any("'qos' must be 0, 1 or 2" in p for p in problems)
+    assert any("'max_per_minute' must be a whole number of at least 1" in p for p in problems)
+    assert any(p.startswith(f"{path}:7:3:") and "unknown key 'integrations.kodi'" in p for p in problems)
+
+
+def test_run_refuses_an_empty_allow_list_and_a_webhook_named_like_an_integration(tmp_path):
+    cfg = load_config(write(tmp_path, "source: {type: websocket}\nsinks: {overlay: {enabled: false}}\n"
+                                      "integrations: {rcon: {enabled: true}}\n"))
+    assert "integrations.rcon.allow' is empty" in check_for_run(cfg, "c.yaml:1:1")[0]
+    cfg = load_config(write(tmp_path, "source: {type: websocket}\nsinks:\n  overlay: {enabled: false}\n"
+                                      "  webhooks: [{url: 'http://x/', name: obs}]\n"
+                                      "integrations: {obs: {enabled: true}}\n"))
+    assert "webhook named 'obs'" in check_for_run(cfg, "c.yaml:1:1")[0]
+
+
+class Counting(IntegrationSink):
+    name = "counting"
+    kinds = frozenset({"thing"})
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.done: list[str] = []
+
+    @property
+    def where(self) -> str:
+        return "here"
+
+    async def _connect(self) -> None:
+        pass
+
+    async def _disconnect(self) -> None:
+        pass
+
+    async def _perform(self, action: Action) -> None:
+        self.done.append(action.text)
+
+
+async def test_actions_over_the_cap_are_dropped_and_counted_until_the_minute_is_over():
+    now = [0.0]
+    sink = Counting(max_per_minute=2, clock=lambda: now[0], min_gap_s=1.5)
+    assert sink.pacing is not None and sink.pacing.min_gap == 1.5 and sink.max_batch == 1
+    for i in range(4):
+        await sink.send([Action(ts=i, kind="thing", text=f"t{i}", rule="r")])
+    assert sink.done == ["t0", "t1"] and sink.counters["over_cap"] == 2
+    now[0] = 61
+    await sink.send([Action(ts=9, kind="thing", text="t9", rule="r")])
+    assert sink.done == ["t0", "t1", "t9"]
+    assert Counting().pacing is None  # min_gap 0: not paced
