@@ -104,3 +104,24 @@ integrations:
     await d.close(timeout=1)
     for s in sinks:
         await s.close()
+
+
+async def test_resend_sends_an_integrations_dead_letters_once_it_is_back(tmp_path, capsys):
+    from bot.actions.resend import Resend
+
+    dead = tmp_path / "dead.jsonl"
+    record = {"at": 0, "sink": "rcon", "reason": "failed", "error": "IntegrationDown: cannot connect", "attempts": 5,
+              "action": act(1, "rcon", "summon minecraft:creeper ~ ~ ~").to_dict()}
+    dead.write_bytes(orjson.dumps(record) + b"\n")
+    async with RconServer(password="pw") as mc:
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(f"sinks: {{console: false}}\nintegrations:\n  rcon: {{enabled: true, port: {mc.port}, "
+                       "password: pw, allow: [summon]}\n")
+
+        async def no_wait(seconds: float) -> None:
+            return None
+
+        code = await Resend(dead, load_config(cfg, env={}), config_name=str(cfg), sleep=no_wait).run()
+        assert code == 0, capsys.readouterr()
+        assert mc.commands == ["summon minecraft:creeper ~ ~ ~"]
+    assert dead.read_bytes() == b""
