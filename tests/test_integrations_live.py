@@ -125,3 +125,30 @@ async def test_resend_sends_an_integrations_dead_letters_once_it_is_back(tmp_pat
         assert code == 0, capsys.readouterr()
         assert mc.commands == ["summon minecraft:creeper ~ ~ ~"]
     assert dead.read_bytes() == b""
+
+
+async def test_metrics_show_each_integrations_cap_and_connection(tmp_path):
+    from bot.clock import VirtualClock
+    from bot.control.metrics import registry_for, render
+    from bot.engine.core import Engine
+    from bot.live import LiveRunner
+    from bot.testing import ruleset
+
+    class Quiet:
+        name = "quiet"
+
+        async def run(self, queue, clock, stop):
+            return None
+
+    async with RconServer(password="pw") as mc:
+        sink = RconSink("127.0.0.1", mc.port, "pw", allow=["say"], timeout_s=5, max_per_minute=1)
+        d = LiveDispatcher([sink], retry=FAST)
+        runner = LiveRunner([Quiet()], Engine(ruleset("rules: []\n")), d, clock=VirtualClock(1_000))
+        await d.dispatch([act(1, "rcon", "say a"), act(2, "rcon", "say b"), act(3, "rcon", "op me")])
+        await until(lambda: d.stats["rcon"].sent + d.stats["rcon"].dead_lettered == 3)
+        text = render(registry_for(runner)).decode()
+        assert 'livebot_integration_over_cap_total{sink="rcon"} 1.0' in text
+        assert 'livebot_integration_refused_total{sink="rcon"} 1.0' in text
+        assert 'livebot_integration_connected{sink="rcon"} 1.0' in text
+        await d.close()
+    assert mc.commands == ["say a"]

@@ -94,6 +94,7 @@ class LiveCollector:
             for sink, n in sorted(depths.items()):
                 fam.add_metric([sink], n)
             yield fam
+        yield from _integrations(d)
         yield r.latency.family("livebot_event_latency_seconds", "From an event's arrival to its actions' dispatch.")
         if self.reloader is not None:
             yield _counter("livebot_rule_reloads", "Rule reloads applied.", [], {(): self.reloader.reloads})
@@ -106,6 +107,23 @@ class LiveCollector:
         if r.keeper is not None:
             yield _counter("livebot_state_saves", "State snapshots written.", [], {(): r.keeper.saves})
             yield _counter("livebot_state_failures", "State writes that failed.", [], {(): r.keeper.failures})
+
+
+def _integrations(dispatcher: Any) -> Iterator[Metric]:
+    """The integrations' own counts (``bot.integrations``): dropped over the cap, connections."""
+    from bot.integrations.base import IntegrationSink
+
+    sinks = [s for s in getattr(dispatcher, "sinks", ()) if isinstance(s, IntegrationSink)]
+    if not sinks:
+        return
+    for key, doc in (("over_cap", "Actions an integration dropped over its max_per_minute."),
+                     ("refused", "Actions an integration refused for good (bad command, unknown scene...)."),
+                     ("connect_failures", "Connection attempts to an integration that failed.")):
+        yield _counter(f"livebot_integration_{key}", doc, ["sink"], {s.name: s.counters[key] for s in sinks})
+    fam = GaugeMetricFamily("livebot_integration_connected", "1 while the integration is connected.", labels=["sink"])
+    for s in sinks:
+        fam.add_metric([s.name], 1.0 if s.connected else 0.0)
+    yield fam
 
 
 def _per_sink(dispatcher: Any, attr: str) -> dict[str, int] | None:
