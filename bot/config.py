@@ -7,6 +7,7 @@ instead of the file (``ENV_SECRETS``); they are never logged (``Config.redacted(
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -725,6 +726,8 @@ def check_for_run(cfg: Config, where: str) -> list[str]:
              and getattr(cfg.integrations, w.name).enabled]
     if taken:
         return [f"{where}: the webhook named '{taken[0]}' has the name of the enabled integration: rename it"]
+    if cfg.integrations.rcon.enabled and importlib.util.find_spec("rcon") is None:
+        return [f"{where}: 'integrations.rcon' needs the rcon package (GPLv3, optional): pip install 'livebot[rcon]'"]
     if cfg.integrations.rcon.enabled and not cfg.integrations.rcon.allow:
         return [f"{where}: 'integrations.rcon.allow' is empty: list the commands rules may run (such as [summon, say])"]
     if src.type is None:

@@ -100,3 +100,23 @@ async def test_actions_over_the_cap_are_dropped_and_counted_until_the_minute_is_
     await sink.send([Action(ts=9, kind="thing", text="t9", rule="r")])
     assert sink.done == ["t0", "t1", "t9"]
     assert Counting().pacing is None  # min_gap 0: not paced
+
+
+async def test_rcon_without_its_optional_package_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    from bot.actions.delivery import PermanentSinkError
+    from bot.integrations.rcon import RconSink
+
+    monkeypatch.setitem(sys.modules, "rcon.source.proto", None)  # as if `livebot[rcon]` were not installed
+    sink = RconSink("127.0.0.1", 9, "pw", allow=["say"], timeout_s=1)
+    with pytest.raises(PermanentSinkError, match=r"pip install 'livebot\[rcon\]'"):
+        await sink.send([Action(ts=0, kind="rcon", text="say hi", rule="r")])
+    probe = await RconSink("127.0.0.1", 9, "pw", allow=["say"], timeout_s=1).probe()
+    assert not probe.ok and "livebot[rcon]" in (probe.error or "")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rcon" else real(name, *a))
+    cfg = load_config(write(tmp_path, "source: {type: websocket}\nsinks: {overlay: {enabled: false}}\n"
+                                      "integrations: {rcon: {enabled: true, allow: [say]}}\n"))
+    assert "livebot[rcon]" in check_for_run(cfg, "c.yaml:1:1")[0]

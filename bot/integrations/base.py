@@ -50,6 +50,10 @@ class AuthFailed(IntegrationRefused):
     """Wrong or missing password."""
 
 
+class NotInstalled(IntegrationRefused):
+    """The integration's optional client library is not installed."""
+
+
 @dataclass
 class Probe:
     """What ``livebot check`` learned from one connection attempt."""
@@ -102,6 +106,7 @@ class IntegrationSink:
         self._next_try = 0.0
         self._last_error = ""
         self._auth_failed = False
+        self._not_installed = False
         self._sent_at: deque[float] = deque()
         self.counters: dict[str, int] = {"sent": 0, "over_cap": 0, "connects": 0, "connect_failures": 0,
                                          "refused": 0}
@@ -181,11 +186,13 @@ class IntegrationSink:
         if wait > 0:
             if self._auth_failed:  # a wrong password stays wrong until the config changes
                 raise AuthFailed(self._last_error)
+            if self._not_installed:
+                raise NotInstalled(self._last_error)
             raise IntegrationDown(f"{self.name} ({self.where}) is down ({self._last_error}); "
                                   f"next try in {wait:.1f}s")
         try:
             await asyncio.wait_for(self._connect(), self.timeout)
-        except AuthFailed as exc:
+        except (AuthFailed, NotInstalled) as exc:
             await self._failed(exc)
             raise
         except Exception as exc:
@@ -200,6 +207,7 @@ class IntegrationSink:
     async def _failed(self, exc: BaseException) -> None:
         self.counters["connect_failures"] += 1
         self._auth_failed = isinstance(exc, AuthFailed)
+        self._not_installed = isinstance(exc, NotInstalled)
         self._last_error = describe(exc) if not isinstance(exc, IntegrationError) else str(exc)
         delay = self.backoff.next_delay()
         self._next_try = self.clock() + delay
@@ -236,6 +244,9 @@ class IntegrationSink:
         except AuthFailed as exc:
             probe.reachable, probe.error = True, str(exc)
             await self._quietly_disconnect()
+            return probe
+        except NotInstalled as exc:
+            probe.error = str(exc)
             return probe
         except Exception as exc:
             probe.error = f"cannot connect ({describe(exc)})"

@@ -1,12 +1,13 @@
 """Game servers with RCON (Minecraft, and Source-engine games): run commands on a gift.
 
-Client library: ``rcon`` (conqp/rcon on PyPI): maintained, no dependencies, and it implements
+Client library: ``rcon`` (conqp/rcon on PyPI; GPLv3, so it is the optional extra ``livebot[rcon]``,
+used as a dependency only, never copied): maintained, no dependencies, and it implements
 Valve's Source RCON packet format (and BattlEye) with an asyncio client. Its one-shot ``rcon()``
 opens a connection per command, and its ``Packet.aread`` uses ``read()`` where a packet may arrive
 in pieces; so this sink keeps one authenticated connection and reads whole packets itself
 (``readexactly`` of the size the packet announces), then lets ``rcon``'s ``Packet`` build and parse
-them. ``mcrcon`` was passed over (synchronous, last released years ago); ``aiomcrcon`` is not on
-the index this project installs from.
+them. ``mcrcon`` (MIT) was passed over: synchronous, its timeouts are ``SIGALRM`` (main thread
+only), last released years ago; ``aiomcrcon`` is not on the index this project installs from.
 
 Rule kind ``rcon``: the action's text is one command. Safety, in three layers:
 
@@ -31,7 +32,8 @@ import struct
 from typing import Any
 
 from bot.actions.model import Action
-from bot.integrations.base import AuthFailed, IntegrationDown, IntegrationRefused, IntegrationSink, Probe
+from bot.integrations.base import (AuthFailed, IntegrationDown, IntegrationRefused, IntegrationSink, NotInstalled,
+                                   Probe)
 from bot.integrations.commands import COMMAND_KINDS, refuse_reason
 
 AUTH_RESPONSE, RESPONSE_VALUE = 2, 0
@@ -61,8 +63,16 @@ class RconSink(IntegrationSink):
         if why is not None:
             raise IntegrationRefused(f"rcon command refused: {why}")
 
+    @staticmethod
+    def _packet_class() -> Any:
+        try:
+            from rcon.source.proto import Packet
+        except ImportError:
+            raise NotInstalled("the RCON integration needs the rcon package: pip install 'livebot[rcon]'") from None
+        return Packet
+
     async def _read_packet(self) -> Any:
-        from rcon.source.proto import Packet
+        Packet = self._packet_class()  # noqa: N806
 
         assert self._reader is not None
         head = await self._reader.readexactly(4)
@@ -78,8 +88,7 @@ class RconSink(IntegrationSink):
         await self._writer.drain()
 
     async def _connect(self) -> None:
-        from rcon.source.proto import Packet
-
+        Packet = self._packet_class()  # noqa: N806
         if not self._password:
             raise AuthFailed("RCON needs a password: set integrations.rcon.password or LIVEBOT_RCON_PASSWORD")
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
@@ -109,7 +118,7 @@ class RconSink(IntegrationSink):
 
     async def run(self, command: str) -> str:
         """Run one command (already checked); the server's answer."""
-        from rcon.source.proto import Packet
+        Packet = self._packet_class()  # noqa: N806
 
         if self._writer is None:
             raise IntegrationDown("not connected")
