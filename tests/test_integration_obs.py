@@ -133,16 +133,17 @@ async def test_a_wrong_password_stays_permanent_during_the_backoff():
 async def test_a_closed_or_doubtful_connection_is_opened_again():
     now = [0.0]
     async with ObsServer(password="pw") as obs:
-        sink = ObsSink(obs.url, password="pw", timeout_s=0.5, backoff_base_s=1, clock=lambda: now[0])
+        sink = ObsSink(obs.url, password="pw", timeout_s=10, backoff_base_s=1, clock=lambda: now[0])
         await sink.send([act("obs_scene", scene="Gift Cam")])
         await obs.drop_all()  # OBS restarts mid-stream
         await until(lambda: not sink._alive())
         await sink.send([act("obs_scene", scene="Main")])  # seen closed: opened again at once
         assert obs.program == "Main" and obs.identified == 2
         obs.hang = True  # now a request that never gets an answer: the connection is in doubt
+        sink.timeout = 0.3
         with pytest.raises(IntegrationDown, match="timed out"):
             await sink.send([act("obs_scene", scene="Gift Cam")])
-        obs.hang = False
+        obs.hang, sink.timeout = False, 10
         await sink.send([act("obs_scene", scene="Gift Cam")])  # the dispatcher's retry: a new connection
         assert obs.program == "Gift Cam" and obs.identified == 3
         await sink.close()
