@@ -172,6 +172,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     cfg, ruleset = loaded
+    from bot.preflight import StartupError, check_output_file
+
+    try:  # every file it will write, before it starts
+        if args.out:
+            check_output_file(args.out, "--out", create_folders=False)
+        elif cfg.jsonl:
+            check_output_file(cfg.jsonl, "sinks.jsonl", create_folders=True)
+        if args.state:
+            check_output_file(args.state, "--state", create_folders=False)
+    except StartupError as exc:
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 2
     try:
         lifetime = load_lifetime(args.state) if args.state else None
     except StoreError as exc:
@@ -244,12 +256,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ImportError, ValueError) as exc:  # e.g. the tiktok extra is not installed
         print(f"livebot: {exc}", file=sys.stderr)
         return 1
+    from bot.preflight import StartupError, check_run_paths
+
+    try:
+        check_run_paths(cfg, args.out)
+    except StartupError as exc:
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 2
     tune_gc()
     try:
         asyncio.run(run_daemon(cfg, ruleset, source=source, sinks=build_sinks(cfg, args.out)))
     except StoreError as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 1
+    except StartupError as exc:  # a port in use
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -319,6 +319,7 @@ def test_compare_two_sessions(session, tmp_path):
 
 def test_cli_report_writes_html(session, tmp_path, capsys):
     out = tmp_path / "r" / "report.html"
+    out.parent.mkdir()  # (a missing folder is refused: tests/test_startup_errors.py)
     actions = hand_actions(tmp_path / "actions.jsonl")
     assert main(["report", str(session), "--actions", str(actions), "--html", str(out)]) == 0
     captured = capsys.readouterr()

@@ -25,6 +25,14 @@ def run_report(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"livebot report: no such file: {path}", file=sys.stderr)
             return 2
+    if args.html is not None:
+        from bot.preflight import StartupError, check_output_file
+
+        try:
+            check_output_file(args.html, "--html", create_folders=False)
+        except StartupError as exc:
+            print(f"livebot report: {exc}", file=sys.stderr)
+            return 2
     try:
         stats = [analyze_session(p, streak_silence_ms=args.streak_silence) for p in sessions]
         actions = [analyze_actions(p, s, args.window) for p, s in zip(actions_paths, stats)] or [None] * len(stats)

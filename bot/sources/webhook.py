@@ -103,6 +103,8 @@ class WebhookSource:
         self.received = 0  # events queued
         self.malformed = 0  # items refused (bad JSON or not an event)
         self.refused = 0  # whole requests refused (4xx)
+        self._serving: tuple[EventQueue, Clock] | None = None
+        self._site_runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -130,17 +132,36 @@ class WebhookSource:
             app.on_startup.append(up)
             app.on_shutdown.append(down)
 
-    async def run(self, queue: EventQueue, clock: Clock, stop: asyncio.Event) -> None:
-        """Serve on ``host:port`` until ``stop`` is set."""
+    async def listen(self) -> None:
+        """Bind ``host:port`` now (``run`` then serves on it): the daemon calls this at start, so a
+        port in use is an error before anything runs. Raises ``OSError``."""
+        if self._site_runner is not None:
+            return
         app = web.Application()
-        self.add_routes(app, queue, clock, announce=False)
+
+        async def handler(request: web.Request) -> web.Response:
+            if self._serving is None:
+                return _reply(503, {"error": "starting; try again"})
+            return await self.handle(request, *self._serving)
+
+        app.router.add_route("*", self.path, handler)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        started = False
         try:
             await web.TCPSite(runner, self.host, self.port).start()
-            self.bound_port = runner.addresses[0][1]
-            started = True
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._site_runner = runner
+        self.bound_port = runner.addresses[0][1]
+
+    async def run(self, queue: EventQueue, clock: Clock, stop: asyncio.Event) -> None:
+        """Serve on ``host:port`` (bound by ``listen``, or now) until ``stop`` is set."""
+        await self.listen()
+        runner = self._site_runner
+        assert runner is not None
+        self._serving = (queue, clock)
+        try:
             stamp(queue, clock, self._event(CONNECT, clock))
             if self.secret is None:
                 log.warning("webhook_unsigned", url=self.url, hint="anyone who can reach it can inject events")
@@ -149,6 +170,8 @@ class WebhookSource:
             await stop.wait()
         finally:
             self.listening.clear()
+            self._serving = None
+            self._site_runner = None
             cleanup = asyncio.ensure_future(runner.cleanup())
             try:
                 await asyncio.shield(cleanup)
@@ -156,8 +179,7 @@ class WebhookSource:
                 await cleanup  # close the socket, then let the cancellation through
                 raise
             finally:
-                if started:
-                    stamp(queue, clock, self._event(DISCONNECT, clock, reason="shutdown"))
+                stamp(queue, clock, self._event(DISCONNECT, clock, reason="shutdown"))
 
     # -- one request -----------------------------------------------------------------------------
 
