@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, deque
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 
@@ -73,6 +73,7 @@ class Engine:
         self.quiz: Quiz | None = None
         self.counters: Counter[str] = Counter()  # duplicates, rule errors, busy polls (events by type: state.counts)
         self.fired: Counter[str] = Counter()  # firings by rule id
+        self.on_rule_error: Callable[[str, str, Exception], None] | None = None  # (rule id, part, error)
         self._last_fire: dict[str, int] = {}
         self._user_fire: dict[str, dict[str, int]] = {}
         self._once: dict[str, set[str]] = {}
@@ -520,6 +521,8 @@ class Engine:
 
     def _rule_error(self, rule: Rule, where: str, exc: Exception) -> None:
         self.counters["rule_errors"] += 1
+        if self.on_rule_error is not None:  # (``livebot test`` fails the case that caused it)
+            self.on_rule_error(rule.id, where, exc)
         self._error_logs[rule.id] += 1
         if self._error_logs[rule.id] <= LOGGED_ERRORS_PER_RULE:
             log.warning("rule_error", rule=rule.id, at=str(rule.pos), part=where,

@@ -26,8 +26,25 @@ class Pos:
 
 def did_you_mean(word: str, known: tuple[str, ...] | list[str]) -> str:
     """`` (did you mean 'when'?)`` for a near miss, else `` (known: a, b, c)``."""
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
+    if not close:
+        return f" (known: {', '.join(known)})"
+    # difflib's ratio favours the longer word ('exect' -> 'expect'); a typo is as likely one wrong
+    # letter ('exact'): every candidate as few edits away as the best one is named.
+    edits = [_edits(word, c) for c in close]
+    best = [c for c, e in zip(close, edits) if e == min(edits)]
+    return " (did you mean " + " or ".join(f"'{c}'" for c in best) + "?)"
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (short words only: keys and names)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
 
 
 # What ``str.splitlines`` breaks a line at: a problem quoting a value must stay on its line.
