@@ -38,7 +38,7 @@ from bot.engine.core import Engine
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules_many
 from bot.engine.rules import RuleSet
-from bot.engine.yamlfile import one_line, Pos, YamlError, YList, YMap, did_you_mean, load_yaml
+from bot.engine.yamlfile import one_line, Pos, YamlError, YList, YMap, did_you_mean, load_yaml, read_text
 from bot.events.model import DATA_FIELDS, EVENT_TYPES, Event, User
 from bot.testing import run_events
 
@@ -330,8 +330,8 @@ class _Reader:
 def load_test_file(path: Path) -> tuple[list[Path], list[Case]]:
     """The rule paths a test file names, and its cases; TestFileError lists every problem."""
     try:
-        doc = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError) as exc:
+        doc = load_yaml(read_text(path), str(path))
+    except OSError as exc:
         raise TestFileError([f"{path}:1:1: cannot read: {exc}"]) from None
     except YamlError as exc:
         raise TestFileError([str(exc)]) from None

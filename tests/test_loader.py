@@ -297,3 +297,33 @@ def test_a_broken_condition_is_explained_in_its_own_terms():
     assert when("(event.count > 1") == "'(event.count > 1' is incomplete: expected ')'"
     assert when("event.count > 1)") == "unexpected ')'"
     assert when("event.count 1") == "unexpected '1' after a complete expression (a missing operator, 'and' or 'or'?)"
+
+
+# -- issue 14, item 10 -----------------------------------------------------------------------------
+
+def test_every_problem_of_a_template_is_reported_at_once(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text('rules:\n  - id: a\n    on: chat\n    do: [{say: "{{ user.nicknam }} {{ event.txt }} {{ foo.bar }}"}]\n')
+    with pytest.raises(RuleLoadError) as info:
+        load_rules(f)
+    text = "\n".join(info.value.problems)
+    assert len(info.value.problems) == 3, text
+    assert "unknown field 'user.nicknam'" in text and "'user.nickname'" in text
+    assert "unknown field 'event.txt'" in text and "'event.text'" in text
+    assert "unknown variable 'foo'" in text
+
+
+def test_a_latin1_file_names_the_line_of_its_first_bad_byte(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_bytes(b"rules:\n  - id: a\n    on: chat\n    do: [{say: \"caf\xe9\"}]\n")
+    with pytest.raises(RuleLoadError) as info:
+        load_rules(f)
+    assert info.value.problems == [f"{f}:4:20: not UTF-8 text: byte 0xe9 cannot be read (save the file as UTF-8)"]
+
+
+def test_messages_name_yaml_shapes_not_internal_types(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text("rules:\n  - id: a\n    on: chat\n    cooldown: [1]\n    do: [{say: x}]\n")
+    with pytest.raises(RuleLoadError) as info:
+        load_rules(f)
+    assert info.value.problems == [f"{f}:4:15: rule a: expected a duration such as 30s or 10m, got a list"]

@@ -13,7 +13,7 @@ from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, 
                               RuleSet, Settings, Tier)
 from bot.engine.templates import Fields, TemplateCompileError, Text, Value, compile_condition, compile_value
 from bot.engine.views import context_fields
-from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line
+from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line, read_text
 from bot.events.model import EVENT_TYPES
 
 FILE_KEYS = ("rules", "include", "settings")
@@ -135,9 +135,12 @@ class _Loader:
             return  # loaded once, however often it is named or included
         self._loaded.add(key)
         try:
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.add(included_from or Pos(str(f), 1, 1), f"cannot read {f}: {exc}")
+            text = read_text(f)
+        except OSError as exc:
+            self.add(included_from or Pos(str(f), 1, 1), f"cannot read {f}: {exc.strerror or exc}")
+            return
+        except YamlError as exc:  # not UTF-8: where
+            self.add(exc.pos, exc.message)
             return
         self.files.append(str(f))
         self.load_text(text, str(f), f.parent)
@@ -258,7 +261,8 @@ class _Loader:
         try:
             fn = compile_fn(str(source), allowed, self._fields)
         except TemplateCompileError as exc:
-            self._problem(_line(pos, exc.lineno), f"in '{what}': {exc}", rid)
+            for message, lineno in exc.problems:
+                self._problem(_line(pos, lineno), f"in '{what}': {message}", rid)
             return None
         self._uses(str(source), pos, rid, needs)
         return fn
@@ -588,7 +592,8 @@ class _Loader:
         try:
             text = kind(source, allowed, self._fields)
         except TemplateCompileError as exc:
-            self._problem(_line(pos, exc.lineno), f"in text: {exc}", rid)
+            for message, lineno in exc.problems:
+                self._problem(_line(pos, lineno), f"in text: {message}", rid)
             return None
         if not text.is_static:
             self._uses(source, pos, rid, needs)

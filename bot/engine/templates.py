@@ -56,6 +56,13 @@ class TemplateCompileError(ValueError):
     def __init__(self, message: str, lineno: int = 1) -> None:
         super().__init__(message)
         self.lineno = lineno
+        self.problems: list[tuple[str, int]] = [(message, lineno)]  # every problem: (message, lineno)
+
+    @classmethod
+    def many(cls, problems: list[tuple[str, int]]) -> "TemplateCompileError":
+        exc = cls(*problems[0])
+        exc.problems = list(problems)
+        return exc
 
 
 MAX_VALUE = 20_000  # the longest text, list or mapping one operation in a template may build
@@ -297,33 +304,93 @@ ENV.filters["ranked"] = _guard_filter("ranked", _fmt_ranked)
 
 def _check(ast: nodes.Template, allowed_names: frozenset[str] | None,
            fields: dict[str, Fields | None] | None = None) -> None:
-    """Everything that can be refused at load: banned statements, unknown filters and tests,
-    unknown names, and (with ``fields``) unknown fields of known values."""
+    """Everything that can be refused at load, every problem at once (TemplateCompileError with
+    ``problems``): banned statements, unknown filters and tests, unknown names, private attributes
+    (``''.__class__``), constant operations bigger than a template may build (``'a' * 10**8``),
+    and (with ``fields``) unknown fields of known values."""
+    found: list[tuple[str, int]] = []
     for node in ast.find_all(_BANNED_NODES):
         kind = type(node).__name__.lower()
-        raise TemplateCompileError(f"'{kind}' is not allowed in rule text", getattr(node, "lineno", 1))
+        found.append((f"'{kind}' is not allowed in rule text", getattr(node, "lineno", 1)))
     for node in ast.find_all((nodes.Filter, nodes.Test)):
         known = ENV.filters if isinstance(node, nodes.Filter) else ENV.tests
         if node.name not in known:
             what = "filter" if isinstance(node, nodes.Filter) else "test"
-            raise TemplateCompileError(f"unknown {what} '{node.name}'" + did_you_mean(node.name, sorted(known)),
-                                       node.lineno)
+            found.append((f"unknown {what} '{node.name}'" + did_you_mean(node.name, sorted(known)), node.lineno))
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        attr = _private(node)
+        if attr is not None and not _private(node.node) and not any(_private(inner) for inner in node.node.find_all(
+                (nodes.Getattr, nodes.Getitem, nodes.Filter))):  # the first on a chain says it
+            found.append((f"'{attr}' is not allowed: names starting with '_' are private", node.lineno))
+    for node in ast.find_all((nodes.BinExpr, nodes.Concat)):
+        try:
+            _const(node)
+        except SecurityError as exc:
+            found.append((f"{exc} (in a constant expression)", node.lineno))
+        except Exception:  # not a constant (or an error the run would give): nothing to say at load
+            pass
+    unknown: set[str] = set()
     if allowed_names is not None:
         try:
             undeclared = meta.find_undeclared_variables(ast)
         except TemplateSyntaxError as exc:  # anything else Jinja's compiler refuses
-            raise TemplateCompileError(exc.message or "cannot compile", exc.lineno or 1) from None
-        unknown = sorted(undeclared - allowed_names - set(ENV.globals))
-        if unknown:
-            raise TemplateCompileError(
-                f"unknown variable '{unknown[0]}' (known: {', '.join(sorted(allowed_names))})",
-                _first_use(ast, unknown[0]),
-            )
+            if not found:  # (an unknown filter or test, said above, is what it refuses)
+                found.append((exc.message or "cannot compile", exc.lineno or 1))
+            undeclared = set()
+        unknown = undeclared - allowed_names - set(ENV.globals)
+        for name in sorted(unknown, key=lambda n: (_first_use(ast, n), n)):
+            found.append((f"unknown variable '{name}' (known: {', '.join(sorted(allowed_names))})",
+                          _first_use(ast, name)))
     if fields:
         shadowed = {n.name for n in ast.find_all(nodes.Name) if n.ctx != "load"}
         for path, lineno in _field_paths(ast, guarded=False):
-            if path[0] not in shadowed:
-                _check_path(path, fields, lineno)
+            if path[0] not in shadowed and path[0] not in unknown and not any(
+                    isinstance(p, str) and p.startswith("_") for p in path):  # (said above)
+                try:
+                    _check_path(path, fields, lineno)
+                except TemplateCompileError as exc:
+                    found.append((str(exc), exc.lineno))
+    if found:
+        seen: set[tuple[str, int]] = set()
+        unique = [f for f in found if not (f in seen or seen.add(f))]
+        raise TemplateCompileError.many(unique)
+
+
+def _private(node: nodes.Node) -> str | None:
+    """The private name a node reads (``x.__class__``, ``x['_y']``, ``x|attr('__dict__')``), if any."""
+    if isinstance(node, nodes.Getattr):
+        attr = node.attr
+    elif isinstance(node, nodes.Getitem):
+        attr = node.arg.value if isinstance(node.arg, nodes.Const) else None
+    elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+        attr = node.args[0].value if isinstance(node.args[0], nodes.Const) else None
+    else:
+        return None
+    return attr if isinstance(attr, str) and attr.startswith("_") else None
+
+
+_CONST_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+              "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
+
+
+def _const(node: nodes.Node) -> Any:
+    """The value of a constant expression, computed bottom-up with the sandbox's bounds (so
+    nothing big is ever built here); raises SecurityError when the run would, another exception
+    when it is not constant."""
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.BinExpr):
+        left, right = _const(node.left), _const(node.right)
+        if node.operator in ENV.intercepted_binops:
+            return ENV.call_binop(None, node.operator, left, right)
+        return _bounded(_CONST_OPS[node.operator](left, right))
+    if isinstance(node, nodes.Concat):
+        return ENV.concat(tuple(_const(n) for n in node.nodes))
+    if isinstance(node, nodes.Neg):
+        return -_const(node.node)
+    if isinstance(node, nodes.Pos):
+        return +_const(node.node)
+    raise LookupError("not constant")
 
 
 def _first_use(ast: nodes.Template, name: str) -> int:

@@ -69,6 +69,19 @@ class YamlError(ValueError):
         self.message = message
 
 
+def read_text(path) -> str:
+    """A YAML file's text. Not UTF-8 (a Latin-1 file, a binary): YamlError at the first bad byte's
+    line and column. OSError as it comes."""
+    data = open(path, "rb").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlError(Pos(str(path), line, col), f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be read "
+                        "(save the file as UTF-8)") from None
+
+
 # Bounds on what one document may build, so a hostile or broken file is refused, never a hang:
 # aliases can nest exponentially ("billion laughs") or refer to themselves, and deep nesting
 # would exhaust Python's recursion.
