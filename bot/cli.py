@@ -140,8 +140,11 @@ it cannot send to), 2 a usage or config error. With --dry-run: 0 or 1 as if ever
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from bot.engine.templates import check_only
+
     try:
-        ruleset = load_rules(args.rules)
+        with check_only():  # every check of a load, without generating code (it only checks)
+            ruleset = load_rules(args.rules)
     except RuleLoadError as exc:
         for problem in exc.problems:
             print(problem)

@@ -327,3 +327,40 @@ def test_messages_name_yaml_shapes_not_internal_types(tmp_path):
     with pytest.raises(RuleLoadError) as info:
         load_rules(f)
     assert info.value.problems == [f"{f}:4:15: rule a: expected a duration such as 30s or 10m, got a list"]
+
+
+def test_too_many_rules_is_one_message_naming_the_limit(tmp_path, monkeypatch):
+    from bot.engine import loader
+    from bot.engine import yamlfile
+
+    monkeypatch.setattr(loader, "MAX_RULES", 5)
+    monkeypatch.setattr(yamlfile, "MAX_VALUES", 10)  # a file's own values are not what the alias limit counts
+    f = tmp_path / "r.yaml"
+    f.write_text("rules:\n" + "".join(f"  - {{id: r{i}, on: chat, do: [{{say: hi}}]}}\n" for i in range(6)))
+    with pytest.raises(RuleLoadError) as info:
+        load_rules(f)
+    assert info.value.problems == [f"{f}:2:3: too many rules: 6 in this rule set (the limit is 5: every event is "
+                                   "checked against every rule of its type)"]
+    f.write_text("rules:\n" + "".join(f"  - {{id: r{i}, on: chat, do: [{{say: hi}}]}}\n" for i in range(5)))
+    assert len(load_rules(f).rules) == 5
+
+
+def test_validate_checks_what_a_load_checks(tmp_path):
+    from bot.engine.templates import CheckOnly, check_only
+
+    f = tmp_path / "r.yaml"
+    f.write_text('rules:\n  - id: a\n    on: chat\n    when: "\'a\' * 100000000"\n'
+                 '    do: [{say: "{{ user.nicknam }} {{ event.txt }} {{ foo.bar }}"}]\n'
+                 '  - id: b\n    on: chat\n    when: "\'\'.__class__"\n    do: [{say: "x"}]\n')
+    with pytest.raises(RuleLoadError) as loaded:
+        load_rules(f)
+    with pytest.raises(RuleLoadError) as checked, check_only():
+        load_rules(f)
+    assert checked.value.problems == loaded.value.problems and len(loaded.value.problems) == 5
+    f.write_text('rules:\n  - id: a\n    on: chat\n    when: "event.text == \'x\'"\n    do: [{say: "hi {{ user.nickname }}"}]\n')
+    with check_only():
+        rs = load_rules(f)
+    engine, errors = Engine(rs), []
+    engine.on_rule_error = lambda rule, part, exc: errors.append(exc)
+    assert engine.feed(chat(0, "x", "ana"), 0) == []  # a checked-only set cannot run by mistake
+    assert [type(e) for e in errors] == [CheckOnly]

@@ -16,6 +16,7 @@ from bot.engine.views import context_fields
 from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line, read_text
 from bot.events.model import EVENT_TYPES
 
+MAX_RULES = 10_000  # in one rule set (all its files)
 FILE_KEYS = ("rules", "include", "settings")
 RULE_KEYS = ("id", "description", "enabled", "on", "every", "after", "command", "when", "do", "tiers", "tier_by",
              "milestones", "priority", "stop", "cooldown", "once", "permission", "max_per_hour", "jitter",
@@ -105,6 +106,7 @@ class _Loader:
         self._ids: dict[str, Pos] = {}
         self._loaded: set[Path] = set()
         self._snippet_uses: list[tuple[str, Pos, str]] = []  # (name, where, rule id)
+        self._rule_count = 0
 
     def finish(self) -> RuleSet:
         for name, pos, rid in self._snippet_uses:
@@ -167,6 +169,11 @@ class _Loader:
             if "rules" in doc:
                 self._problem(doc.value_pos["rules"], "'rules' must be a list of rules")
             return
+        if len(rules) + self._rule_count > MAX_RULES:
+            self._problem(doc.value_pos["rules"], f"too many rules: {len(rules) + self._rule_count:,} in this rule set "
+                          f"(the limit is {MAX_RULES:,}: every event is checked against every rule of its type)")
+            return
+        self._rule_count += len(rules)
         for item, pos in zip(rules, rules.item_pos):
             rule = self._rule(item, pos)
             if rule is not None:

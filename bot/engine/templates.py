@@ -9,6 +9,8 @@ otherwise hang the bot or exhaust its memory. ``random`` is not a filter: replay
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import functools
 import inspect
@@ -31,6 +33,29 @@ MAX_STRING = 2000  # longest string a template may build with * or render in tot
 MAX_POWER = 10**12
 _BANNED_NODES = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.Include, nodes.Import, nodes.FromImport,
                  nodes.Extends, nodes.Block)
+
+
+# ``livebot validate`` checks every template as a load does, without generating Python code for
+# them (most of a load's time): ``with check_only(): load_rules(...)``. The rule set it loads then
+# cannot run (its templates raise CheckOnly); nothing else sets it.
+_CHECK_ONLY = contextvars.ContextVar("livebot_check_only", default=False)
+
+
+class CheckOnly(RuntimeError):
+    """A template loaded by ``check_only`` was run."""
+
+
+@contextlib.contextmanager
+def check_only() -> Iterator[None]:
+    token = _CHECK_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CHECK_ONLY.reset(token)
+
+
+def _unrunnable(*_: Any) -> Any:
+    raise CheckOnly("loaded with check_only(): this rule set is for checking, not running")
 
 
 class Fields(dict):
@@ -309,40 +334,42 @@ def _check(ast: nodes.Template, allowed_names: frozenset[str] | None,
     (``''.__class__``), constant operations bigger than a template may build (``'a' * 10**8``),
     and (with ``fields``) unknown fields of known values."""
     found: list[tuple[str, int]] = []
-    for node in ast.find_all(_BANNED_NODES):
-        kind = type(node).__name__.lower()
-        found.append((f"'{kind}' is not allowed in rule text", getattr(node, "lineno", 1)))
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        known = ENV.filters if isinstance(node, nodes.Filter) else ENV.tests
-        if node.name not in known:
+    every = list(ast.find_all(nodes.Node))  # one walk (each find_all walks the whole tree again)
+    names = [n for n in every if isinstance(n, nodes.Name)]
+    for node in every:
+        if isinstance(node, _BANNED_NODES):
+            kind = type(node).__name__.lower()
+            found.append((f"'{kind}' is not allowed in rule text", getattr(node, "lineno", 1)))
+        elif isinstance(node, (nodes.Filter, nodes.Test)) and node.name not in (
+                known := ENV.filters if isinstance(node, nodes.Filter) else ENV.tests):
             what = "filter" if isinstance(node, nodes.Filter) else "test"
             found.append((f"unknown {what} '{node.name}'" + did_you_mean(node.name, sorted(known)), node.lineno))
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
-        attr = _private(node)
-        if attr is not None and not _private(node.node) and not any(_private(inner) for inner in node.node.find_all(
-                (nodes.Getattr, nodes.Getitem, nodes.Filter))):  # the first on a chain says it
-            found.append((f"'{attr}' is not allowed: names starting with '_' are private", node.lineno))
-    for node in ast.find_all((nodes.BinExpr, nodes.Concat)):
-        try:
-            _const(node)
-        except SecurityError as exc:
-            found.append((f"{exc} (in a constant expression)", node.lineno))
-        except Exception:  # not a constant (or an error the run would give): nothing to say at load
-            pass
+        if isinstance(node, (nodes.Getattr, nodes.Getitem, nodes.Filter)) and (attr := _private(node)) is not None:
+            inner, first = node.node, True
+            while isinstance(inner, (nodes.Getattr, nodes.Getitem, nodes.Filter)):
+                if _private(inner) is not None:
+                    first = False  # the first private name on a chain says it
+                inner = inner.node
+            if first:
+                found.append((f"'{attr}' is not allowed: names starting with '_' are private", node.lineno))
+        elif isinstance(node, (nodes.BinExpr, nodes.Concat)):
+            try:
+                _const(node)
+            except SecurityError as exc:
+                found.append((f"{exc} (in a constant expression)", node.lineno))
+            except Exception:  # not a constant (or an error the run would give): nothing to say at load
+                pass
     unknown: set[str] = set()
     if allowed_names is not None:
-        try:
-            undeclared = meta.find_undeclared_variables(ast)
-        except TemplateSyntaxError as exc:  # anything else Jinja's compiler refuses
-            if not found:  # (an unknown filter or test, said above, is what it refuses)
-                found.append((exc.message or "cannot compile", exc.lineno or 1))
-            undeclared = set()
+        # (not meta.find_undeclared_variables: that generates the code once more, the most costly
+        # step of a load; loops and macros are refused, so a name is bound only by ``set``)
+        undeclared = {n.name for n in names if n.ctx == "load"} - {n.name for n in names if n.ctx != "load"}
         unknown = undeclared - allowed_names - set(ENV.globals)
         for name in sorted(unknown, key=lambda n: (_first_use(ast, n), n)):
             found.append((f"unknown variable '{name}' (known: {', '.join(sorted(allowed_names))})",
                           _first_use(ast, name)))
     if fields:
-        shadowed = {n.name for n in ast.find_all(nodes.Name) if n.ctx != "load"}
+        shadowed = {n.name for n in names if n.ctx != "load"}
         for path, lineno in _field_paths(ast, guarded=False):
             if path[0] not in shadowed and path[0] not in unknown and not any(
                     isinstance(p, str) and p.startswith("_") for p in path):  # (said above)
@@ -475,9 +502,14 @@ def compile_value(source: str, allowed_names: frozenset[str] | None = None,
     """Compile a bare expression (as in Ansible's ``when:``) into ``f(context) -> value``."""
     if "{{" in source or "{%" in source:
         raise TemplateCompileError("conditions are bare expressions: drop the {{ }} (write `when: x > 1`)")
-    _check(_parse_expression(source), allowed_names, fields)
+    ast = _parse_expression(source)
+    _check(ast, allowed_names, fields)
+    # what ``ENV.compile_expression(source)`` builds, from the tree already parsed and checked
+    if _CHECK_ONLY.get():
+        return _unrunnable
+    assign = nodes.Assign(nodes.Name("result", "store"), ast.body[0].nodes[0], lineno=1)
     try:
-        return ENV.compile_expression(source)
+        return TemplateExpression(ENV.from_string(nodes.Template([assign], lineno=1).set_environment(ENV)), True)
     except TemplateSyntaxError as exc:
         raise TemplateCompileError(exc.message or "syntax error", exc.lineno or 1) from None
 
@@ -493,6 +525,13 @@ def compile_condition(source: str, allowed_names: frozenset[str] | None = None,
     return condition
 
 
+class _Unrunnable:
+    render = staticmethod(_unrunnable)
+
+
+_UNRUNNABLE = _Unrunnable()
+
+
 class Text:
     """A compiled text template; plain text without ``{{``/``{%`` skips Jinja entirely."""
 
@@ -503,9 +542,13 @@ class Text:
         self.source = source
         self._template = None
         if "{" in source:
-            _check(_parse(source), allowed_names, fields)
+            ast = _parse(source)
+            _check(ast, allowed_names, fields)
+            if _CHECK_ONLY.get():
+                self._template = _UNRUNNABLE
+                return
             try:
-                self._template = ENV.from_string(source)
+                self._template = ENV.from_string(ast)  # (the checked tree: parsed once)
             except TemplateSyntaxError as exc:
                 raise TemplateCompileError(exc.message or "cannot compile", exc.lineno or 1) from None
 
@@ -550,7 +593,7 @@ class Value(Text):
                  fields: dict[str, Fields | None] | None = None) -> None:
         super().__init__(source, allowed_names, fields)  # every check a text gets
         self._expr: TemplateExpression | None = None
-        if self._template is not None and source.startswith("{{") and source.endswith("}}"):
+        if self._template is not None and self._template is not _UNRUNNABLE and source.startswith("{{") and source.endswith("}}"):
             body = _parse(source).body
             if (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
                     and not isinstance(body[0].nodes[0], nodes.TemplateData)):

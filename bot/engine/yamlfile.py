@@ -86,7 +86,7 @@ def read_text(path) -> str:
 # aliases can nest exponentially ("billion laughs") or refer to themselves, and deep nesting
 # would exhaust Python's recursion.
 MAX_NESTING = 100  # levels of mappings and lists
-MAX_VALUES = 100_000  # values, counting each use of an alias anew
+MAX_VALUES = 100_000  # values reached again through aliases (a file's own values are bounded by its size)
 
 
 class _TooMuch(Exception):
@@ -99,7 +99,8 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
-        self.values = 0  # values converted so far (see MAX_VALUES)
+        self.values = 0  # values converted again through an alias (see MAX_VALUES)
+        self.converted: set[int] = set()  # the nodes converted once
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
@@ -184,9 +185,13 @@ def _value_pos(file: str, node: yaml.Node, lines: list[str]) -> Pos:
 
 
 def _convert(file: str, node: yaml.Node, loader: _Loader, lines: list[str], depth: int = 1) -> Any:
-    loader.values += 1
-    if loader.values > MAX_VALUES:
-        raise YamlError(_pos(file, node), f"YAML: more than {MAX_VALUES:,} values (aliases used too often?)")
+    if id(node) in loader.converted:  # an alias: the same node converted again
+        loader.values += 1
+        if loader.values > MAX_VALUES:
+            raise YamlError(_pos(file, node), f"YAML: aliases expand to more than {MAX_VALUES:,} values "
+                                              "(an alias of an alias of ...?)")
+    else:
+        loader.converted.add(id(node))
     if depth > MAX_NESTING:
         raise YamlError(_pos(file, node), f"YAML: nested more than {MAX_NESTING} levels deep "
                                           "(an alias used inside itself?)")
