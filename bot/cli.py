@@ -216,6 +216,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     print(result.summary(), file=sys.stderr)
+    from bot.sources.replay import not_a_session
+
+    if (why := not_a_session(source)) is not None:  # a binary or another kind of file
+        print(f"livebot: {why}", file=sys.stderr)
+        return 1
     if args.state:
         save_lifetime(args.state, engine.state.lifetime_snapshot())
     if args.check:

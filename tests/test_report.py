@@ -420,3 +420,32 @@ def test_memory_does_not_grow_with_the_number_of_events(tmp_path):
     print(f"traced peak: {peak_small:,} bytes for 20,000 events, {peak_big:,} for 200,000")
     assert peak_big < peak_small * 1.5 + 512 * 1024, (peak_small, peak_big)
     assert stats.gifts > 5_000 and 0 < stats.streaks_flushed < stats.gifts / 20 and 30 <= len(stats.minutes) <= 31
+
+
+# -- issue 14, item 12 ------------------------------------------------------------------------------
+
+def test_report_on_a_binary_file_says_so_and_exits_1(tmp_path, capsys):
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(bytes(range(256)) * 40)
+    assert main(["report", str(binary)]) == 1
+    err = capsys.readouterr().err
+    assert f"{binary}: not a session recording: none of its" in err and "(first: line 1: not JSON" in err
+
+
+def test_report_on_lines_of_blank_events_says_so_and_exits_1(tmp_path, capsys):
+    blanks = tmp_path / "blanks.jsonl"
+    blanks.write_text('{"event": "gift", "data": null}\n{"event": "chat"}\n{"event": "like", "data": {}}\n')
+    assert main(["report", str(blanks)]) == 1
+    err = capsys.readouterr().err
+    assert "none of its 3 line(s) is an event" in err and "a gift event needs its data" in err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["report", str(empty)]) == 1
+    assert "no events in this file" in capsys.readouterr().err
+
+
+def test_replay_of_a_binary_file_exits_1(tmp_path, capsys):
+    binary = tmp_path / "x.bin"
+    binary.write_bytes(b"\x00\xff" * 500 + b"\n" + b"\x89PNG" * 10)
+    assert main(["replay", str(binary), "--quiet"]) == 1
+    assert "not a session recording" in capsys.readouterr().err

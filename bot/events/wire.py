@@ -291,8 +291,11 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> Event:
     name = obj["event"]
     if not isinstance(name, str):
         raise ValueError("field 'event' is not text")
-    d = _dict(obj.get("data"), "data")
     kind = _FLAT_TYPES.get(name, UNKNOWN)
+    if kind not in _NO_USER and kind != UNKNOWN and not obj.get("data"):  # never an event of blanks
+        raise ValueError(f"field 'data' is {'missing' if 'data' not in obj else 'empty'}: "
+                         f"a {name[:40]} event needs its data")
+    d = _dict(obj.get("data"), "data")
     data: dict[str, Any]
     if kind == "social":
         kind = _social_kind(_str(d.get("displayType"), "displayType")) or UNKNOWN

@@ -39,6 +39,11 @@ def run_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"livebot report: {exc}", file=sys.stderr)
         return 1
+    unreadable = [s.unreadable for s in stats if s.unreadable]
+    if unreadable:  # a binary or another kind of file: say so, never an empty report
+        for why in unreadable:
+            print(f"livebot report: {why}", file=sys.stderr)
+        return 1
 
     from bot.report.html import render_compare_html, render_html, write_html
     from bot.report.terminal import print_compare, print_report
