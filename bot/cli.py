@@ -200,9 +200,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sinks.append(capture)
     dispatcher = Dispatcher(sinks)
     silence = cfg.streak_silence_ms if args.streak_silence is None else args.streak_silence
+    # as `livebot run` builds its engine (a bare replay: the default config's), so a run's --out is
+    # a golden for a replay of its recording (issue 14: the overlay's leaderboard updates too)
     options = {**engine_options(cfg), "streak_silence_ms": silence}
-    if not args.config:  # a bare replay shows what chat and the rules do, without the overlay's extras
-        options.update(poll_update_ms=0, board_size=0)
     engine = Engine(ruleset, lifetime=lifetime, **options)
     source = ReplaySource(args.session, room_id=cfg.room_id if args.room is None else args.room)
 
