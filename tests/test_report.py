@@ -449,3 +449,57 @@ def test_replay_of_a_binary_file_exits_1(tmp_path, capsys):
     binary.write_bytes(b"\x00\xff" * 500 + b"\n" + b"\x89PNG" * 10)
     assert main(["replay", str(binary), "--quiet"]) == 1
     assert "not a session recording" in capsys.readouterr().err
+
+
+# -- issue 14, item 14 ------------------------------------------------------------------------------
+
+def test_a_38_second_session_has_a_viewer_chart_that_shows_its_viewers(tmp_path, monkeypatch):
+    from bot.report import charts
+
+    path = tmp_path / "short.jsonl"
+    path.write_text("\n".join([flat("roomUser", 0, "v1", viewerCount=12), flat("chat", 5_000, "c1", "ana", comment="hi"),
+                               flat("roomUser", 20_000, "v2", viewerCount=30),
+                               flat("streamEnd", 38_000, "e1")]) + "\n")
+    figures = []
+    monkeypatch.setattr(charts, "_uri", lambda fig: figures.append(fig) or "data:")
+    stats = analyze_session(path)
+    assert charts.session_charts(stats)["viewers"] == "data:"
+    ax = figures[0].axes[0]
+    assert ax.get_xlim() == (0.0, 1.0)  # the minute it lasted, not -0.5…0.5 around a point
+    [line] = ax.get_lines()
+    assert list(line.get_xdata()) == [0, 1] and list(line.get_ydata()) == [30, 30]  # a line, not a point
+
+
+def test_the_followers_list_shows_each_unique_id(tmp_path):
+    path = tmp_path / "f.jsonl"
+    quinn1 = {"userId": "7", "uniqueId": "quinn_a", "nickname": "Quinn"}
+    quinn2 = {"userId": "8", "uniqueId": "quinn_b", "nickname": "Quinn"}
+    lines = [orjson.dumps({"event": "follow", "data": {**q, "msgId": f"f{i}", "createTime": str(T0 + i * 1000)}}).decode()
+             for i, q in enumerate((quinn1, quinn2))]
+    path.write_text("\n".join(lines) + "\n")
+    stats = analyze_session(path)
+    html = render_html(stats)
+    assert "@quinn_a" in html and "@quinn_b" in html
+    out = io.StringIO()
+    print_report(stats, None, out=Console(file=out, width=200))
+    assert "Quinn (@quinn_a), Quinn (@quinn_b)" in out.getvalue()
+
+
+@pytest.mark.parametrize("a, b, counts, expected", [
+    (100, 95, False, None), (100, 101, False, None), (100, 95, True, None), (100, 101, True, None),
+    (100, 130, False, True), (100, 70, False, False),
+    (10, 13, True, None),       # +30 %, but 3 more in counts of ten is noise
+    (100, 200, True, True), (200, 100, True, False), (None, 5, True, None), (0, 50, True, True),
+])
+def test_only_notable_changes_are_coloured(a, b, counts, expected):
+    assert fmt.notable(a, b, counts) is expected
+
+
+def test_near_even_comparisons_are_not_coloured():
+    from bot.report.html import _ratio
+
+    assert _ratio(0.95, 1.0) == ("0.95×", "") and _ratio(1.01, 1.0) == ("1.01×", "")
+    assert _ratio(0.5, 1.0)[1] == "down" and _ratio(2.0, 1.0)[1] == "up"
+    sa = {key: 100 for _, key, _ in fmt.metrics()}
+    rows = {r["label"]: r for r in fmt.compare_rows(sa, {**sa, "comments": 101, "likes": 400})}
+    assert rows["Comments"]["up"] is None and rows["Likes"]["up"] is True
