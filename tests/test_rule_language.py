@@ -127,8 +127,9 @@ def test_only_one_poll_at_a_time_and_permissions_hold():
     events = [chat(0, "!poll", "viewer"), chat(1, "!poll", MOD), chat(2, "!poll", MOD), chat(3, "2", "a")]
     engine = Engine(POLL)
     actions = run_events(events, POLL, engine=engine)
-    assert [a.kind for a in actions] == ["poll", "poll_result"]
-    assert actions[1].text == "Fortnite wins with 1 of 1 votes"
+    assert [a.kind for a in actions] == ["poll", "say", "poll_result"]
+    assert actions[1].text.startswith("A poll is already running (60 s left): ")  # chat is told (issue 14)
+    assert actions[2].text == "Fortnite wins with 1 of 1 votes"
     assert engine.counters["poll_busy"] == 1
 
 
