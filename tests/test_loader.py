@@ -335,14 +335,21 @@ def test_too_many_rules_is_one_message_naming_the_limit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loader, "MAX_RULES", 5)
     monkeypatch.setattr(yamlfile, "MAX_VALUES", 10)  # a file's own values are not what the alias limit counts
+    why = "the limit is 5: every event is checked against every rule of its type"
     f = tmp_path / "r.yaml"
     f.write_text("rules:\n" + "".join(f"  - {{id: r{i}, on: chat, do: [{{say: hi}}]}}\n" for i in range(6)))
-    with pytest.raises(RuleLoadError) as info:
+    with pytest.raises(RuleLoadError) as info:  # refused where the file passes the limit, not read further
         load_rules(f)
-    assert info.value.problems == [f"{f}:2:3: too many rules: 6 in this rule set (the limit is 5: every event is "
-                                   "checked against every rule of its type)"]
+    assert info.value.problems == [f"{f}:7:5: too many rules: more than 5 in this file ({why})"]
     f.write_text("rules:\n" + "".join(f"  - {{id: r{i}, on: chat, do: [{{say: hi}}]}}\n" for i in range(5)))
     assert len(load_rules(f).rules) == 5
+    (tmp_path / "more").mkdir()
+    for n in (1, 2):
+        (tmp_path / "more" / f"{n}.yaml").write_text(
+            "rules:\n" + "".join(f"  - {{id: r{n}{i}, on: chat, do: [{{say: hi}}]}}\n" for i in range(3)))
+    with pytest.raises(RuleLoadError) as info:  # several files: the set's total
+        load_rules(tmp_path / "more")
+    assert info.value.problems == [f"{tmp_path / 'more' / '2.yaml'}:2:3: too many rules: 6 in this rule set ({why})"]
 
 
 def test_validate_checks_what_a_load_checks(tmp_path):

@@ -17,6 +17,7 @@ from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_
 from bot.events.model import EVENT_TYPES
 
 MAX_RULES = 10_000  # in one rule set (all its files)
+_WHY_MAX = "the limit is {:,}: every event is checked against every rule of its type"
 FILE_KEYS = ("rules", "include", "settings")
 RULE_KEYS = ("id", "description", "enabled", "on", "every", "after", "command", "when", "do", "tiers", "tier_by",
              "milestones", "priority", "stop", "cooldown", "once", "permission", "max_per_hour", "jitter",
@@ -149,8 +150,9 @@ class _Loader:
 
     def load_text(self, text: str, file: str, folder: Path) -> None:
         self._file_order.setdefault(file, len(self._file_order))
-        try:
-            doc = load_yaml(text, file)
+        try:  # (a file of more rules than a rule set may hold is refused where its limit is passed)
+            too_many = f"too many rules: more than {MAX_RULES:,} in this file ({_WHY_MAX.format(MAX_RULES)})"
+            doc = load_yaml(text, file, (MAX_RULES, too_many))
         except YamlError as exc:
             self.add(exc.pos, exc.message)
             return
@@ -171,7 +173,7 @@ class _Loader:
             return
         if len(rules) + self._rule_count > MAX_RULES:
             self._problem(doc.value_pos["rules"], f"too many rules: {len(rules) + self._rule_count:,} in this rule set "
-                          f"(the limit is {MAX_RULES:,}: every event is checked against every rule of its type)")
+                          f"({_WHY_MAX.format(MAX_RULES)})")
             return
         self._rule_count += len(rules)
         for item, pos in zip(rules, rules.item_pos):

@@ -99,6 +99,7 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self.max_items: tuple[int, str] | None = None  # (most items of a top-level list, the message past it)
         self.values = 0  # values converted again through an alias (see MAX_VALUES)
         self.converted: set[int] = set()  # the nodes converted once
 
@@ -107,6 +108,9 @@ class _Loader(yaml.SafeLoader):
         try:
             if self._depth > MAX_NESTING:
                 raise _TooMuch(self.peek_event().start_mark, f"YAML: nested more than {MAX_NESTING} levels deep")
+            if self.max_items is not None and self._depth == 3 and isinstance(index, int) \
+                    and index >= self.max_items[0]:  # an item of a top-level list, past the limit: stop reading
+                raise _TooMuch(self.peek_event().start_mark, self.max_items[1])
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -226,11 +230,14 @@ def _convert(file: str, node: yaml.Node, loader: _Loader, lines: list[str], dept
                                           f"{type(exc).__name__}") from None
 
 
-def load_yaml(text: str, file: str) -> Any:
-    """Parse one YAML document into plain values plus ``YMap``/``YList`` positions."""
+def load_yaml(text: str, file: str, max_items: tuple[int, str] | None = None) -> Any:
+    """Parse one YAML document into plain values plus ``YMap``/``YList`` positions. With
+    ``max_items`` (n, message): a top-level list (``rules:``) with more than n items is refused
+    at its item n + 1 as soon as it is read there, not after reading the rest."""
     loader = None
     try:
         loader = _Loader(text)  # reads the whole text: refuses control characters such as NUL
+        loader.max_items = max_items
         node = loader.get_single_node()
         if node is None:
             return None
