@@ -144,8 +144,11 @@ it cannot send to), 2 a usage or config error. With --dry-run: 0 or 1 as if ever
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from bot.engine.templates import check_only
+
     try:
-        ruleset = load_rules(args.rules)
+        with check_only():  # every check of a load, without generating code (it only checks)
+            ruleset = load_rules(args.rules)
     except RuleLoadError as exc:
         for problem in exc.problems:
             print(problem)
@@ -176,6 +179,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     cfg, ruleset = loaded
+    from bot.preflight import StartupError, check_output_file
+
+    try:  # every file it will write, before it starts
+        if args.out:
+            check_output_file(args.out, "--out", create_folders=False)
+        elif cfg.jsonl:
+            check_output_file(cfg.jsonl, "sinks.jsonl", create_folders=True)
+        if args.state:
+            check_output_file(args.state, "--state", create_folders=False)
+    except StartupError as exc:
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 2
     try:
         lifetime = load_lifetime(args.state) if args.state else None
     except StoreError as exc:
@@ -189,9 +204,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sinks.append(capture)
     dispatcher = Dispatcher(sinks)
     silence = cfg.streak_silence_ms if args.streak_silence is None else args.streak_silence
+    # as `livebot run` builds its engine (a bare replay: the default config's), so a run's --out is
+    # a golden for a replay of its recording (issue 14: the overlay's leaderboard updates too)
     options = {**engine_options(cfg), "streak_silence_ms": silence}
-    if not args.config:  # a bare replay shows what chat and the rules do, without the overlay's extras
-        options.update(poll_update_ms=0, board_size=0)
     engine = Engine(ruleset, lifetime=lifetime, **options)
     source = ReplaySource(args.session, room_id=cfg.room_id if args.room is None else args.room)
 
@@ -205,6 +220,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     print(result.summary(), file=sys.stderr)
+    from bot.sources.replay import not_a_session
+
+    if (why := not_a_session(source)) is not None:  # a binary or another kind of file
+        print(f"livebot: {why}", file=sys.stderr)
+        return 1
     if args.state:
         save_lifetime(args.state, engine.state.lifetime_snapshot())
     if args.check:
@@ -248,12 +268,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ImportError, ValueError) as exc:  # e.g. the tiktok extra is not installed
         print(f"livebot: {exc}", file=sys.stderr)
         return 1
+    from bot.preflight import StartupError, check_run_paths
+
+    try:
+        check_run_paths(cfg, args.out)
+    except StartupError as exc:
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 2
     tune_gc()
     try:
         asyncio.run(run_daemon(cfg, ruleset, source=source, sinks=build_sinks(cfg, args.out)))
     except StoreError as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 1
+    except StartupError as exc:  # a port in use
+        print(f"livebot: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from bot.engine.durations import parse_duration
-from bot.engine.yamlfile import Pos, YamlError, YMap, did_you_mean, load_yaml, one_line
+from bot.engine.yamlfile import Pos, YamlError, YMap, did_you_mean, load_yaml, one_line, read_text
 
 
 class ConfigError(ValueError):
@@ -428,6 +428,14 @@ def _ingest_rooms(v: Any, base: Path) -> list[IngestRoom]:
     return out
 
 
+class _Positioned(ValueError):
+    """Problems that already carry their own ``file:line:col``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
 _WEBHOOK_SINK_KEYS = ("url", "name", "secret", "max_batch", "timeout")
 
 
@@ -438,13 +446,19 @@ def _webhook_sinks(v: Any, base: Path) -> list[WebhookSinkConfig]:
     if not isinstance(v, list):
         raise ValueError("must be a list of {url: ..., secret: ...}")
     out: list[WebhookSinkConfig] = []
+    positioned: list[str] = []  # every unknown key of every entry, each at its place
+    for i, item in enumerate(v):
+        where = f"sinks.webhooks[{i}]"
+        for key in item if isinstance(item, dict) else ():
+            if key not in _WEBHOOK_SINK_KEYS:
+                at = f"{item.key_pos[key]}: " if isinstance(item, YMap) else ""
+                positioned.append(f"{at}{where}: unknown key '{key}'{did_you_mean(key, _WEBHOOK_SINK_KEYS)}")
+    if positioned:
+        raise _Positioned(positioned)
     for i, item in enumerate(v):
         where = f"sinks.webhooks[{i}]"
         if not isinstance(item, dict) or "url" not in item:
             raise ValueError(f"{where} must be a mapping with a 'url'")
-        for key in item:
-            if key not in _WEBHOOK_SINK_KEYS:
-                raise ValueError(f"{where}: unknown key '{key}'{did_you_mean(key, _WEBHOOK_SINK_KEYS)}")
         url = _text(item["url"], base)
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"{where}.url must be an http:// or https:// URL")
@@ -658,6 +672,8 @@ def _walk(section: YMap, schema: Schema, prefix: str, cfg: Config, base: Path, p
             attrs, parse = spec
             try:
                 _set(cfg, attrs, parse(value, base))
+            except _Positioned as exc:
+                problems += exc.problems
             except ValueError as exc:
                 message = str(exc)
                 if message.startswith("must"):
@@ -671,7 +687,7 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
     Secrets left empty in the file are taken from the environment (``ENV_SECRETS``)."""
     path = Path(path)
     try:
-        doc = load_yaml(path.read_text(encoding="utf-8"), str(path))
+        doc = load_yaml(read_text(path), str(path))
     except OSError as exc:
         raise ConfigError([f"{path}:1:1: cannot read: {exc}"]) from None
     except YamlError as exc:

@@ -144,8 +144,8 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
         loop.add_signal_handler(sig, handler)
     watcher = asyncio.create_task(reloader.watch(runner.stop)) if cfg.reload_watch else None
     try:
+        await _listen(server, runner.sources, cfg)
         if server is not None:
-            await server.start()
             if overlay is not None:
                 overlay.server.port = server.port
                 log.info("overlay_ready", url=overlay.url, obs="add this URL as a Browser source")
@@ -168,6 +168,23 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
     log.info("stopped", events=sum(result.events.values()), actions=sum(result.actions.values()),
              shed=sum(result.shed.values()), recorded=recorder.written if recorder else 0)
     return result
+
+
+async def _listen(server: ControlServer | None, sources: list, cfg: Config) -> None:
+    """Bind every port before anything runs: a port in use is one line (StartupError), exit 2."""
+    from bot.preflight import listen_error
+
+    if server is not None:
+        try:
+            await server.start()
+        except OSError as exc:
+            raise listen_error(exc, server.host, server.port, "http.port") from None
+    for source in sources:
+        if callable(listen := getattr(source, "listen", None)):
+            try:
+                await listen()
+            except OSError as exc:
+                raise listen_error(exc, source.host, source.port, f"source.{source.name}.port") from None
 
 
 class ReportWriter:

@@ -26,6 +26,7 @@ from bot.control.metrics import Latency
 from bot.engine.rules import RuleSet
 from bot.events.model import CONNECT, DISCONNECT, LIVE_END, Event
 from bot.events.wire import DecodeError, decode_line
+from bot.sinks.console import ConsoleSink
 from bot.sources.queue import EventQueue, stamp  # noqa: F401 - stamp is what sources call
 from bot.sources.recorder import Recorder
 from bot.store.keeper import StateKeeper
@@ -114,6 +115,7 @@ class LiveRunner:
         self.sources = list(sources)
         self.engine = engine
         self.dispatcher = dispatcher
+        self._console = any(isinstance(s, ConsoleSink) for s in getattr(dispatcher, "sinks", ()))
         # A clock given as-is (a virtual one) is only kept from going back; see LiveClock.
         self.clock = clock if isinstance(clock, LiveClock) else LiveClock(clock, elapsed=None) if clock else LiveClock()
         self.recorder = recorder
@@ -316,8 +318,11 @@ class LiveRunner:
         if actions:
             self.result.actions.update(a.rule for a in actions)
             self.result.action_kinds.update((a.rule, a.kind) for a in actions)
+            # one line per action: the console sink prints it for a person; the log repeats it only
+            # at debug then (at info without a console: the log is then the only record on a terminal)
+            emit = action_log.debug if self._console else action_log.info
             for a in actions:
-                action_log.info("action", rule=a.rule, kind=a.kind, user=a.user, event_id=a.event_id)
+                emit("action", rule=a.rule, kind=a.kind, user=a.user, event_id=a.event_id)
             await self.dispatcher.dispatch(actions)
 
     async def run(self) -> LiveResult:

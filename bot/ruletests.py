@@ -17,22 +17,28 @@ A test file names rule files and lists cases; each case feeds events at relative
 ``expect`` items must each match a distinct action, in order; ``exact: true`` also forbids
 any other action (``expect: []`` with ``exact: true`` means "nothing fires"). A matcher may give
 ``at``, ``kind``, ``rule``, ``user``, ``text`` (exact) or ``match`` (a regular expression).
+
+``match`` patterns run on RE2 (google-re2): linear time in the text, so no pattern can hang a test
+run (``(a+)+$`` against a long name is as quick as any); backreferences and lookaround, which need
+backtracking, are refused at load with the reason. A rule that raises while a case runs fails that
+case, with the error.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import re2
 
 from bot.actions.model import Action
 from bot.engine.core import Engine
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules_many
 from bot.engine.rules import RuleSet
-from bot.engine.yamlfile import one_line, Pos, YamlError, YList, YMap, did_you_mean, load_yaml
+from bot.engine.yamlfile import one_line, Pos, YamlError, YList, YMap, did_you_mean, load_yaml, read_text
 from bot.events.model import DATA_FIELDS, EVENT_TYPES, Event, User
 from bot.testing import run_events
 
@@ -93,7 +99,7 @@ class Matcher:
     rule: str | None = None
     user: str | None = None
     text: str | None = None
-    pattern: re.Pattern[str] | None = None
+    pattern: Any = None  # a compiled RE2 pattern
 
     def matches(self, a: Action) -> bool:
         return ((self.at is None or a.ts - T0 == self.at)
@@ -131,10 +137,11 @@ class CaseResult:
     missing: list[Matcher] = field(default_factory=list)
     forbidden: list[tuple[Matcher, Action]] = field(default_factory=list)
     unexpected: list[Action] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # rule errors raised while the case ran
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.forbidden or self.unexpected)
+        return not (self.missing or self.forbidden or self.unexpected or self.errors)
 
 
 def _clock(ms: int) -> str:
@@ -144,6 +151,20 @@ def _clock(ms: int) -> str:
 
 def format_action(a: Action) -> str:
     return f"{_clock(a.ts - T0)} {a.kind} {a.rule} {a.text!r}"
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # (the error is ours to report, as file:line:col)
+
+
+def compile_pattern(pattern: str) -> Any:
+    """A ``match:`` pattern compiled for RE2 (linear time); ValueError says why it cannot be."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        why = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"bad regular expression: {why} (patterns run on RE2: no backreferences "
+                         "or lookaround)") from None
 
 
 # -- reading test files --------------------------------------------------------------------------
@@ -264,9 +285,9 @@ class _Reader:
                 setattr(out, key, str(m[key]))
         if "match" in m:
             try:
-                out.pattern = re.compile(str(m["match"]))
-            except re.error as exc:
-                self.problem(m.value_pos["match"], f"bad regular expression: {exc}")
+                out.pattern = compile_pattern(str(m["match"]))
+            except ValueError as exc:
+                self.problem(m.value_pos["match"], str(exc))
         return out
 
     def event(self, m: Any, pos: Pos, seq: int) -> Event | None:
@@ -336,8 +357,8 @@ class _Reader:
 def load_test_file(path: Path) -> tuple[list[Path], list[Case]]:
     """The rule paths a test file names, and its cases; TestFileError lists every problem."""
     try:
-        doc = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError) as exc:
+        doc = load_yaml(read_text(path), str(path))
+    except OSError as exc:
         raise TestFileError([f"{path}:1:1: cannot read: {exc}"]) from None
     except YamlError as exc:
         raise TestFileError([str(exc)]) from None
@@ -389,11 +410,18 @@ def check(case: Case, actions: list[Action]) -> CaseResult:
 
 def run_case(case: Case, ruleset: RuleSet, engine_options: dict | None = None) -> CaseResult:
     engine = Engine(ruleset, **(engine_options or {}))
-    return check(case, run_events(sorted(case.events, key=lambda e: e.ts), ruleset, until=case.until, engine=engine))
+    errors: list[str] = []
+    engine.on_rule_error = lambda rule, part, exc: errors.append(
+        f"rule {rule} ({part}) raised {type(exc).__name__}: {exc}")
+    result = check(case, run_events(sorted(case.events, key=lambda e: e.ts), ruleset, until=case.until,
+                                    engine=engine))
+    result.errors = errors
+    return result
 
 
 def report(result: CaseResult) -> str:
     lines = [f"FAIL {result.case.pos.file}:{result.case.pos.line}: {result.case.name}"]
+    lines += [f"  - error: {one_line(e)}" for e in result.errors]
     for m in result.missing:
         lines.append(f"  - expected, not found (line {m.pos.line}): {m.describe()}")
     for m, a in result.forbidden:
@@ -415,7 +443,12 @@ def run_paths(paths: list[Path], out=print) -> int:
     """Run every test file under ``paths``; print failures; return the process exit code."""
     passed = failed = errors = 0
     for path in paths:
-        for file in test_files(path):
+        files = test_files(path)
+        if not files or not path.exists():
+            errors += 1
+            out(f"ERROR {path}: " + ("no such file or folder" if not path.exists() else
+                                     "no test files found (*.yaml, *.yml)"))
+        for file in files if path.exists() else []:
             try:
                 rule_paths, cases = load_test_file(file)
                 ruleset = load_rules_many(rule_paths)

@@ -69,8 +69,28 @@ def test_webhook_sinks_are_checked_and_their_secrets_hidden(tmp_path):
     path.write_text("sinks:\n  webhooks:\n    - urll: http://x\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    assert info.value.problems == [f"{path}:3:5: sinks.webhooks[0] must be a mapping with a 'url'"]
+    assert info.value.problems == [f"{path}:3:7: sinks.webhooks[0]: unknown key 'urll' (did you mean 'url'?)"]
     path.write_text("sinks:\n  webhooks:\n    - url: http://x\n      secrett: s\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    assert info.value.problems == [f"{path}:3:5: sinks.webhooks[0]: unknown key 'secrett' (did you mean 'secret'?)"]
+    assert info.value.problems == [f"{path}:4:7: sinks.webhooks[0]: unknown key 'secrett' (did you mean 'secret'?)"]
+
+
+def test_every_unknown_key_of_sinks_webhooks_gets_a_did_you_mean_at_its_place(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("sinks:\n  webhooks:\n    - {url: 'http://x', nmae: a, secert: s}\n    - urll: http://y\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert info.value.problems == [
+        f"{f}:3:25: sinks.webhooks[0]: unknown key 'nmae' (did you mean 'name'?)",
+        f"{f}:3:34: sinks.webhooks[0]: unknown key 'secert' (did you mean 'secret'?)",
+        f"{f}:4:7: sinks.webhooks[1]: unknown key 'urll' (did you mean 'url'?)",
+    ]
+
+
+def test_a_latin1_config_names_the_line(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"room_id: x\nrules: r\xe9gles\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert info.value.problems == [f"{f}:2:9: not UTF-8 text: byte 0xe9 cannot be read (save the file as UTF-8)"]

@@ -278,3 +278,53 @@ def test_streak_group_ids_keep_a_new_streak_apart_from_a_flushed_one():
     assert texts(run_events(lost + late + new, THANKS, engine=engine)) == [
         "Thanks ana for 3x Rose", "Thanks ana for 6x Rose"]
     assert engine.streaks.late_frames == 1
+
+
+# -- issue 14, item 15 ------------------------------------------------------------------------------
+
+def test_a_space_before_the_bang_is_still_a_command():
+    from bot.engine.core import parse_command
+
+    assert parse_command("  !Help me") == ("help", ["me"])
+    assert parse_command("! help") == (None, []) and parse_command("hi !help") == (None, [])
+
+
+def _readme_rules(rule_ids: tuple[str, ...]) -> str:
+    """The README's YAML for these rules, exactly as documented."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    [block] = [b for b in blocks if all(f"- id: {r}\n" in b for r in rule_ids)]
+    return "rules:\n" + block
+
+
+def test_so_without_a_name_answers_with_its_usage_not_a_blank():
+    from bot.engine.loader import load_rules_text
+    from bot.testing import chat, run_events, user
+
+    rs = load_rules_text(_readme_rules(("so", "so-usage")))
+    mod = user("mia", is_moderator=True)
+    actions = run_events([chat(0, "!so", mod), chat(10_000, " !so @ana", mod)], rs)
+    assert [(a.rule, a.kind, a.text) for a in actions] == [("so-usage", "say", "Usage: !so @name"),
+                                                           ("so", "shoutout", "Go follow @ana! 💜")]
+
+
+def test_a_second_poll_tells_chat_one_is_running_and_votes_are_not_welcomed():
+    from pathlib import Path
+
+    from bot.engine.loader import load_rules
+    from bot.testing import chat, run_events, user
+
+    rs = load_rules(Path(__file__).resolve().parent.parent / "rules")
+    mod = user("mia", is_moderator=True)
+    events = [chat(0, "hello all", mod), chat(1000, "!poll", mod), chat(2000, "1", "ana"), chat(3000, " !poll", mod),
+              chat(4000, "I like Minecraft", "ana"), chat(5000, "2", "bob")]
+    actions = [a for a in run_events(events, rs, until=200_000) if a.kind in ("say", "poll", "poll_result")]
+    said = [(a.ts, a.rule, a.text) for a in actions]
+    welcomes = [t for _, r, t in said if r == "welcome"]
+    assert welcomes == ["Welcome mia! 👋 Type !help to see what I can do.",
+                        "Welcome ana! 👋 Type !help to see what I can do."]  # ana at 4 s, not for her vote "1"
+    busy = [(ts, t) for ts, r, t in said if r == "poll" and t.startswith("A poll is already running")]
+    assert len(busy) == 1 and "What should we play next?" in busy[0][1] and "(88 s left)" in busy[0][1]

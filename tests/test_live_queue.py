@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.events.model import Event, User
 from bot.sources.queue import EventQueue, shed_class
 
@@ -70,3 +72,41 @@ async def test_get_waits_for_events_and_times_out_empty():
     assert await q.get(timeout=0.01) == []
     asyncio.get_running_loop().call_soon(q.put, ev("chat", 1, text="hi"))
     assert [e.msg_id for e in await q.get(timeout=5)] == ["chat1"]
+
+
+# -- issue 14, item 16 ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("with_console", [True, False])
+async def test_each_action_shows_once_on_a_terminal(with_console):
+    import io
+
+    from structlog.testing import capture_logs
+
+    from bot.actions.dispatcher import Dispatcher
+    from bot.engine.core import Engine
+    from bot.engine.loader import load_rules_text
+    from bot.live import LiveRunner
+    from bot.sinks.console import ConsoleSink
+    from bot.testing import CaptureSink, ScriptSource, chat
+
+    rules = load_rules_text('rules:\n  - {id: hi, on: chat, do: [{say: "hi {{ user.nickname }}"}]}\n')
+    source, capture, screen = ScriptSource(), CaptureSink(), io.StringIO()
+    sinks = [ConsoleSink(screen), capture] if with_console else [capture]
+    runner = LiveRunner([source], Engine(rules), Dispatcher(sinks))
+    with capture_logs() as logs:
+        task = asyncio.create_task(runner.run())
+        await asyncio.wait_for(source.ready.wait(), 10)
+        for i in range(3):
+            source.put(chat(0, f"hello {i}", f"v{i}"))
+        async def delivered() -> None:
+            while len(capture.actions) < 3:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(delivered(), 10)
+        runner.stop.set()
+        source.done.set()
+        await asyncio.wait_for(task, 10)
+    info = [e for e in logs if e["event"] == "action" and e["log_level"] == "info"]
+    if with_console:
+        assert screen.getvalue().count("say") == 3 and info == []  # printed once, not logged again (debug)
+    else:
+        assert len(info) == 3  # without a console, the log is where actions show

@@ -108,8 +108,8 @@ async def test_a_jsonl_batch_with_blank_lines():
         status, body = await srv.post(lines, content_type="application/x-ndjson")
         assert (status, body) == (202, {"accepted": 4, "rejected": []})
         assert [e.msg_id for e in srv.events()] == ["m1", "n1", "e1", "e2"]
-        # JSONL posted as application/json is read as lines too
-        status, body = await srv.post(lines)
+        # JSONL posted as application/json is read as lines too (signed anew: a replay is refused)
+        status, body = await srv.post(lines, ts=int(time.time()) - 100)
         assert (status, body["accepted"]) == (202, 4)
 
 
@@ -236,7 +236,7 @@ async def test_mounted_on_an_existing_app():
         base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         body = orjson.dumps(flat_gift(1))
         async with aiohttp.ClientSession() as http:
-            async with http.post(base + "/hook", data=body, headers=sign(SECRET, body)) as resp:
+            async with http.post(base + "/hook", data=body, headers={**sign(SECRET, body), "Content-Type": "application/json"}) as resp:
                 assert resp.status == 202
             async with http.get(base + "/metrics") as resp:
                 assert await resp.text() == "ok"
@@ -254,7 +254,7 @@ async def test_a_posted_gift_is_thanked_through_the_live_runner():
         await asyncio.wait_for(source.listening.wait(), 5)
         body = orjson.dumps([flat_gift(1, "Lion"), flat_gift(2)])
         async with aiohttp.ClientSession() as http:
-            async with http.post(source.url, data=body, headers=sign(SECRET, body)) as resp:
+            async with http.post(source.url, data=body, headers={**sign(SECRET, body), "Content-Type": "application/json"}) as resp:
                 assert resp.status == 202
         for _ in range(1000):
             if len(sink.actions) >= 2:
@@ -266,3 +266,70 @@ async def test_a_posted_gift_is_thanked_through_the_live_runner():
     assert [a.text for a in sink.actions] == ["thanks V1 for 1x Lion", "thanks V2 for 1x Rose"]
     assert result.events["connect"] == 1 and result.events["gift"] == 2
     assert result.events["disconnect"] == 2  # ours, then the runner's end-of-session marker
+
+
+# -- issue 14, item 11 ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/octet-stream", None])
+async def test_only_the_documented_content_types_are_accepted(ctype):
+    async with Served() as srv:
+        body = orjson.dumps(flat_gift(1))
+        hdrs = {**sign(SECRET, body), **({"Content-Type": ctype} if ctype else {})}
+        async with srv.http.post(srv.source.url, data=body, headers=hdrs,
+                                 skip_auto_headers=["Content-Type"]) as resp:
+            assert resp.status == 415
+            error = (await resp.json())["error"]
+        assert "application/json" in error and "application/x-ndjson" in error
+        assert srv.events() == [] and srv.source.refused_by == {"content_type": 1}
+
+
+async def test_an_empty_array_is_400():
+    async with Served() as srv:
+        status, reply = await srv.post([])
+        assert (status, reply) == (400, {"error": "empty array: no events"})
+        assert srv.source.refused_by == {"empty": 1}
+
+
+async def test_a_replayed_signature_is_refused_within_the_window():
+    async with Served() as srv:
+        body = orjson.dumps(flat_gift(1))
+        headers = sign(SECRET, body)
+        assert (await srv.post(body, secret=None, **headers))[0] == 202
+        status, reply = await srv.post(body, secret=None, **headers)
+        assert status == 401 and reply["error"].startswith("replayed")
+        assert [e.msg_id for e in srv.events()] == ["m1"]
+        # a signature refused for another reason (here: nothing valid) is not remembered
+        bad = orjson.dumps({"hello": "world"})
+        bad_headers = sign(SECRET, bad)
+        assert (await srv.post(bad, secret=None, **bad_headers))[0] == 400
+        assert (await srv.post(bad, secret=None, **bad_headers))[0] == 400
+        assert srv.source.refused_by == {"replayed": 1, "no_valid_events": 2}
+
+
+async def test_refused_requests_are_logged_and_counted_by_reason_in_metrics():
+    from structlog.testing import capture_logs
+
+    from bot.control.metrics import registry_for, render
+
+    async with Served(max_body=1000) as srv:
+        with capture_logs() as logs:
+            await srv.post(flat_gift(1), secret="wrong")
+            await srv.post(b'{"pad": "' + b"x" * 2000 + b'"}')
+            await srv.post(flat_gift(1), content_type="text/plain")
+        refused = [e for e in logs if e["event"] == "webhook_refused"]
+        assert [(e["status"], e["reason"]) for e in refused] == [(401, "bad_signature"), (413, "too_large"),
+                                                                  (415, "content_type")]
+        assert all(e["peer"] == "127.0.0.1" and isinstance(e["size"], int) and e["size"] > 0 for e in refused)
+
+        class Runner:  # what the collector reads, around the real source
+            sources = [srv.source]
+        runner = Runner()
+        for attr, value in (("result", type("R", (), {"events": {}, "action_kinds": {}})()),
+                            ("queue", srv.queue), ("engine", Engine(RULES)), ("connected", {}),
+                            ("dispatcher", object()), ("latency", __import__("bot.control.metrics",
+                                                                               fromlist=["Latency"]).Latency()),
+                            ("recorder", None), ("keeper", None)):
+            setattr(runner, attr, value)
+        text = render(registry_for(runner)).decode()
+    for reason in ("bad_signature", "too_large", "content_type"):
+        assert f'livebot_webhook_refused_total{{reason="{reason}"}} 1.0' in text

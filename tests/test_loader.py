@@ -303,3 +303,77 @@ def test_a_broken_condition_is_explained_in_its_own_terms():
     assert when("(event.count > 1") == "'(event.count > 1' is incomplete: expected ')'"
     assert when("event.count > 1)") == "unexpected ')'"
     assert when("event.count 1") == "unexpected '1' after a complete expression (a missing operator, 'and' or 'or'?)"
+
+
+# -- issue 14, item 10 -----------------------------------------------------------------------------
+
+def test_every_problem_of_a_template_is_reported_at_once(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text('rules:\n  - id: a\n    on: chat\n    do: [{say: "{{ user.nicknam }} {{ event.txt }} {{ foo.bar }}"}]\n')
+    with pytest.raises(RuleLoadError) as info:
+        load_rules(f)
+    text = "\n".join(info.value.problems)
+    assert len(info.value.problems) == 3, text
+    assert "unknown field 'user.nicknam'" in text and "'user.nickname'" in text
+    assert "unknown field 'event.txt'" in text and "'event.text'" in text
+    assert "unknown variable 'foo'" in text
+
+
+def test_a_latin1_file_names_the_line_of_its_first_bad_byte(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_bytes(b"rules:\n  - id: a\n    on: chat\n    do: [{say: \"caf\xe9\"}]\n")
+    with pytest.raises(RuleLoadError) as info:
+        load_rules(f)
+    assert info.value.problems == [f"{f}:4:20: not UTF-8 text: byte 0xe9 cannot be read (save the file as UTF-8)"]
+
+
+def test_messages_name_yaml_shapes_not_internal_types(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text("rules:\n  - id: a\n    on: chat\n    cooldown: [1]\n    do: [{say: x}]\n")
+    with pytest.raises(RuleLoadError) as info:
+        load_rules(f)
+    assert info.value.problems == [f"{f}:4:15: rule a: expected a duration such as 30s or 10m, got a list"]
+
+
+def test_too_many_rules_is_one_message_naming_the_limit(tmp_path, monkeypatch):
+    from bot.engine import loader
+    from bot.engine import yamlfile
+
+    monkeypatch.setattr(loader, "MAX_RULES", 5)
+    monkeypatch.setattr(yamlfile, "MAX_VALUES", 10)  # a file's own values are not what the alias limit counts
+    why = "the limit is 5: every event is checked against every rule of its type"
+    f = tmp_path / "r.yaml"
+    f.write_text("rules:\n" + "".join(f"  - {{id: r{i}, on: chat, do: [{{say: hi}}]}}\n" for i in range(6)))
+    with pytest.raises(RuleLoadError) as info:  # refused where the file passes the limit, not read further
+        load_rules(f)
+    assert info.value.problems == [f"{f}:7:5: too many rules: more than 5 in this file ({why})"]
+    f.write_text("rules:\n" + "".join(f"  - {{id: r{i}, on: chat, do: [{{say: hi}}]}}\n" for i in range(5)))
+    assert len(load_rules(f).rules) == 5
+    (tmp_path / "more").mkdir()
+    for n in (1, 2):
+        (tmp_path / "more" / f"{n}.yaml").write_text(
+            "rules:\n" + "".join(f"  - {{id: r{n}{i}, on: chat, do: [{{say: hi}}]}}\n" for i in range(3)))
+    with pytest.raises(RuleLoadError) as info:  # several files: the set's total
+        load_rules(tmp_path / "more")
+    assert info.value.problems == [f"{tmp_path / 'more' / '2.yaml'}:2:3: too many rules: 6 in this rule set ({why})"]
+
+
+def test_validate_checks_what_a_load_checks(tmp_path):
+    from bot.engine.templates import CheckOnly, check_only
+
+    f = tmp_path / "r.yaml"
+    f.write_text('rules:\n  - id: a\n    on: chat\n    when: "\'a\' * 100000000"\n'
+                 '    do: [{say: "{{ user.nicknam }} {{ event.txt }} {{ foo.bar }}"}]\n'
+                 '  - id: b\n    on: chat\n    when: "\'\'.__class__"\n    do: [{say: "x"}]\n')
+    with pytest.raises(RuleLoadError) as loaded:
+        load_rules(f)
+    with pytest.raises(RuleLoadError) as checked, check_only():
+        load_rules(f)
+    assert checked.value.problems == loaded.value.problems and len(loaded.value.problems) == 5
+    f.write_text('rules:\n  - id: a\n    on: chat\n    when: "event.text == \'x\'"\n    do: [{say: "hi {{ user.nickname }}"}]\n')
+    with check_only():
+        rs = load_rules(f)
+    engine, errors = Engine(rs), []
+    engine.on_rule_error = lambda rule, part, exc: errors.append(exc)
+    assert engine.feed(chat(0, "x", "ana"), 0) == []  # a checked-only set cannot run by mistake
+    assert [type(e) for e in errors] == [CheckOnly]

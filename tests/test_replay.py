@@ -103,8 +103,11 @@ def test_cli_replay_prints_actions_and_a_summary(tmp_path, capsys):
     assert len(captured.out.splitlines()) == 7
     summary = captured.err.strip().splitlines()[-1]
     assert summary.startswith("events read: 8 (")
-    assert "actions: 7 (" in summary and "malformed lines skipped: 1" in summary and "duplicates dropped: 1" in summary
+    assert "actions: 9 (" in summary and "malformed lines skipped: 1" in summary and "duplicates dropped: 1" in summary
+    assert "leaderboard 2" in summary  # the overlay's updates, as `livebot run` makes them (not printed)
     records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(records) == 9
+    records = [r for r in records if r["kind"] != "leaderboard"]
     assert len(records) == 7
     assert set(records[0]) == {"ts", "kind", "text", "rule", "user", "event_id", "data"}
     assert records[1] == {"ts": T0 + 800, "kind": "say", "text": "thanks Ana for 4x Rose", "rule": "thank",
@@ -205,7 +208,8 @@ def test_lifetime_totals_carry_over_between_replays_with_state(tmp_path, capsys)
     for _ in range(2):
         assert main(["replay", str(session), "--rules", str(rules), "--state", str(state), "--quiet",
                      "--out", str(tmp_path / "a.jsonl")]) == 0
-        out.append([orjson.loads(x)["text"] for x in (tmp_path / "a.jsonl").read_bytes().splitlines()])
+        out.append([r["text"] for x in (tmp_path / "a.jsonl").read_bytes().splitlines()
+                    if (r := orjson.loads(x))["rule"] == "total"])
     assert out == [["Ana: 4 over 1 sessions", "Bob: 10 over 1 sessions"],
                    ["Ana: 8 over 2 sessions", "Bob: 20 over 2 sessions"]]
     state.write_text("not json")

@@ -319,6 +319,7 @@ def test_compare_two_sessions(session, tmp_path):
 
 def test_cli_report_writes_html(session, tmp_path, capsys):
     out = tmp_path / "r" / "report.html"
+    out.parent.mkdir()  # (a missing folder is refused: tests/test_startup_errors.py)
     actions = hand_actions(tmp_path / "actions.jsonl")
     assert main(["report", str(session), "--actions", str(actions), "--html", str(out)]) == 0
     captured = capsys.readouterr()
@@ -419,3 +420,86 @@ def test_memory_does_not_grow_with_the_number_of_events(tmp_path):
     print(f"traced peak: {peak_small:,} bytes for 20,000 events, {peak_big:,} for 200,000")
     assert peak_big < peak_small * 1.5 + 512 * 1024, (peak_small, peak_big)
     assert stats.gifts > 5_000 and 0 < stats.streaks_flushed < stats.gifts / 20 and 30 <= len(stats.minutes) <= 31
+
+
+# -- issue 14, item 12 ------------------------------------------------------------------------------
+
+def test_report_on_a_binary_file_says_so_and_exits_1(tmp_path, capsys):
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(bytes(range(256)) * 40)
+    assert main(["report", str(binary)]) == 1
+    err = capsys.readouterr().err
+    assert f"{binary}: not a session recording: none of its" in err and "(first: line 1: not JSON" in err
+
+
+def test_report_on_lines_of_blank_events_says_so_and_exits_1(tmp_path, capsys):
+    blanks = tmp_path / "blanks.jsonl"
+    blanks.write_text('{"event": "gift", "data": null}\n{"event": "chat"}\n{"event": "like", "data": {}}\n')
+    assert main(["report", str(blanks)]) == 1
+    err = capsys.readouterr().err
+    assert "none of its 3 line(s) is an event" in err and "a gift line without a gift id" in err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["report", str(empty)]) == 1
+    assert "no events in this file" in capsys.readouterr().err
+
+
+def test_replay_of_a_binary_file_exits_1(tmp_path, capsys):
+    binary = tmp_path / "x.bin"
+    binary.write_bytes(b"\x00\xff" * 500 + b"\n" + b"\x89PNG" * 10)
+    assert main(["replay", str(binary), "--quiet"]) == 1
+    assert "not a session recording" in capsys.readouterr().err
+
+
+# -- issue 14, item 14 ------------------------------------------------------------------------------
+
+def test_a_38_second_session_has_a_viewer_chart_that_shows_its_viewers(tmp_path, monkeypatch):
+    from bot.report import charts
+
+    path = tmp_path / "short.jsonl"
+    path.write_text("\n".join([flat("roomUser", 0, "v1", viewerCount=12), flat("chat", 5_000, "c1", "ana", comment="hi"),
+                               flat("roomUser", 20_000, "v2", viewerCount=30),
+                               flat("streamEnd", 38_000, "e1")]) + "\n")
+    figures = []
+    monkeypatch.setattr(charts, "_uri", lambda fig: figures.append(fig) or "data:")
+    stats = analyze_session(path)
+    assert charts.session_charts(stats)["viewers"] == "data:"
+    ax = figures[0].axes[0]
+    assert ax.get_xlim() == (0.0, 1.0)  # the minute it lasted, not -0.5…0.5 around a point
+    [line] = ax.get_lines()
+    assert list(line.get_xdata()) == [0, 1] and list(line.get_ydata()) == [30, 30]  # a line, not a point
+
+
+def test_the_followers_list_shows_each_unique_id(tmp_path):
+    path = tmp_path / "f.jsonl"
+    quinn1 = {"userId": "7", "uniqueId": "quinn_a", "nickname": "Quinn"}
+    quinn2 = {"userId": "8", "uniqueId": "quinn_b", "nickname": "Quinn"}
+    lines = [orjson.dumps({"event": "follow", "data": {**q, "msgId": f"f{i}", "createTime": str(T0 + i * 1000)}}).decode()
+             for i, q in enumerate((quinn1, quinn2))]
+    path.write_text("\n".join(lines) + "\n")
+    stats = analyze_session(path)
+    html = render_html(stats)
+    assert "@quinn_a" in html and "@quinn_b" in html
+    out = io.StringIO()
+    print_report(stats, None, out=Console(file=out, width=200))
+    assert "Quinn (@quinn_a), Quinn (@quinn_b)" in out.getvalue()
+
+
+@pytest.mark.parametrize("a, b, counts, expected", [
+    (100, 95, False, None), (100, 101, False, None), (100, 95, True, None), (100, 101, True, None),
+    (100, 130, False, True), (100, 70, False, False),
+    (10, 13, True, None),       # +30 %, but 3 more in counts of ten is noise
+    (100, 200, True, True), (200, 100, True, False), (None, 5, True, None), (0, 50, True, True),
+])
+def test_only_notable_changes_are_coloured(a, b, counts, expected):
+    assert fmt.notable(a, b, counts) is expected
+
+
+def test_near_even_comparisons_are_not_coloured():
+    from bot.report.html import _ratio
+
+    assert _ratio(0.95, 1.0) == ("0.95×", "") and _ratio(1.01, 1.0) == ("1.01×", "")
+    assert _ratio(0.5, 1.0)[1] == "down" and _ratio(2.0, 1.0)[1] == "up"
+    sa = {key: 100 for _, key, _ in fmt.metrics()}
+    rows = {r["label"]: r for r in fmt.compare_rows(sa, {**sa, "comments": 101, "likes": 400})}
+    assert rows["Comments"]["up"] is None and rows["Likes"]["up"] is True

@@ -77,7 +77,7 @@ tests:
     assert out.splitlines() == [  # in line order
         f"ERROR {case}:4:19: bad duration 'soon': use a number with ms, s, m, h or d, e.g. 90s, 10m, 1h30m",
         f"ERROR {case}:4:31: unknown event type 'gfit' (did you mean 'gift'?)",
-        f"ERROR {case}:5:5: unknown test case key 'expct' (did you mean 'expect'?)",
+        f"ERROR {case}:5:5: unknown test case key 'expct' (did you mean 'expect' or 'exact'?)",
         "0 passed, 0 failed, 1 file error(s)",
     ]
 
@@ -195,3 +195,72 @@ tests:
       - {at: 0s, type: battle_end, battle_id: b1, winner: us, mvp: [1]}
 """)
     assert code == 1 and "'mvp' must be a mapping or null" in out, out
+
+
+# -- issue 14, item 9 ------------------------------------------------------------------------------
+
+def test_a_catastrophic_match_pattern_runs_in_linear_time(tmp_path):
+    # (a+)+$ against 'aaa...ab' backtracks 2**n times under Python's re: the run would not end.
+    name = "a" * 60 + "b"
+    code, out = run(tmp_path, f"""rules: ../r.yaml
+tests:
+  - name: thanks
+    events: [{{at: 2s, type: gift, user: {name}}}]
+    absent: [{{match: "(a+)+$"}}]
+    expect: [{{match: "^thanks a+b$"}}]
+""")
+    assert (code, out) == (0, "1 passed, 0 failed")
+
+
+def test_a_pattern_needing_backtracking_is_a_file_error_with_its_position(tmp_path):
+    code, out = run(tmp_path, r"""rules: ../r.yaml
+tests:
+  - name: thanks
+    events: [{at: 2s, type: gift, user: ana}]
+    expect: [{match: '(a)\1'}]
+""")
+    assert code == 1
+    assert "case.yaml:5:22: bad regular expression" in out and "RE2" in out
+
+
+def test_a_rule_that_errors_at_run_time_fails_its_case_with_the_error(tmp_path):
+    (tmp_path / "r.yaml").write_text("""rules:
+  - id: ratio
+    on: gift
+    do: [{say: "{{ 10 // (event.count - 1) }}"}]
+""")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "case.yaml").write_text("""rules: ../r.yaml
+tests:
+  - name: one rose
+    events: [{at: 2s, type: gift, user: ana, count: 1, streak_end: true}]
+    expect: []
+""")
+    lines: list[str] = []
+    code = run_paths([tmp_path / "t"], out=lines.append)
+    out = "\n".join(lines)
+    assert code == 1, out
+    assert "FAIL" in out and "one rose" in out
+    assert "rule ratio (do) raised ZeroDivisionError" in out
+    assert out.endswith("0 passed, 1 failed")
+
+
+def test_an_empty_folder_says_no_test_files_found(tmp_path):
+    (tmp_path / "empty").mkdir()
+    lines: list[str] = []
+    assert run_paths([tmp_path / "empty"], out=lines.append) == 1
+    assert "no test files found" in lines[0]
+    assert run_paths([tmp_path / "missing"], out=lines.append) == 1
+    assert "no such file or folder" in lines[-2]
+
+
+def test_a_misspelt_exact_suggests_exact(tmp_path):
+    code, out = run(tmp_path, """rules: ../r.yaml
+tests:
+  - name: thanks
+    events: [{at: 2s, type: gift, user: ana}]
+    expect: []
+    exect: true
+""")
+    assert code == 1
+    assert "unknown test case key 'exect'" in out and "'exact'" in out

@@ -121,3 +121,31 @@ async def test_a_report_is_written_when_the_stream_ends(tmp_path):
     report = tmp_path / "reports" / (recording.stem + ".html")
     assert b"report_written" in err and report.exists()
     assert "Rose" in report.read_text(encoding="utf-8")
+
+
+async def test_the_run_actions_are_a_golden_for_a_replay_of_its_recording_and_the_report_has_no_leaderboard_rule(
+        tmp_path, capsys):
+    """Issue 14, item 13: one behaviour for both paths (the overlay's leaderboard updates too)."""
+    from bot.cli import main
+
+    async def handler(ws):
+        for i in range(3):
+            await ws.send(line("gift", i, giftId=5655, giftName="Rose", diamondCount=1 + i, giftType=1,
+                               repeatCount=1, repeatEnd=True))
+        await ws.send(line("chat", 9, comment="hello"))
+        await ws.close(code=4005, reason="stream end")
+
+    async with websockets.serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        proc = await start_livebot(write_config(tmp_path, f"ws://127.0.0.1:{port}/"))
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    actions = tmp_path / "actions.jsonl"
+    assert b'"kind":"leaderboard"' in actions.read_bytes()
+    [recording] = (tmp_path / "sessions").iterdir()
+    capsys.readouterr()
+    replay = ["replay", str(recording), "--rules", str(tmp_path / "rules.yaml"), "--quiet", "--check", str(actions)]
+    assert await asyncio.to_thread(main, replay) == 0, capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["report", str(recording), "--actions", str(actions)]) == 0
+    report = capsys.readouterr().out
+    assert "thanks" in report and "leaderboard" not in report

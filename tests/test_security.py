@@ -381,9 +381,10 @@ async def test_the_webhook_refuses_unsigned_requests_by_default(tmp_path):
             for headers in ({}, {"X-Livebot-Signature": "sha256=" + "0" * 64, "X-Livebot-Timestamp": str(int(time.time()))},
                             sign("wrong key", body), sign("k", body, int(time.time()) - 3600),
                             {**sign("k", body), "X-Livebot-Signature": sign("k", body)["X-Livebot-Signature"][:-1]}):
-                async with http.post(source.url, data=body, headers=headers) as resp:
+                async with http.post(source.url, data=body,
+                                     headers={**headers, "Content-Type": "application/json"}) as resp:
                     assert resp.status == 401
-            async with http.post(source.url, data=body, headers=sign("k", body)) as resp:
+            async with http.post(source.url, data=body, headers={**sign("k", body), "Content-Type": "application/json"}) as resp:
                 assert resp.status == 202
     finally:
         stop.set()
@@ -411,9 +412,9 @@ async def test_webhook_bodies_are_bounded_with_or_without_a_content_length():
 
     try:
         async with aiohttp.ClientSession() as http:
-            async with http.post(source.url, data=big, headers=sign("k", big)) as resp:
+            async with http.post(source.url, data=big, headers={**sign("k", big), "Content-Type": "application/json"}) as resp:
                 assert resp.status == 413
-            async with http.post(source.url, data=chunks(), headers=sign("k", big)) as resp:  # chunked
+            async with http.post(source.url, data=chunks(), headers={**sign("k", big), "Content-Type": "application/json"}) as resp:  # chunked
                 assert resp.status == 413
     finally:
         stop.set()

@@ -85,6 +85,10 @@ class LiveCollector:
                            {name: int(getattr(src, "malformed", 0))})
             yield _gauge("livebot_source_connected", "1 while the source is connected.",
                          1.0 if r.connected.get(name) else 0.0, {"source": name})
+            refused_by = getattr(src, "refused_by", None)
+            if refused_by is not None:  # the webhook source: requests refused, by reason
+                yield _counter("livebot_webhook_refused", "Webhook requests refused (4xx), by reason.", ["reason"],
+                               dict(refused_by))
         d = r.dispatcher
         for attr, doc in (("sent", "Actions delivered, by sink."), ("failed", "Failed sends, by sink."),
                           ("retried", "Sends retried, by sink."), ("dead_lettered", "Actions dead-lettered, by sink."),

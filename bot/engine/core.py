@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, deque
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 
@@ -38,6 +38,7 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 def parse_command(text: str) -> tuple[str | None, list[str]]:
     """``"!Help me now"`` → ``("help", ["me", "now"])``; not a command → ``(None, [])``."""
+    text = text.lstrip()  # " !help": a stray space before the ! is still a command
     if len(text) < 2 or text[0] != "!" or text[1].isspace():
         return None, []
     words = text[1:].split()
@@ -73,6 +74,7 @@ class Engine:
         self.quiz: Quiz | None = None
         self.counters: Counter[str] = Counter()  # duplicates, rule errors, busy polls (events by type: state.counts)
         self.fired: Counter[str] = Counter()  # firings by rule id
+        self.on_rule_error: Callable[[str, str, Exception], None] | None = None  # (rule id, part, error)
         self._last_fire: dict[str, int] = {}
         self._user_fire: dict[str, dict[str, int]] = {}
         self._once: dict[str, set[str]] = {}
@@ -196,6 +198,7 @@ class Engine:
         command: str | None = None
         args: list[str] = []
         climbed: Event | None = None
+        voted = False
         if ev.type == CHAT:
             text = str(ev.data.get("text", ""))
             command, args = parse_command(text)
@@ -203,6 +206,7 @@ class Engine:
                 self.timers.on_chat(now)
             if ev.user is not None:
                 if self.poll is not None and self.poll.vote(user_key, text, now):
+                    voted = True
                     if (due := self.poll.update_due()) is not None:
                         self._lower_floor(due)
                 if self.quiz is not None and self.quiz.is_correct(text):
@@ -229,7 +233,7 @@ class Engine:
             if not self._ready(rule, user_key, now):
                 continue
             if base is None:
-                base = self._event_context(ev, args)
+                base = self._event_context(ev, args, voted)
             context = self._rule_context(rule, base, now)
             if rule.when is not None and not self._holds(rule, context):
                 continue
@@ -313,8 +317,10 @@ class Engine:
 
     # -- contexts ----------------------------------------------------------------------------
 
-    def _event_context(self, ev: Event, args: list[str]) -> dict[str, Any]:
+    def _event_context(self, ev: Event, args: list[str], vote: bool = False) -> dict[str, Any]:
         view = {"type": ev.type, "ts": ev.ts, "msg_id": ev.msg_id, "room_id": ev.room_id, **ev.data}
+        if ev.type == CHAT:
+            view["vote"] = vote  # the line was a vote of the open poll ("1"): not chat to greet
         if ev.type == GIFT or ev.type == GIFT_PROGRESS:
             view["total_diamonds"] = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
         user = self.state.user_view(ev.user) if ev.user is not None else None
@@ -444,9 +450,13 @@ class Engine:
 
     def _open_poll(self, rule: Rule, spec: ActionSpec, action: Action, context: dict[str, Any], now: int,
                    out: list[Action]) -> None:
-        if self.poll is not None:
+        if self.poll is not None:  # one at a time: chat is told, the open poll goes on
             self.counters["poll_busy"] += 1
             log.warning("poll_busy", rule=rule.id, open_poll=self.poll.rule.id)
+            left = max(0, -(-(self.poll.ends - now) // 1000))
+            busy = Action(action.ts, "say", f"A poll is already running ({left} s left): {self.poll.question}"[:500],
+                          rule.id, action.user, action.event_id, {"poll_busy": True})
+            self._emit(busy, rule, None, now, out)
             return
         duration = spec.options["duration"]
         self.poll = Poll(rule, action.text, spec.options["options"], now + duration, spec.options["result"], context,
@@ -520,6 +530,8 @@ class Engine:
 
     def _rule_error(self, rule: Rule, where: str, exc: Exception) -> None:
         self.counters["rule_errors"] += 1
+        if self.on_rule_error is not None:  # (``livebot test`` fails the case that caused it)
+            self.on_rule_error(rule.id, where, exc)
         self._error_logs[rule.id] += 1
         if self._error_logs[rule.id] <= LOGGED_ERRORS_PER_RULE:
             log.warning("rule_error", rule=rule.id, at=str(rule.pos), part=where,

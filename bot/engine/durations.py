@@ -20,7 +20,9 @@ def parse_duration(value: object) -> int:
             raise ValueError(f"a duration must be under 100 years, got {str(value)[:40]}")
         return int(value * 1000)
     if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as 30s or 10m, got {type(value).__name__}")
+        shown = "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else \
+            "null" if value is None else "something else"
+        raise ValueError(f"expected a duration such as 30s or 10m, got {shown}")
     text = value.strip().lower().replace(" ", "")
     pos, total = 0, 0.0
     for m in _PART.finditer(text):

@@ -13,10 +13,12 @@ from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, 
                               RuleSet, Settings, Tier)
 from bot.engine.templates import Fields, TemplateCompileError, Text, Value, compile_condition, compile_value
 from bot.engine.views import context_fields
-from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line
+from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line, read_text
 from bot.events.model import EVENT_TYPES
 from bot.integrations.commands import COMMAND_KINDS, check_command_template
 
+MAX_RULES = 10_000  # in one rule set (all its files)
+_WHY_MAX = "the limit is {:,}: every event is checked against every rule of its type"
 FILE_KEYS = ("rules", "include", "settings")
 RULE_KEYS = ("id", "description", "enabled", "on", "every", "after", "command", "when", "do", "tiers", "tier_by",
              "milestones", "priority", "stop", "cooldown", "once", "permission", "max_per_hour", "jitter",
@@ -106,6 +108,7 @@ class _Loader:
         self._ids: dict[str, Pos] = {}
         self._loaded: set[Path] = set()
         self._snippet_uses: list[tuple[str, Pos, str]] = []  # (name, where, rule id)
+        self._rule_count = 0
 
     def finish(self) -> RuleSet:
         for name, pos, rid in self._snippet_uses:
@@ -136,17 +139,21 @@ class _Loader:
             return  # loaded once, however often it is named or included
         self._loaded.add(key)
         try:
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.add(included_from or Pos(str(f), 1, 1), f"cannot read {f}: {exc}")
+            text = read_text(f)
+        except OSError as exc:
+            self.add(included_from or Pos(str(f), 1, 1), f"cannot read {f}: {exc.strerror or exc}")
+            return
+        except YamlError as exc:  # not UTF-8: where
+            self.add(exc.pos, exc.message)
             return
         self.files.append(str(f))
         self.load_text(text, str(f), f.parent)
 
     def load_text(self, text: str, file: str, folder: Path) -> None:
         self._file_order.setdefault(file, len(self._file_order))
-        try:
-            doc = load_yaml(text, file)
+        try:  # (a file of more rules than a rule set may hold is refused where its limit is passed)
+            too_many = f"too many rules: more than {MAX_RULES:,} in this file ({_WHY_MAX.format(MAX_RULES)})"
+            doc = load_yaml(text, file, (MAX_RULES, too_many))
         except YamlError as exc:
             self.add(exc.pos, exc.message)
             return
@@ -165,6 +172,11 @@ class _Loader:
             if "rules" in doc:
                 self._problem(doc.value_pos["rules"], "'rules' must be a list of rules")
             return
+        if len(rules) + self._rule_count > MAX_RULES:
+            self._problem(doc.value_pos["rules"], f"too many rules: {len(rules) + self._rule_count:,} in this rule set "
+                          f"({_WHY_MAX.format(MAX_RULES)})")
+            return
+        self._rule_count += len(rules)
         for item, pos in zip(rules, rules.item_pos):
             rule = self._rule(item, pos)
             if rule is not None:
@@ -259,7 +271,8 @@ class _Loader:
         try:
             fn = compile_fn(str(source), allowed, self._fields)
         except TemplateCompileError as exc:
-            self._problem(_line(pos, exc.lineno), f"in '{what}': {exc}", rid)
+            for message, lineno in exc.problems:
+                self._problem(_line(pos, lineno), f"in '{what}': {message}", rid)
             return None
         self._uses(str(source), pos, rid, needs)
         return fn
@@ -592,7 +605,8 @@ class _Loader:
         try:
             text = kind(source, allowed, self._fields)
         except TemplateCompileError as exc:
-            self._problem(_line(pos, exc.lineno), f"in text: {exc}", rid)
+            for message, lineno in exc.problems:
+                self._problem(_line(pos, lineno), f"in text: {message}", rid)
             return None
         if not text.is_static:
             self._uses(source, pos, rid, needs)

@@ -9,6 +9,8 @@ otherwise hang the bot or exhaust its memory. ``random`` is not a filter: replay
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import functools
 import inspect
@@ -34,6 +36,29 @@ _BANNED_NODES = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.Include, nodes.I
                  nodes.Extends, nodes.Block)
 
 
+# ``livebot validate`` checks every template as a load does, without generating Python code for
+# them (most of a load's time): ``with check_only(): load_rules(...)``. The rule set it loads then
+# cannot run (its templates raise CheckOnly); nothing else sets it.
+_CHECK_ONLY = contextvars.ContextVar("livebot_check_only", default=False)
+
+
+class CheckOnly(RuntimeError):
+    """A template loaded by ``check_only`` was run."""
+
+
+@contextlib.contextmanager
+def check_only() -> Iterator[None]:
+    token = _CHECK_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CHECK_ONLY.reset(token)
+
+
+def _unrunnable(*_: Any) -> Any:
+    raise CheckOnly("loaded with check_only(): this rule set is for checking, not running")
+
+
 class Fields(dict):
     """What a context value holds, for checking ``a.b.c`` at load: field name → ``Fields``, or
     None when anything below it is fine (a scalar, or free-form such as ``user.vars``).
@@ -57,6 +82,13 @@ class TemplateCompileError(ValueError):
     def __init__(self, message: str, lineno: int = 1) -> None:
         super().__init__(message)
         self.lineno = lineno
+        self.problems: list[tuple[str, int]] = [(message, lineno)]  # every problem: (message, lineno)
+
+    @classmethod
+    def many(cls, problems: list[tuple[str, int]]) -> "TemplateCompileError":
+        exc = cls(*problems[0])
+        exc.problems = list(problems)
+        return exc
 
 
 MAX_VALUE = 20_000  # the longest text, list or mapping one operation in a template may build
@@ -299,33 +331,95 @@ ENV.filters["rcon_quote"] = _guard_filter("rcon_quote", rcon_quote)  # viewer te
 
 def _check(ast: nodes.Template, allowed_names: frozenset[str] | None,
            fields: dict[str, Fields | None] | None = None) -> None:
-    """Everything that can be refused at load: banned statements, unknown filters and tests,
-    unknown names, and (with ``fields``) unknown fields of known values."""
-    for node in ast.find_all(_BANNED_NODES):
-        kind = type(node).__name__.lower()
-        raise TemplateCompileError(f"'{kind}' is not allowed in rule text", getattr(node, "lineno", 1))
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        known = ENV.filters if isinstance(node, nodes.Filter) else ENV.tests
-        if node.name not in known:
+    """Everything that can be refused at load, every problem at once (TemplateCompileError with
+    ``problems``): banned statements, unknown filters and tests, unknown names, private attributes
+    (``''.__class__``), constant operations bigger than a template may build (``'a' * 10**8``),
+    and (with ``fields``) unknown fields of known values."""
+    found: list[tuple[str, int]] = []
+    every = list(ast.find_all(nodes.Node))  # one walk (each find_all walks the whole tree again)
+    names = [n for n in every if isinstance(n, nodes.Name)]
+    for node in every:
+        if isinstance(node, _BANNED_NODES):
+            kind = type(node).__name__.lower()
+            found.append((f"'{kind}' is not allowed in rule text", getattr(node, "lineno", 1)))
+        elif isinstance(node, (nodes.Filter, nodes.Test)) and node.name not in (
+                known := ENV.filters if isinstance(node, nodes.Filter) else ENV.tests):
             what = "filter" if isinstance(node, nodes.Filter) else "test"
-            raise TemplateCompileError(f"unknown {what} '{node.name}'" + did_you_mean(node.name, sorted(known)),
-                                       node.lineno)
+            found.append((f"unknown {what} '{node.name}'" + did_you_mean(node.name, sorted(known)), node.lineno))
+        if isinstance(node, (nodes.Getattr, nodes.Getitem, nodes.Filter)) and (attr := _private(node)) is not None:
+            inner, first = node.node, True
+            while isinstance(inner, (nodes.Getattr, nodes.Getitem, nodes.Filter)):
+                if _private(inner) is not None:
+                    first = False  # the first private name on a chain says it
+                inner = inner.node
+            if first:
+                found.append((f"'{attr}' is not allowed: names starting with '_' are private", node.lineno))
+        elif isinstance(node, (nodes.BinExpr, nodes.Concat)):
+            try:
+                _const(node)
+            except SecurityError as exc:
+                found.append((f"{exc} (in a constant expression)", node.lineno))
+            except Exception:  # not a constant (or an error the run would give): nothing to say at load
+                pass
+    unknown: set[str] = set()
     if allowed_names is not None:
-        try:
-            undeclared = meta.find_undeclared_variables(ast)
-        except TemplateSyntaxError as exc:  # anything else Jinja's compiler refuses
-            raise TemplateCompileError(exc.message or "cannot compile", exc.lineno or 1) from None
-        unknown = sorted(undeclared - allowed_names - set(ENV.globals))
-        if unknown:
-            raise TemplateCompileError(
-                f"unknown variable '{unknown[0]}' (known: {', '.join(sorted(allowed_names))})",
-                _first_use(ast, unknown[0]),
-            )
+        # (not meta.find_undeclared_variables: that generates the code once more, the most costly
+        # step of a load; loops and macros are refused, so a name is bound only by ``set``)
+        undeclared = {n.name for n in names if n.ctx == "load"} - {n.name for n in names if n.ctx != "load"}
+        unknown = undeclared - allowed_names - set(ENV.globals)
+        for name in sorted(unknown, key=lambda n: (_first_use(ast, n), n)):
+            found.append((f"unknown variable '{name}' (known: {', '.join(sorted(allowed_names))})",
+                          _first_use(ast, name)))
     if fields:
-        shadowed = {n.name for n in ast.find_all(nodes.Name) if n.ctx != "load"}
+        shadowed = {n.name for n in names if n.ctx != "load"}
         for path, lineno in _field_paths(ast, guarded=False):
-            if path[0] not in shadowed:
-                _check_path(path, fields, lineno)
+            if path[0] not in shadowed and path[0] not in unknown and not any(
+                    isinstance(p, str) and p.startswith("_") for p in path):  # (said above)
+                try:
+                    _check_path(path, fields, lineno)
+                except TemplateCompileError as exc:
+                    found.append((str(exc), exc.lineno))
+    if found:
+        seen: set[tuple[str, int]] = set()
+        unique = [f for f in found if not (f in seen or seen.add(f))]
+        raise TemplateCompileError.many(unique)
+
+
+def _private(node: nodes.Node) -> str | None:
+    """The private name a node reads (``x.__class__``, ``x['_y']``, ``x|attr('__dict__')``), if any."""
+    if isinstance(node, nodes.Getattr):
+        attr = node.attr
+    elif isinstance(node, nodes.Getitem):
+        attr = node.arg.value if isinstance(node.arg, nodes.Const) else None
+    elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+        attr = node.args[0].value if isinstance(node.args[0], nodes.Const) else None
+    else:
+        return None
+    return attr if isinstance(attr, str) and attr.startswith("_") else None
+
+
+_CONST_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+              "//": operator.floordiv, "%": operator.mod, "**": operator.pow}
+
+
+def _const(node: nodes.Node) -> Any:
+    """The value of a constant expression, computed bottom-up with the sandbox's bounds (so
+    nothing big is ever built here); raises SecurityError when the run would, another exception
+    when it is not constant."""
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.BinExpr):
+        left, right = _const(node.left), _const(node.right)
+        if node.operator in ENV.intercepted_binops:
+            return ENV.call_binop(None, node.operator, left, right)
+        return _bounded(_CONST_OPS[node.operator](left, right))
+    if isinstance(node, nodes.Concat):
+        return ENV.concat(tuple(_const(n) for n in node.nodes))
+    if isinstance(node, nodes.Neg):
+        return -_const(node.node)
+    if isinstance(node, nodes.Pos):
+        return +_const(node.node)
+    raise LookupError("not constant")
 
 
 def _first_use(ast: nodes.Template, name: str) -> int:
@@ -410,9 +504,14 @@ def compile_value(source: str, allowed_names: frozenset[str] | None = None,
     """Compile a bare expression (as in Ansible's ``when:``) into ``f(context) -> value``."""
     if "{{" in source or "{%" in source:
         raise TemplateCompileError("conditions are bare expressions: drop the {{ }} (write `when: x > 1`)")
-    _check(_parse_expression(source), allowed_names, fields)
+    ast = _parse_expression(source)
+    _check(ast, allowed_names, fields)
+    # what ``ENV.compile_expression(source)`` builds, from the tree already parsed and checked
+    if _CHECK_ONLY.get():
+        return _unrunnable
+    assign = nodes.Assign(nodes.Name("result", "store"), ast.body[0].nodes[0], lineno=1)
     try:
-        return ENV.compile_expression(source)
+        return TemplateExpression(ENV.from_string(nodes.Template([assign], lineno=1).set_environment(ENV)), True)
     except TemplateSyntaxError as exc:
         raise TemplateCompileError(exc.message or "syntax error", exc.lineno or 1) from None
 
@@ -428,6 +527,13 @@ def compile_condition(source: str, allowed_names: frozenset[str] | None = None,
     return condition
 
 
+class _Unrunnable:
+    render = staticmethod(_unrunnable)
+
+
+_UNRUNNABLE = _Unrunnable()
+
+
 class Text:
     """A compiled text template; plain text without ``{{``/``{%`` skips Jinja entirely."""
 
@@ -438,9 +544,13 @@ class Text:
         self.source = source
         self._template = None
         if "{" in source:
-            _check(_parse(source), allowed_names, fields)
+            ast = _parse(source)
+            _check(ast, allowed_names, fields)
+            if _CHECK_ONLY.get():
+                self._template = _UNRUNNABLE
+                return
             try:
-                self._template = ENV.from_string(source)
+                self._template = ENV.from_string(ast)  # (the checked tree: parsed once)
             except TemplateSyntaxError as exc:
                 raise TemplateCompileError(exc.message or "cannot compile", exc.lineno or 1) from None
 
@@ -485,7 +595,7 @@ class Value(Text):
                  fields: dict[str, Fields | None] | None = None) -> None:
         super().__init__(source, allowed_names, fields)  # every check a text gets
         self._expr: TemplateExpression | None = None
-        if self._template is not None and source.startswith("{{") and source.endswith("}}"):
+        if self._template is not None and self._template is not _UNRUNNABLE and source.startswith("{{") and source.endswith("}}"):
             body = _parse(source).body
             if (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
                     and not isinstance(body[0].nodes[0], nodes.TemplateData)):

@@ -9,7 +9,7 @@ tests/test_loader.py checks that they stay the same.
 from __future__ import annotations
 
 from bot.engine.templates import Fields
-from bot.events.model import DATA_FIELDS, EVENT_TYPES, GIFT, GIFT_PROGRESS, UNKNOWN, User
+from bot.events.model import CHAT, DATA_FIELDS, EVENT_TYPES, GIFT, GIFT_PROGRESS, UNKNOWN, User
 
 EVENT_BASE = ("type", "ts", "msg_id", "room_id")
 # Fields the engine or the sources add to some event types beyond DATA_FIELDS.
@@ -17,6 +17,7 @@ EVENT_EXTRA: dict[str, tuple[str, ...]] = {
     GIFT: ("total_diamonds", "flushed"),  # flushed: a lost streak end, flushed after silence
     GIFT_PROGRESS: ("total_diamonds",),
     UNKNOWN: ("error",),  # a malformed message of a bundle
+    CHAT: ("vote",),  # true when the line was counted as a vote of the open poll
 }
 USER_IDENTITY = tuple(User().to_dict())
 USER_SESSION = ("chats", "gifts", "diamonds", "likes", "first_seen", "last_thanked")

@@ -26,8 +26,25 @@ class Pos:
 
 def did_you_mean(word: str, known: tuple[str, ...] | list[str]) -> str:
     """`` (did you mean 'when'?)`` for a near miss, else `` (known: a, b, c)``."""
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
+    if not close:
+        return f" (known: {', '.join(known)})"
+    # difflib's ratio favours the longer word ('exect' -> 'expect'); a typo is as likely one wrong
+    # letter ('exact'): every candidate as few edits away as the best one is named.
+    edits = [_edits(word, c) for c in close]
+    best = [c for c, e in zip(close, edits) if e == min(edits)]
+    return " (did you mean " + " or ".join(f"'{c}'" for c in best) + "?)"
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (short words only: keys and names)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
 
 
 # What ``str.splitlines`` breaks a line at: a problem quoting a value must stay on its line.
@@ -52,11 +69,24 @@ class YamlError(ValueError):
         self.message = message
 
 
+def read_text(path) -> str:
+    """A YAML file's text. Not UTF-8 (a Latin-1 file, a binary): YamlError at the first bad byte's
+    line and column. OSError as it comes."""
+    data = open(path, "rb").read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlError(Pos(str(path), line, col), f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be read "
+                        "(save the file as UTF-8)") from None
+
+
 # Bounds on what one document may build, so a hostile or broken file is refused, never a hang:
 # aliases can nest exponentially ("billion laughs") or refer to themselves, and deep nesting
 # would exhaust Python's recursion.
 MAX_NESTING = 100  # levels of mappings and lists
-MAX_VALUES = 100_000  # values, counting each use of an alias anew
+MAX_VALUES = 100_000  # values reached again through aliases (a file's own values are bounded by its size)
 
 
 class _TooMuch(Exception):
@@ -69,13 +99,18 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
-        self.values = 0  # values converted so far (see MAX_VALUES)
+        self.max_items: tuple[int, str] | None = None  # (most items of a top-level list, the message past it)
+        self.values = 0  # values converted again through an alias (see MAX_VALUES)
+        self.converted: set[int] = set()  # the nodes converted once
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
         try:
             if self._depth > MAX_NESTING:
                 raise _TooMuch(self.peek_event().start_mark, f"YAML: nested more than {MAX_NESTING} levels deep")
+            if self.max_items is not None and self._depth == 3 and isinstance(index, int) \
+                    and index >= self.max_items[0]:  # an item of a top-level list, past the limit: stop reading
+                raise _TooMuch(self.peek_event().start_mark, self.max_items[1])
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -154,9 +189,13 @@ def _value_pos(file: str, node: yaml.Node, lines: list[str]) -> Pos:
 
 
 def _convert(file: str, node: yaml.Node, loader: _Loader, lines: list[str], depth: int = 1) -> Any:
-    loader.values += 1
-    if loader.values > MAX_VALUES:
-        raise YamlError(_pos(file, node), f"YAML: more than {MAX_VALUES:,} values (aliases used too often?)")
+    if id(node) in loader.converted:  # an alias: the same node converted again
+        loader.values += 1
+        if loader.values > MAX_VALUES:
+            raise YamlError(_pos(file, node), f"YAML: aliases expand to more than {MAX_VALUES:,} values "
+                                              "(an alias of an alias of ...?)")
+    else:
+        loader.converted.add(id(node))
     if depth > MAX_NESTING:
         raise YamlError(_pos(file, node), f"YAML: nested more than {MAX_NESTING} levels deep "
                                           "(an alias used inside itself?)")
@@ -191,11 +230,14 @@ def _convert(file: str, node: yaml.Node, loader: _Loader, lines: list[str], dept
                                           f"{type(exc).__name__}") from None
 
 
-def load_yaml(text: str, file: str) -> Any:
-    """Parse one YAML document into plain values plus ``YMap``/``YList`` positions."""
+def load_yaml(text: str, file: str, max_items: tuple[int, str] | None = None) -> Any:
+    """Parse one YAML document into plain values plus ``YMap``/``YList`` positions. With
+    ``max_items`` (n, message): a top-level list (``rules:``) with more than n items is refused
+    at its item n + 1 as soon as it is read there, not after reading the rest."""
     loader = None
     try:
         loader = _Loader(text)  # reads the whole text: refuses control characters such as NUL
+        loader.max_items = max_items
         node = loader.get_single_node()
         if node is None:
             return None

@@ -223,8 +223,8 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
     name = obj["event"]
     if not isinstance(name, str):
         raise ValueError("field 'event' is not text")
-    d = _dict(obj.get("data"), "data")
     kind = _FLAT_TYPES.get(name)
+    d = _dict(obj.get("data"), "data")
     # TLC 2.x objects (nested user / common), TLC's other events and a follow role only in followInfo
     # (TLC 1.x) go the full way; TikFinity's flat lines of the classic kinds take the fast path.
     if kind is None or "user" in d or "common" in d or ("followInfo" in d and not d.get("followRole")):

@@ -66,11 +66,16 @@ def session_charts(stats: SessionStats) -> dict[str, str | None]:
         return charts
     if stats.viewer_samples:
         fig, (ax,) = _figure()
-        ax.fill_between(xs, cols["viewers_max"], step="mid", color=COLORS["viewers"], alpha=0.15, linewidth=0)
-        ax.step(xs, cols["viewers_max"], where="mid", color=COLORS["viewers"], linewidth=1.8)
+        # each minute's count drawn across its minute (post steps to one edge more), so a session
+        # of one minute (a 38-second test) is a line from 0 to 1, not a point on an empty axis
+        edges = list(xs) + [xs[-1] + 1]
+        ys = list(cols["viewers_max"]) + [cols["viewers_max"][-1]]
+        ax.fill_between(edges, ys, step="post", color=COLORS["viewers"], alpha=0.15, linewidth=0)
+        ax.step(edges, ys, where="post", color=COLORS["viewers"], linewidth=1.8)
         ax.set_ylabel("viewers", fontsize=9, color=INK)
         ax.set_ylim(bottom=0)
         _minutes_axis(ax, xs)
+        ax.set_xlim(xs[0], xs[-1] + 1)
         charts["viewers"] = _uri(fig)
 
     fig, axes = _figure(rows=3, height=5.2)
@@ -127,6 +132,8 @@ def compare_charts(a: SessionStats, b: SessionStats, labels: tuple[str, str] = (
             if not x:
                 continue
             ys = list(accumulate(cols[key])) if running else cols[key]
+            if len(x) == 1:  # one minute: a line is a point; draw it across its minute
+                x, ys = [x[0], x[0] + 1], [ys[0], ys[0]]
             ax.plot(x, ys, color=color, linewidth=1.8, label=_safe(label, 40))
         ax.set_ylabel(ylabel, fontsize=9, color=INK)
         ax.set_ylim(bottom=0)

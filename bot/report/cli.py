@@ -25,11 +25,24 @@ def run_report(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"livebot report: no such file: {path}", file=sys.stderr)
             return 2
+    if args.html is not None:
+        from bot.preflight import StartupError, check_output_file
+
+        try:
+            check_output_file(args.html, "--html", create_folders=False)
+        except StartupError as exc:
+            print(f"livebot report: {exc}", file=sys.stderr)
+            return 2
     try:
         stats = [analyze_session(p, streak_silence_ms=args.streak_silence) for p in sessions]
         actions = [analyze_actions(p, s, args.window) for p, s in zip(actions_paths, stats)] or [None] * len(stats)
     except OSError as exc:
         print(f"livebot report: {exc}", file=sys.stderr)
+        return 1
+    unreadable = [s.unreadable for s in stats if s.unreadable]
+    if unreadable:  # a binary or another kind of file: say so, never an empty report
+        for why in unreadable:
+            print(f"livebot report: {why}", file=sys.stderr)
         return 1
 
     from bot.report.html import render_compare_html, render_html, write_html

@@ -27,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from bot.report.stats import S_CHATS, S_DIAMONDS, S_FOLLOWS, SessionStats
+from bot.sinks.console import DISPLAY_KINDS
 
 DEFAULT_WINDOW_MS = 120_000
 MEASURES = ("follows", "comments", "diamonds")  # the columns of ``after`` and ``base``
@@ -64,6 +65,7 @@ class ActionStats:
     malformed: int = 0
     total: int = 0
     outside: int = 0  # actions left out: stamped before the session's start or over a window after its end
+    display: int = 0  # the overlay's leaderboard and poll_update actions: not rule firings, left out
     rules: dict[str, RuleStats] = field(default_factory=dict)
     base: list[float] | None = None  # follows, comments, diamonds per window over the whole session
 
@@ -123,6 +125,9 @@ def analyze_actions(path: str | Path, session: SessionStats, window_ms: int = DE
                 kind = str(rec.get("kind") or "")
             except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
                 out.malformed += 1
+                continue
+            if kind in DISPLAY_KINDS:  # the overlay's leaderboard and poll counts: shown, not a rule's firing
+                out.display += 1
                 continue
             if start is None or end is None or ts < start or ts > end + window_ms:
                 out.outside += 1  # another stream's (a shared actions log) or a file of another session

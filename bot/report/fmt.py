@@ -3,6 +3,7 @@ and the HTML report (and the comparison of two sessions) line up."""
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -103,10 +104,33 @@ def metrics(currency: str = DEFAULT_CURRENCY) -> list[tuple[str, str, Callable[[
     ]
 
 
+# A change is coloured (green up, red down) only when it is big enough to mean something: at least
+# a quarter up or a fifth down, and, for counts, more than twice the Poisson noise of the two counts
+# (|b − a| > 2·√(a + b), about a 95 % interval). 0.95× or 1.01× is shown plain.
+RATIO_UP, RATIO_DOWN = 1.25, 0.8
+
+
+def notable(a: float | None, b: float | None, counts: bool = False) -> bool | None:
+    """True (b notably above a), False (notably below), None (no colour)."""
+    if a is None or b is None or a == b:
+        return None
+    if a > 0:
+        r = b / a
+        if RATIO_DOWN < r < RATIO_UP:
+            return None
+    if counts and a >= 0 and b >= 0 and abs(b - a) <= 2 * math.sqrt(a + b):
+        return None
+    return b > a
+
+
+_COUNTS = frozenset({"peak_viewers", "viewers_seen", "comments", "likes", "gifts", "gifters", "diamonds",
+                     "new_followers", "shares", "joins", "subscribes"})
+
+
 def compare_rows(sa: dict[str, Any], sb: dict[str, Any], currency: str = DEFAULT_CURRENCY) -> list[dict[str, str]]:
     rows = []
     for label, key, f in metrics(currency):
         a, b = sa.get(key), sb.get(key)
         rows.append({"label": label, "a": f(a), "b": f(b), "change": change(a, b, f),
-                     "up": None if a is None or b is None or a == b else b > a})
+                     "up": None if key == "duration_ms" else notable(a, b, key in _COUNTS)})
     return rows

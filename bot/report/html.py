@@ -175,7 +175,7 @@ partial.</figcaption></figure>
 <p class="note">{{ s.follows | num }} follow events from {{ s.new_followers | num }} viewers, in the order they first followed.</p>
 {% if followers %}
 <ol class="follow-list">
-{% for f in followers %}<li><bdi>{{ f.nickname }}</bdi> <span class="id">{{ f.offset | offset }}</span></li>
+{% for f in followers %}<li><bdi>{{ f.nickname }}</bdi> <span class="id">@{{ f.unique_id }} · {{ f.offset | offset }}</span></li>
 {% endfor %}
 </ol>
 {% if s.new_followers > followers | length %}<p class="note">… and {{ (s.new_followers - followers | length) | num }} more.</p>{% endif %}
@@ -318,7 +318,8 @@ def _ratio(after: float | None, base: float | None) -> tuple[str, str]:
     if after is None or not base:
         return "–", ""
     r = after / base
-    return f"{r:.2f}×", ("up" if r > 1.05 else "down" if r < 0.95 else "")
+    up = fmt.notable(base, after)  # (only a quarter up or a fifth down is coloured: see fmt.notable)
+    return f"{r:.2f}×", ("up" if up is True else "down" if up is False else "")
 
 
 def rule_rows(actions: ActionStats) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 from bot.events.dedup import Deduper
 from bot.events.model import (CHAT, FOLLOW, GIFT, GIFT_PROGRESS, JOIN, LIKE, SHARE, SUBSCRIBE, UNKNOWN, VIEWERS, Event)
 from bot.events.streaks import StreakFolder
-from bot.sources.replay import ReplaySource
+from bot.sources.replay import ReplaySource, not_a_session
 
 MINUTE_MS = 60_000
 
@@ -69,6 +69,7 @@ class SessionStats:
     ended: int | None = None  # ... and at the last one (a flushed streak included)
     lines: int = 0
     malformed: int = 0  # lines skipped
+    unreadable: str | None = None  # why the file gave no event at all (see replay.not_a_session)
     malformed_messages: int = 0  # broken messages inside an Euler bundle (kept as unknown events)
     duplicates: int = 0
     streaks_flushed: int = 0
@@ -348,6 +349,7 @@ def analyze_session(path: str | Path, *, streak_silence_ms: int = 5000, dedup_wi
         add(flushed, flushed.ts)
     stats.lines = source.lines
     stats.malformed = source.malformed
+    stats.unreadable = not_a_session(source)
     stats.read = Counter(source.read)
     stats.duplicates = dedup.dropped
     stats.streaks_flushed = folder.flushed

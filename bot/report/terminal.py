@@ -84,7 +84,7 @@ def print_report(stats: SessionStats, actions: ActionStats | None = None, *, rat
     followers = stats.follower_list(10)
     if followers:
         line = Text(f"New followers ({fmt.num(stats.new_followers)}): ", style="bold")
-        line.append(", ".join(fmt.plain(f["nickname"], 30) for f in followers))
+        line.append(", ".join(f"{fmt.plain(f['nickname'], 30)} (@{fmt.plain(f['unique_id'], 30)})" for f in followers))
         if stats.new_followers > len(followers):
             line.append(f", … and {fmt.num(stats.new_followers - len(followers))} more")
         c.print(line)

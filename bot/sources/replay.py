@@ -17,6 +17,17 @@ BATCH = 128  # small enough that a batch is still in the CPU cache when the engi
 LOGGED_MALFORMED = 20  # log the first ones in full, then only count
 
 
+def not_a_session(source: "ReplaySource") -> str | None:
+    """Why a file that was read gave no event at all (binary, another kind of file, or empty), or
+    None when it gave events."""
+    if sum(source.read.values()):
+        return None
+    if source.malformed:
+        return (f"{source.path}: not a session recording: none of its {source.lines:,} line(s) is an event "
+                f"(first: {source.first_error})")
+    return f"{source.path}: no events in this file"
+
+
 class ReplaySource:
     """Reads a session file; a malformed line is logged with its number, counted and skipped."""
 
@@ -28,6 +39,7 @@ class ReplaySource:
         self.malformed = 0
         self.lines = 0
         self.read: Counter[str] = Counter()  # decoded events by type
+        self.first_error: str | None = None  # "line N: what is wrong", of the first malformed line
 
     def _open(self):
         if self.path.suffix == ".gz":
@@ -48,6 +60,8 @@ class ReplaySource:
                 except DecodeError as exc:
                     self.lines = number
                     self.malformed += 1
+                    if self.first_error is None:
+                        self.first_error = f"line {number}: {exc}"
                     if self.malformed <= LOGGED_MALFORMED:
                         log.warning("malformed_line", file=str(self.path), line=number, error=str(exc))
                     continue

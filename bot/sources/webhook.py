@@ -3,8 +3,8 @@
 Bodies, in any format ``bot.events.wire`` reads (normalized, TikFinity ``{"event", "data"}``,
 Euler bundles): a JSON object, a JSON array of objects, or one object per line
 (``application/x-ndjson``; JSON bodies that are not one value are read as lines too). Accepted
-content types: none, ``application/json``, ``text/plain``, ``application/octet-stream`` and the
-JSONL ones (``application/x-ndjson``, ``application/jsonl``, ...).
+content types: ``application/json`` and the JSONL ones (``application/x-ndjson``,
+``application/jsonl``, ...); anything else, or none, is 415. An empty array ``[]`` is 400.
 
 Signing: with ``t`` the unix time in whole seconds and ``body`` the exact bytes sent, send ::
 
@@ -19,7 +19,11 @@ In Python (or use ``sign(secret, body)``, which returns these two headers)::
                "Content-Type": "application/json"}
 
 A timestamp more than ``tolerance_s`` (300) from our clock is refused, so an old request cannot
-be replayed; within the window, a replayed event is dropped by the engine's ``msg_id`` dedup.
+be replayed; within the window, a signature already accepted is refused (401 ``replayed``).
+
+Every refused request is logged (``webhook_refused``: reason, peer, size; the first 100 of each
+reason, then one in 100) and counted by reason (``refused_by``; ``/metrics``:
+``livebot_webhook_refused_total{reason}``).
 
 Answers, each a one-line JSON body: 202 ``{"accepted": n, "rejected": [{"index": i, "error": ...}]}``
 (``accepted`` counts events queued; good items of a batch are kept even when others are bad; JSONL
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter, OrderedDict
 import hmac
 import time
 from typing import Any, Callable
@@ -48,7 +53,9 @@ log = structlog.get_logger("bot.webhook")
 
 SIGNATURE_HEADER = "X-Livebot-Signature"
 TIMESTAMP_HEADER = "X-Livebot-Timestamp"
-JSON_TYPES = frozenset({"", "application/json", "text/plain", "application/octet-stream"})
+JSON_TYPES = frozenset({"application/json"})
+MAX_REMEMBERED = 100_000  # accepted signatures kept to refuse replays (the oldest go first)
+REFUSALS_LOGGED = 100  # per reason; then one in 100
 LINE_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                         "application/x-jsonlines", "application/jsonlines"})
 
@@ -70,9 +77,11 @@ def sign(secret: str | bytes, body: bytes, timestamp: int | None = None) -> dict
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, error: str, **extra: Any) -> None:
+    def __init__(self, status: int, error: str, reason: str = "", **extra: Any) -> None:
         super().__init__(error)
         self.status, self.body = status, {"error": error, **extra}
+        self.reason = reason or {400: "bad_body", 401: "signature", 405: "method", 413: "too_large",
+                                 415: "content_type"}.get(status, str(status))
 
 
 def _reply(status: int, body: dict[str, Any], **headers: str) -> web.Response:
@@ -103,6 +112,10 @@ class WebhookSource:
         self.received = 0  # events queued
         self.malformed = 0  # items refused (bad JSON or not an event)
         self.refused = 0  # whole requests refused (4xx)
+        self.refused_by: Counter[str] = Counter()  # the same, by reason
+        self._seen: OrderedDict[bytes, float] = OrderedDict()  # signatures accepted → when they expire
+        self._serving: tuple[EventQueue, Clock] | None = None
+        self._site_runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -130,17 +143,36 @@ class WebhookSource:
             app.on_startup.append(up)
             app.on_shutdown.append(down)
 
-    async def run(self, queue: EventQueue, clock: Clock, stop: asyncio.Event) -> None:
-        """Serve on ``host:port`` until ``stop`` is set."""
+    async def listen(self) -> None:
+        """Bind ``host:port`` now (``run`` then serves on it): the daemon calls this at start, so a
+        port in use is an error before anything runs. Raises ``OSError``."""
+        if self._site_runner is not None:
+            return
         app = web.Application()
-        self.add_routes(app, queue, clock, announce=False)
+
+        async def handler(request: web.Request) -> web.Response:
+            if self._serving is None:
+                return _reply(503, {"error": "starting; try again"})
+            return await self.handle(request, *self._serving)
+
+        app.router.add_route("*", self.path, handler)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        started = False
         try:
             await web.TCPSite(runner, self.host, self.port).start()
-            self.bound_port = runner.addresses[0][1]
-            started = True
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._site_runner = runner
+        self.bound_port = runner.addresses[0][1]
+
+    async def run(self, queue: EventQueue, clock: Clock, stop: asyncio.Event) -> None:
+        """Serve on ``host:port`` (bound by ``listen``, or now) until ``stop`` is set."""
+        await self.listen()
+        runner = self._site_runner
+        assert runner is not None
+        self._serving = (queue, clock)
+        try:
             stamp(queue, clock, self._event(CONNECT, clock))
             if self.secret is None:
                 log.warning("webhook_unsigned", url=self.url, hint="anyone who can reach it can inject events")
@@ -149,6 +181,8 @@ class WebhookSource:
             await stop.wait()
         finally:
             self.listening.clear()
+            self._serving = None
+            self._site_runner = None
             cleanup = asyncio.ensure_future(runner.cleanup())
             try:
                 await asyncio.shield(cleanup)
@@ -156,29 +190,34 @@ class WebhookSource:
                 await cleanup  # close the socket, then let the cancellation through
                 raise
             finally:
-                if started:
-                    stamp(queue, clock, self._event(DISCONNECT, clock, reason="shutdown"))
+                stamp(queue, clock, self._event(DISCONNECT, clock, reason="shutdown"))
 
     # -- one request -----------------------------------------------------------------------------
 
     async def handle(self, request: web.Request, queue: EventQueue, clock: Clock) -> web.Response:
         """Answer one request; good events go to ``queue`` (never waits on it)."""
+        body: bytes | None = None
         try:
             if request.method != "POST":
                 raise _Refused(405, f"method {request.method} not allowed; POST events here")
             ts = self._check_timestamp(request)
             ctype = request.content_type.lower() if request.headers.get("Content-Type") else ""
             if ctype not in JSON_TYPES and ctype not in LINE_TYPES:
-                raise _Refused(415, f"content type {ctype!r} not accepted; send application/json or "
-                                    "application/x-ndjson")
+                raise _Refused(415, f"content type {ctype or '(none)'!r} not accepted; send application/json "
+                                    "or application/x-ndjson")
             body = await self._read(request)
-            self._check_signature(request, ts, body)
+            signed = self._check_signature(request, ts, body)
             items = self._items(body, ctype in LINE_TYPES)
         except _Refused as exc:
-            self.refused += 1
+            self._count_refusal(request, exc.status, exc.reason, None if body is None else len(body))
             headers = {"Allow": "POST"} if exc.status == 405 else {}
             return _reply(exc.status, exc.body, **headers)
-        return self._accept(items, queue, clock)
+        reply = self._accept(items, queue, clock)
+        if reply.status == 202:
+            self._remember(signed)
+        else:
+            self._count_refusal(request, reply.status, "no_valid_events", len(body))
+        return reply
 
     def _check_timestamp(self, request: web.Request) -> str | None:
         if self.secret is None:
@@ -186,24 +225,48 @@ class WebhookSource:
         given = request.headers.get(SIGNATURE_HEADER)
         ts = request.headers.get(TIMESTAMP_HEADER)
         if not given:
-            raise _Refused(401, f"missing signature: send {SIGNATURE_HEADER}: sha256=<hex>")
+            raise _Refused(401, f"missing signature: send {SIGNATURE_HEADER}: sha256=<hex>", "missing_signature")
         if not ts:
-            raise _Refused(401, f"missing timestamp: send {TIMESTAMP_HEADER}: <unix seconds>")
+            raise _Refused(401, f"missing timestamp: send {TIMESTAMP_HEADER}: <unix seconds>", "missing_timestamp")
         try:
             skew = abs(self.time_fn() - int(ts))
         except ValueError:
-            raise _Refused(401, f"bad timestamp: {TIMESTAMP_HEADER} must be whole unix seconds") from None
+            raise _Refused(401, f"bad timestamp: {TIMESTAMP_HEADER} must be whole unix seconds",
+                           "bad_timestamp") from None
         if skew > self.tolerance_s:
-            raise _Refused(401, f"stale timestamp: more than {self.tolerance_s:g} s from our clock")
+            raise _Refused(401, f"stale timestamp: more than {self.tolerance_s:g} s from our clock",
+                           "stale_timestamp")
         return ts
 
-    def _check_signature(self, request: web.Request, ts: str | None, body: bytes) -> None:
+    def _check_signature(self, request: web.Request, ts: str | None, body: bytes) -> tuple[bytes, float] | None:
         if self.secret is None or ts is None:
-            return
+            return None
         expected = signature(self.secret, body, ts).encode()
         given = request.headers.get(SIGNATURE_HEADER, "").strip().encode("utf-8", "replace")
         if not hmac.compare_digest(expected, given.lower()):
-            raise _Refused(401, "bad signature")
+            raise _Refused(401, "bad signature", "bad_signature")
+        now = self.time_fn()
+        while self._seen and next(iter(self._seen.values())) < now:  # forget what expired
+            self._seen.popitem(last=False)
+        if expected in self._seen:
+            raise _Refused(401, "replayed: this signed request was already accepted", "replayed")
+        return expected, int(ts) + self.tolerance_s
+
+    def _remember(self, signed: tuple[bytes, float] | None) -> None:
+        """An accepted signature, kept until its timestamp leaves the window (then the timestamp
+        check refuses it anyway)."""
+        if signed is not None:
+            if len(self._seen) >= MAX_REMEMBERED:
+                self._seen.popitem(last=False)
+            self._seen[signed[0]] = signed[1]
+
+    def _count_refusal(self, request: web.Request, status: int, reason: str, size: int | None) -> None:
+        self.refused += 1
+        self.refused_by[reason] += 1
+        n = self.refused_by[reason]
+        if n <= REFUSALS_LOGGED or n % 100 == 0:
+            log.warning("webhook_refused", status=status, reason=reason, peer=request.remote or "",
+                        size=size if size is not None else request.content_length, count=n)
 
     async def _read(self, request: web.Request) -> bytes:
         too_big = _Refused(413, f"body too large: the limit is {self.max_body} bytes")
@@ -217,7 +280,7 @@ class WebhookSource:
             chunks.append(chunk)
         body = b"".join(chunks)
         if not body.strip():
-            raise _Refused(400, "empty body")
+            raise _Refused(400, "empty body", "empty")
         return body
 
     def _items(self, body: bytes, lines: bool) -> list[tuple[dict[str, Any], Any]]:
@@ -229,9 +292,11 @@ class WebhookSource:
             except orjson.JSONDecodeError as exc:
                 if b"\n" not in body.strip():
                     self.malformed += 1
-                    raise _Refused(400, f"not JSON: {exc}") from None
+                    raise _Refused(400, f"not JSON: {exc}", "not_json") from None
                 lines = True  # JSONL sent as application/json
             else:
+                if value == []:
+                    raise _Refused(400, "empty array: no events", "empty")
                 if isinstance(value, list):
                     items = [({"index": i}, v) for i, v in enumerate(value)]
                 elif isinstance(value, dict):
@@ -249,7 +314,7 @@ class WebhookSource:
                     items.append(({"index": i, "line": i + 1}, value))
         n = sum(_size(v) for _, v in items)
         if n > self.max_events:
-            raise _Refused(413, f"too many events: {n} (the limit is {self.max_events} per request)")
+            raise _Refused(413, f"too many events: {n} (the limit is {self.max_events} per request)", "too_many_events")
         return items
 
     def _accept(self, items: list[tuple[dict[str, Any], Any]], queue: EventQueue, clock: Clock) -> web.Response:
@@ -276,7 +341,6 @@ class WebhookSource:
             first = rejected[0]
             where = f"line {first['line']}" if "line" in first else f"index {first['index']}" if "index" in first \
                 else "event"
-            self.refused += 1
             return _reply(400, {"error": f"{where}: {first['error']}", "accepted": 0, "rejected": rejected})
         return _reply(202, {"accepted": accepted, "rejected": rejected})
 
