@@ -53,6 +53,11 @@ FIELD_TYPES: dict[str, tuple[str, int | None, int | None, bool]] = {
     "nickname": ("text", None, None, False), "follow_role": ("int", 0, 2, False),
     "is_moderator": ("bool", None, None, False), "is_subscriber": ("bool", None, None, False),
     "gifter_level": ("int", 0, None, False),
+    # on-stream features (bot/engine/features.py)
+    "goal_id": ("text", None, None, False), "title": ("text", None, None, False), "target": ("int", 0, None, False),
+    "progress": ("int", 0, None, False), "step": ("int", 0, None, False), "steps": ("int", 0, None, False),
+    "scope": ("text", None, None, False), "goal_type": ("text", None, None, False),
+    "added_ms": ("int", None, None, False), "op": ("text", None, None, False), "ms": ("int", None, None, False),
 }
 
 

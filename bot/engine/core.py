@@ -19,6 +19,7 @@ import structlog
 
 from bot.actions.model import Action
 from bot.engine.budget import CHAT_KINDS, ChatBudget
+from bot.engine.features import Features
 from bot.engine.leaderboard import Leaderboard
 from bot.engine.polls import Poll, Quiz, normalize_answer
 from bot.engine.rules import ActionSpec, Rule, RuleSet
@@ -81,6 +82,9 @@ class Engine:
         self._chat_at_fire: dict[str, int] = {}
         self._milestone_seen: dict[tuple[str, str], float] = {}
         self._error_logs: Counter[str] = Counter()
+        # Goals and the subathon timer (bot/engine/features.py); lifetime goals kept with the lifetime totals.
+        self.features = Features(s, self.state.lifetime)
+        self.state.extra_lifetime = self.features.lifetime
         # Nothing is due before this time: a lower bound of the next deadline, so feed() can skip
         # the deadline checks. Lowered wherever something new is scheduled; exact after _run_due.
         self._due_floor = NEVER
@@ -145,6 +149,7 @@ class Engine:
         s = rules.settings
         b = self.budget
         b.per_minute, b.burst, b.dedup_ms, b.max_wait_ms = s.chat_per_minute, s.chat_burst, s.chat_dedup_ms, s.chat_max_wait_ms
+        self.features.replace(s)
 
     # -- what is due -------------------------------------------------------------------------
 
@@ -168,6 +173,9 @@ class Engine:
         due = self.budget.next_due()
         if due is not None and (best is None or due < best[0]):
             best = (due, "budget")
+        due = self.features.next_due()
+        if due is not None and (best is None or due < best[0]):
+            best = (due, "features")
         return best
 
     def _run_due(self, now: int | None, out: list[Action], with_timers: bool) -> None:
@@ -184,6 +192,11 @@ class Engine:
                 self._poll_due(due, out)
             elif what == "quiz":
                 self._close_quiz(due, out)
+            elif what == "features":
+                made: list[Event] = []
+                self.features.run_due(due, out, made)
+                for ev in made:
+                    self._process(ev, due, out)
             else:
                 out.extend(self.budget.release(due))
         self._due_floor = NEVER if nxt is None else nxt[0]
@@ -217,6 +230,12 @@ class Engine:
             if after <= self.rules.settings.top_n and (before is None or after < before):
                 climbed = Event(TOP_GIFTER, ev.ts, ev.room_id, f"{ev.msg_id}:top", ev.user,
                                 {"rank": after, "previous_rank": before, "diamonds": self.board.diamonds[user_key]})
+        made: list[Event] | None = None
+        if self.features.active:
+            made = []
+            self.features.on_event(ev, now, out, made)
+            if (due := self.features.next_due()) is not None:
+                self._lower_floor(due)
         rules = self.rules.by_type.get(ev.type)
         base: dict[str, Any] | None = None
         for rule in rules or ():
@@ -247,6 +266,8 @@ class Engine:
                 break
         if climbed is not None:
             self._process(climbed, now, out)
+        for reached in made or ():
+            self._process(reached, now, out)
 
     def _permitted(self, permission: str, ev: Event) -> bool:
         """Moderators may do anything; followers include subscribers."""
@@ -339,6 +360,8 @@ class Engine:
             context["snippets"] = self.rules.settings.snippets
         if "sponsor" in needs:
             context["sponsor"] = rule.sponsor
+        if "goals" in needs:
+            context["goals"] = self.features.goals_view()
         return context
 
     def _since_view(self, rule: Rule, now: int) -> dict[str, int]:
@@ -381,6 +404,9 @@ class Engine:
         made: list[tuple[ActionSpec, Action | None, Any]] = []
         try:
             for spec in specs:
+                if spec.kind == "subathon":  # pause / resume / add time (bot/engine/features.py)
+                    made.append((spec, None, None))
+                    continue
                 if spec.kind in ("set", "incr"):
                     key = "value" if spec.kind == "set" else "by"
                     value = _coerce(spec.options[key].render(context))
@@ -398,7 +424,9 @@ class Engine:
             return False
         user_key = ev.user.key if ev is not None and ev.user is not None else ""
         for spec, action, value in made:
-            if action is None:
+            if action is None and spec.kind == "subathon":
+                self.features.control(spec.options["op"], spec.options["ms"], now, out)
+            elif action is None:
                 self._set_var(spec, value, user_key)
             elif spec.kind == "poll":
                 self._open_poll(rule, spec, action, context, now, out)

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
+from bot.engine.goals import parse_goals
+from bot.engine.subathon import parse_subathon, parse_subathon_action
 from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
                               RuleSet, Settings, Tier)
 from bot.engine.templates import Fields, TemplateCompileError, Text, Value, compile_condition, compile_value
@@ -28,8 +30,8 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "set": ("var", "value", "per"),
     "incr": ("var", "by", "per"),
 }
-SPECIAL_KINDS = ("poll", "quiz", "set", "incr")
-SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
+SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon")
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -111,6 +113,9 @@ class _Loader:
             if name not in self.settings.snippets:
                 known = list(self.settings.snippets) or ["none defined: add settings: snippets:"]
                 self._problem(pos, f"unknown snippet '{name}'" + did_you_mean(name, known), rid)
+        if self.settings.subathon is None:  # a '- subathon:' action needs the timer configured
+            for pos, rid in self.__dict__.get("_subathon_uses", ()):
+                self._problem(pos, "'subathon' needs 'settings: subathon:' (start, add) in one rule file", rid)
         if self.problems:
             # file by file (in load order), then by line and column; found order breaks ties
             order = self._file_order
@@ -218,6 +223,10 @@ class _Loader:
                     self.settings.snippets[name] = str(value)
         elif snippets is not None:
             self._problem(raw.value_pos["snippets"], "'snippets' must be a mapping of name: text")
+        if "goals" in raw:  # on-stream features: bot/engine/goals.py, bot/engine/subathon.py
+            self.settings.goals = parse_goals(self, raw["goals"], raw.value_pos["goals"])
+        if "subathon" in raw:
+            self.settings.subathon = parse_subathon(self, raw["subathon"], raw.value_pos["subathon"])
 
     # -- small checkers ------------------------------------------------------------------------
 
@@ -497,6 +506,8 @@ class _Loader:
                 return None
             keys = ACTION_KEYS.get(kind, ACTION_KEYS[""][1:])
             value = item[kind]
+            if kind == "subathon":
+                return parse_subathon_action(self, value, item.value_pos[kind], rid)
             if isinstance(value, YMap):
                 body = value
             elif kind in ("poll", "quiz", "set", "incr"):

@@ -9,7 +9,7 @@ from bot.engine.templates import Text
 from bot.engine.yamlfile import Pos
 
 # Names a rule's conditions and texts may use.
-COMMON_NAMES = frozenset({"stats", "since", "rule", "vars", "leaderboard", "snippets", "sponsor"})
+COMMON_NAMES = frozenset({"stats", "since", "rule", "vars", "leaderboard", "snippets", "sponsor", "goals"})
 EVENT_NAMES = COMMON_NAMES | {"event", "user", "args", "tier", "milestone"}
 TIMER_NAMES = COMMON_NAMES
 POLL_NAMES = frozenset({"poll"})  # extra names in a poll's result text
@@ -46,6 +46,8 @@ class Settings:
     chat_max_wait_ms: int = 60_000
     top_n: int = 3
     snippets: dict[str, str] = field(default_factory=dict)
+    goals: list[Any] = field(default_factory=list)  # bot.engine.goals.GoalSpec
+    subathon: Any = None  # bot.engine.subathon.SubathonSpec
 
 
 @dataclass(slots=True)

@@ -72,6 +72,8 @@ def snapshot(engine: Any) -> dict[str, Any]:
         "milestones": [[r, u, v] for (r, u), v in engine._milestone_seen.items()],
         "recent_ids": engine.dedup.recent(RECENT_IDS),
         "polls": {"poll": _poll(engine), "quiz": _quiz(engine)},
+        # -- h17 on-stream features (bot/engine/features.py): goals' counts, the subathon timer --
+        "features": engine.features.snapshot(),
     }
 
 
@@ -103,6 +105,11 @@ def restore(engine: Any, snap: dict[str, Any]) -> None:
         for msg_id in snap["recent_ids"]:
             engine.dedup.is_duplicate(msg_id)
         _restore_polls(engine, snap.get("polls"))
+        # -- h17 on-stream features (optional: older snapshots have none) --
+        if snap.get("features") is not None:
+            engine.features.restore(snap["features"])
+            if (due := engine.features.next_due()) is not None:
+                engine._lower_floor(due)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ValueError(f"a damaged engine snapshot: {type(exc).__name__}: {exc}") from None
 

@@ -20,11 +20,16 @@ UNKNOWN = "unknown"
 TOP_GIFTER = "top_gifter"  # made by the engine when a viewer climbs into the top gifters
 CONNECT = "connect"  # made by live sources when they (re)connect
 DISCONNECT = "disconnect"  # ... and when the connection drops or closes
+# On-stream features (bot/engine/features.py): made by the engine, and the timer's controls.
+GOAL_REACHED = "goal_reached"
+SUBATHON_END = "subathon_end"
+SUBATHON_CONTROL = "subathon_control"  # pause / resume / add time (the daemon's POST /subathon/...)
+FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL})
 
 EVENT_TYPES: frozenset[str] = frozenset(
     {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER,
      CONNECT, DISCONNECT}
-)
+) | FEATURE_TYPES
 
 # Per-type data fields, in the order they are written out.
 DATA_FIELDS: dict[str, tuple[str, ...]] = {
@@ -39,6 +44,9 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     CONNECT: ("source",),
     DISCONNECT: ("source", "reason"),
     LIVE_END: ("source", "reason"),
+    GOAL_REACHED: ("goal_id", "title", "target", "progress", "step", "steps", "scope", "goal_type"),
+    SUBATHON_END: ("added_ms",),
+    SUBATHON_CONTROL: ("op", "ms"),
 }
 
 STREAKABLE_GIFT_TYPE = 1

@@ -1,0 +1,195 @@
+"""On-stream features the engine keeps beside the rules: goals (``bot.engine.goals``) and the
+subathon timer (``bot.engine.subathon``). One object, so the engine's hooks stay small:
+
+    features.on_event(ev, now, out, made)   # count an event; ``made``: goal_reached events for rules
+    features.next_due()                      # a coalesced overlay update, or the timer reaching zero
+    features.run_due(due, out, made)
+    features.control(op, ms, now, out)       # pause / resume / add time to the subathon timer
+
+Actions (for the overlay; the console does not print them):
+
+- ``goal`` (rule ``goals``): ``data`` = ``{id, title, type, scope, progress, target, step, steps,
+  done, reached}``; ``target`` is None once every step is reached; ``reached`` is the target
+  just reached, else None. Sent when a target is reached, otherwise at most once a second per goal
+  (``UPDATE_MS``: a flood of likes is one update a second, and the last count always goes out).
+- ``timer`` (rule ``subathon``): ``data`` = ``{remaining_ms, paused, ended, added_ms}``; text
+  ``1:02:03`` (or ``paused 1:02:03``). Sent when it starts, pauses, resumes or ends at once, and
+  after additions at most once a second.
+
+Events for rules: ``goal_reached`` (``event.goal_id``, ``title``, ``target``, ``progress``,
+``step``, ``steps``, ``scope``, ``goal_type``; ``user`` is who pushed it over) and
+``subathon_end``. Everything here takes ``now``: replays fire the same actions at any speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.actions.model import Action
+from bot.engine.goals import LIFETIME_KEY, Goals, GoalSpec
+from bot.engine.subathon import Subathon, clock_text
+from bot.events.model import GOAL_REACHED, SUBATHON_CONTROL, SUBATHON_END, Event
+
+UPDATE_MS = 1000
+_TIMER = "timer"
+
+
+def _fmt(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"
+
+
+class Features:
+    def __init__(self, settings: Any, lifetime: dict[str, Any] | None = None) -> None:
+        base = (lifetime or {}).get(LIFETIME_KEY) or {}
+        base = {str(k): int(v) for k, v in base.items() if isinstance(v, int) and not isinstance(v, bool)} \
+            if isinstance(base, dict) else {}
+        self.goals = Goals(list(getattr(settings, "goals", []) or []), base=base)
+        spec = getattr(settings, "subathon", None)
+        self.subathon: Subathon | None = Subathon(spec) if spec is not None else None
+        self.update_ms = UPDATE_MS
+        self._dirty: dict[str, int] = {}  # "goal:<id>" or "timer" → when its coalesced update is due
+        self._sent: dict[str, int] = {}  # ... → when one was last sent
+
+    @property
+    def active(self) -> bool:
+        return bool(self.goals.specs) or self.subathon is not None
+
+    def replace(self, settings: Any) -> None:
+        """Reloaded rules: the new goal definitions and timer settings; counts and the timer's state stay."""
+        self.goals.specs = list(getattr(settings, "goals", []) or [])
+        spec = getattr(settings, "subathon", None)
+        if spec is None:
+            self.subathon = None
+        elif self.subathon is None:
+            self.subathon = Subathon(spec)
+        else:
+            self.subathon.spec = spec
+
+    # -- events --------------------------------------------------------------------------------
+
+    def on_event(self, ev: Event, now: int, out: list[Action], made: list[Event]) -> None:
+        sub = self.subathon
+        if sub is not None:
+            if not sub.started:
+                sub.start(now)
+                self._timer(now, out)
+            if ev.type == SUBATHON_CONTROL:
+                op = str(ev.data.get("op", ""))
+                ms = ev.data.get("ms", 0)
+                self.control(op, ms if isinstance(ms, int) and not isinstance(ms, bool) else 0, now, out)
+            elif (ms := sub.spec.amount(ev)) and sub.add(ms, now):
+                self._update(_TIMER, now, out)
+        if not self.goals.specs:
+            return
+        for spec, _before, after, crossed in self.goals.count(ev):
+            key = "goal:" + spec.id
+            if not crossed:
+                self._update(key, now, out)
+                continue
+            self._goal(spec, now, out, reached=crossed[-1])
+            for target in crossed:
+                made.append(Event(GOAL_REACHED, ev.ts, ev.room_id, f"{ev.msg_id}:goal:{spec.id}:{target}", ev.user,
+                                  {"goal_id": spec.id, "title": spec.title or spec.id, "target": target,
+                                   "progress": after, "step": spec.step_of(target), "steps": len(spec.steps),
+                                   "scope": spec.scope, "goal_type": spec.type}))
+
+    def control(self, op: str, ms: int, now: int, out: list[Action]) -> bool:
+        """Pause, resume or add ``ms`` to the subathon timer; whether it changed."""
+        sub = self.subathon
+        if sub is None:
+            return False
+        if not sub.started:
+            sub.start(now)
+        if op == "pause":
+            changed = sub.pause(now)
+        elif op == "resume":
+            changed = sub.resume(now)
+        elif op == "add":
+            changed = bool(sub.add(ms, now))
+        else:
+            return False
+        if changed:
+            self._timer(now, out)
+        return changed
+
+    # -- what is due ---------------------------------------------------------------------------
+
+    def next_due(self) -> int | None:
+        due = min(self._dirty.values()) if self._dirty else None
+        if self.subathon is not None and (end := self.subathon.next_due()) is not None:
+            due = end if due is None else min(due, end)
+        return due
+
+    def run_due(self, due: int, out: list[Action], made: list[Event]) -> None:
+        sub = self.subathon
+        if sub is not None and (end := sub.next_due()) is not None and end <= due:
+            sub.ended = True
+            self._timer(due, out)
+            made.append(Event(SUBATHON_END, due, "", f"subathon-end:{due}", None, {"added_ms": sub.added}))
+        for key, at in sorted(self._dirty.items(), key=lambda kv: (kv[1], kv[0])):
+            if at > due:
+                continue
+            if key == _TIMER:
+                self._timer(due, out)
+            else:
+                spec = next((s for s in self.goals.specs if "goal:" + s.id == key), None)
+                if spec is None:
+                    self._dirty.pop(key, None)
+                else:
+                    self._goal(spec, due, out)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _update(self, key: str, now: int, out: list[Action]) -> None:
+        """A changed count: shown now, or when a second has passed since the last update."""
+        last = self._sent.get(key)
+        if last is None or now - last >= self.update_ms:
+            if key == _TIMER:
+                self._timer(now, out)
+            else:
+                spec = next(s for s in self.goals.specs if "goal:" + s.id == key)
+                self._goal(spec, now, out)
+        else:
+            self._dirty.setdefault(key, last + self.update_ms)
+
+    def _goal(self, spec: GoalSpec, now: int, out: list[Action], reached: int | None = None) -> None:
+        key = "goal:" + spec.id
+        self._dirty.pop(key, None)
+        self._sent[key] = now
+        view = self.goals.view(spec)
+        view["reached"] = reached
+        target = "done" if view["target"] is None else _fmt(view["target"])
+        out.append(Action(now, "goal", f"{view['title']}: {_fmt(view['progress'])} / {target}", "goals", None, None,
+                          view))
+
+    def _timer(self, now: int, out: list[Action]) -> None:
+        sub = self.subathon
+        assert sub is not None
+        self._dirty.pop(_TIMER, None)
+        self._sent[_TIMER] = now
+        view = sub.view(now)
+        text = "ended" if sub.ended else ("paused " if sub.paused else "") + clock_text(view["remaining_ms"])
+        out.append(Action(now, "timer", text, "subathon", None, None, view))
+
+    # -- views for templates, lifetime, snapshots -------------------------------------------------
+
+    def goals_view(self) -> dict[str, dict[str, Any]]:
+        return {s.id: self.goals.view(s) for s in self.goals.specs}
+
+    def lifetime(self) -> dict[str, Any]:
+        """Rows to keep with the lifetime totals (empty when no goal counts over streams)."""
+        kept = self.goals.lifetime()
+        return {LIFETIME_KEY: kept} if kept else {}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"goals": dict(self.goals.stream), "sent": dict(self._sent), "dirty": dict(self._dirty),
+                "subathon": self.subathon.snapshot() if self.subathon is not None else None}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Raises KeyError, TypeError or ValueError on a damaged part (the snapshot is then refused)."""
+        self.goals.stream = {str(k): int(v) for k, v in data["goals"].items()}
+        self._sent = {str(k): int(v) for k, v in data["sent"].items()}
+        self._dirty = {str(k): int(v) for k, v in data["dirty"].items()}
+        sub = data.get("subathon")
+        if sub is not None and self.subathon is not None:
+            self.subathon.restore(sub)
