@@ -173,7 +173,7 @@ class Engine:
         due = self.budget.next_due()
         if due is not None and (best is None or due < best[0]):
             best = (due, "budget")
-        due = self.features.next_due()
+        due = self.features.next_due(with_timers)
         if due is not None and (best is None or due < best[0]):
             best = (due, "features")
         return best
@@ -194,7 +194,7 @@ class Engine:
                 self._close_quiz(due, out)
             elif what == "features":
                 made: list[Event] = []
-                self.features.run_due(due, out, made)
+                self.features.run_due(due, out, made, with_timers)
                 for ev in made:
                     self._process(ev, due, out)
             else:

@@ -114,15 +114,17 @@ class Features:
 
     # -- what is due ---------------------------------------------------------------------------
 
-    def next_due(self) -> int | None:
+    def next_due(self, with_timer: bool = True) -> int | None:
+        """The next coalesced update, or the timer reaching zero (not at the end of a session:
+        ``with_timer=False``, as the engine's ``close`` stops timers)."""
         due = min(self._dirty.values()) if self._dirty else None
-        if self.subathon is not None and (end := self.subathon.next_due()) is not None:
+        if with_timer and self.subathon is not None and (end := self.subathon.next_due()) is not None:
             due = end if due is None else min(due, end)
         return due
 
-    def run_due(self, due: int, out: list[Action], made: list[Event]) -> None:
+    def run_due(self, due: int, out: list[Action], made: list[Event], with_timer: bool = True) -> None:
         sub = self.subathon
-        if sub is not None and (end := sub.next_due()) is not None and end <= due:
+        if with_timer and sub is not None and (end := sub.next_due()) is not None and end <= due:
             sub.ended = True
             self._timer(due, out)
             made.append(Event(SUBATHON_END, due, "", f"subathon-end:{due}", None, {"added_ms": sub.added}))
