@@ -170,6 +170,84 @@
     speechSynthesis.speak(utterance);
   }
 
+  // -- goals: one animated bar each (rows are kept, so the fill slides to its new width) ------------
+
+  const goalRows = new Map(); // goal id → its row
+
+  function showGoal(m) {
+    if (!m || typeof m.id !== "string") return;
+    const box = $("goals");
+    let row = goalRows.get(m.id);
+    if (!row) {
+      row = el("div", "goal");
+      const head = el("div", "head");
+      head.append(el("span", "title"), el("span", "count"));
+      const bar = el("div", "bar");
+      bar.append(el("div", "fill"));
+      row.append(head, bar);
+      box.append(row);
+      goalRows.set(m.id, row);
+    }
+    const target = typeof m.target === "number" ? m.target : null;
+    row.querySelector(".title").textContent = m.title;
+    row.querySelector(".count").textContent =
+      fmt.format(m.progress) + (target === null ? " ✓" : " / " + fmt.format(target));
+    const share = target === null ? 1 : target > 0 ? Math.min(1, m.progress / target) : 0;
+    row.querySelector(".fill").style.width = (100 * share).toFixed(2) + "%";
+    row.dataset.progress = String(m.progress);
+    row.dataset.target = target === null ? "" : String(target);
+    row.classList.toggle("done", !!m.done);
+    if (typeof m.reached === "number") { // a step reached: flash (restart the animation)
+      row.classList.remove("reached");
+      void row.offsetWidth;
+      row.classList.add("reached");
+    }
+    box.hidden = false;
+  }
+
+  function showGoals(list) {
+    goalRows.clear();
+    $("goals").replaceChildren();
+    $("goals").hidden = true;
+    (list || []).forEach(showGoal);
+  }
+
+  // -- the subathon clock: counts down here between the server's updates --------------------------
+
+  let timerEnds = null; // performance.now() when it reaches zero, while running
+  let timerLeft = 0;
+
+  function clockText(ms) {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, sec = s % 60;
+    const mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
+  }
+
+  function showTimer(m) {
+    const box = $("timer");
+    if (!m) {
+      box.hidden = true;
+      timerEnds = null;
+      return;
+    }
+    timerLeft = Math.max(0, Number(m.remaining_ms) || 0);
+    timerEnds = m.paused || m.ended ? null : performance.now() + timerLeft;
+    box.classList.toggle("paused", !!m.paused);
+    box.classList.toggle("ended", !!m.ended);
+    box.hidden = false;
+    tickTimer();
+  }
+
+  function tickTimer() {
+    const box = $("timer");
+    if (box.hidden) return;
+    const left = timerEnds === null ? timerLeft : Math.max(0, timerEnds - performance.now());
+    box.querySelector(".clock").textContent = clockText(left);
+    box.dataset.remaining = String(Math.ceil(left / 1000));
+  }
+  setInterval(tickTimer, 250);
+
   // -- messages and the connection ---------------------------------------------------------------
 
   const handlers = {
@@ -179,10 +257,14 @@
     poll_result: showResult,
     board: showBoard,
     tts: speak,
+    goal: showGoal,
+    timer: showTimer,
     state(m) { // what is true now, after a (re)connect
       showPoll(m.poll);
       showBoard(m.board);
       showBanner(m.banner);
+      showGoals(m.goals);
+      showTimer(m.timer);
     },
     batch(m) { m.items.forEach(handle); },
   };
