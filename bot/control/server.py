@@ -35,6 +35,8 @@ class ControlServer:
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/metrics", self.metrics)
         self.app.router.add_get("/status", self.status_page)
+        from bot.control.subathon import add_routes as subathon_routes  # POST /subathon/... (h17)
+        subathon_routes(self.app, runner)
         self._site_runner: web.AppRunner | None = None
 
     def health(self) -> tuple[bool, dict[str, Any]]:
