@@ -250,3 +250,62 @@ def test_a_paused_clock_stays_paused_across_a_restart():
     assert again.next_deadline() is None  # nothing to end while paused
     out = again.feed(Event("subathon_control", T + 9_000_000, msg_id="c2", data={"op": "resume"}), T + 9_000_000)
     assert [a.text for a in timer_actions(out)] == ["9:59"]
+
+
+# -- first-time chatters and the credits roll ---------------------------------------------------------
+
+CREDITS = """
+rules:
+  - id: first
+    on: first_chat
+    do: [ {kind: highlight, text: "{{ user.nickname }}: {{ event.text }}"} ]
+  - id: credits
+    on: live_end
+    do: [ {credits: "Thanks!"} ]
+"""
+
+
+def test_a_first_line_ever_is_a_first_chat_event_by_the_lifetime_totals():
+    engine = Engine(load_rules_text(CREDITS), lifetime={"id-bob": {"chats": 3, "sessions": 1}})
+    out = []
+    for ev in [chat(T, "hi", "ana"), chat(T + 1, "again", "ana"), chat(T + 2, "back", "bob"),
+               chat(T + 3, "<b>new</b>", "cleo")]:
+        out += engine.feed(ev, ev.ts)
+    assert [(a.user, a.text) for a in out] == [("ana", "ana: hi"), ("cleo", "cleo: <b>new</b>")]
+    # Next stream, with this one folded into the lifetime totals: nobody is new any more.
+    nxt = engine.fresh(engine.state.lifetime_snapshot())
+    assert nxt.feed(chat(T + 86_400_000, "hi", "ana"), T + 86_400_000) == []
+
+
+def test_the_credits_list_top_gifters_followers_moderators_mvps_and_first_timers():
+    engine = Engine(load_rules_text(CREDITS))
+    events = [event("follow", T, "cleo"), event("follow", T + 1, "cleo"), gift(T + 2, "Lion", 500, 1, "dan"),
+              gift(T + 3, "Rose", 1, 3, "eve"), chat(T + 4, "hi", MOD), event("live_end", T + 9, None)]
+    out = []
+    for ev in events:
+        out += engine.feed(ev, ev.ts)
+        if ev.type == "gift":  # a battle's MVP (battle_end events come from issue 13's decoder)
+            engine.features.credits.on_event(Event("battle_end", ev.ts, data={
+                "mvp": {"user_id": "7", "unique_id": "zoe", "nickname": "Zoë", "score": 900}}), [])
+    [roll] = [a for a in out if a.kind == "credits"]
+    assert roll.text == "Thanks!"
+    assert roll.data["sections"] == [
+        {"title": "Top gifters", "names": ["dan (500)", "eve (3)"]},
+        {"title": "New followers", "names": ["cleo"]},
+        {"title": "Moderators", "names": ["mod"]},
+        {"title": "Battle MVPs", "names": ["Zoë"]},
+        {"title": "First time here", "names": ["mod"]},
+    ]
+
+
+def test_the_credits_survive_a_restart():
+    rules = load_rules_text(CREDITS)
+    engine = Engine(rules)
+    for ev in [event("follow", T, "cleo"), chat(T + 1, "hi", "ana")]:
+        engine.feed(ev, ev.ts)
+    again = Engine(rules)
+    restore(again, orjson.loads(orjson.dumps(snapshot(engine))))
+    out = again.feed(event("live_end", T + 5, None), T + 5)
+    assert [a.data["sections"] for a in out] == [[{"title": "New followers", "names": ["cleo"]},
+                                                 {"title": "First time here", "names": ["ana"]}]]
+    assert again.feed(chat(T + 6, "again", "ana"), T + 6) == []  # still not new after the restart

@@ -94,3 +94,34 @@ async def test_goal_titles_are_text_and_odd_goal_data_is_refused(browser, overla
     assert await page.locator("img, b").count() == 0
     assert await page.text_content("#timer .clock") == "0:00"
     assert page.dialogs == []
+
+
+async def test_a_first_time_chatter_is_highlighted_and_the_credits_roll(browser, overlay, tmp_path):  # noqa: F811
+    page = await open_page(browser, overlay)
+    engine = Engine(load_rules_text("""
+rules:
+  - id: first
+    on: first_chat
+    do: [ {kind: highlight, text: "{{ user.nickname }}: {{ event.text }}"} ]
+  - id: credits
+    on: live_end
+    do: [ {credits: "Thank you for watching!"} ]
+"""))
+    events = [chat(T, "hello <img src=x onerror=alert(1)>", "ana"), chat(T + 1, "again", "ana"),
+              event("follow", T + 2, "cleo"), gift(T + 3, "Lion", 500, 1, XSS), event("live_end", T + 9, None)]
+    await overlay.send(feed(engine, events[:3]))
+    await page.wait_for_selector(".alert.kind-highlight")
+    assert await texts(page, ".alert.kind-highlight .text") == ["ana: hello <img src=x onerror=alert(1)>"]
+    assert "first time" in await page.locator(".alert.kind-highlight .text").evaluate(
+        "e => getComputedStyle(e, '::before').content")
+
+    await overlay.send(feed(engine, events[3:]))
+    await page.wait_for_selector("#credits:not([hidden]) .roll")
+    assert await page.text_content("#credits h1") == "Thank you for watching!"
+    assert await texts(page, "#credits .heading") == ["Top gifters", "New followers", "First time here"]
+    assert await texts(page, "#credits .name") == [f"{XSS} (500)", "cleo", "ana"]
+    start = await page.locator("#credits .roll").evaluate("e => e.getBoundingClientRect().top")
+    await page.wait_for_function(  # it rolls up
+        f"() => document.querySelector('#credits .roll').getBoundingClientRect().top < {start} - 20")
+    assert await page.locator("img").count() == 0
+    assert page.dialogs == []

@@ -83,7 +83,7 @@ class Engine:
         self._milestone_seen: dict[tuple[str, str], float] = {}
         self._error_logs: Counter[str] = Counter()
         # Goals and the subathon timer (bot/engine/features.py); lifetime goals kept with the lifetime totals.
-        self.features = Features(s, self.state.lifetime)
+        self.features = Features(s, self.state.lifetime, self.state, rules.by_type)
         self.state.extra_lifetime = self.features.lifetime
         # Nothing is due before this time: a lower bound of the next deadline, so feed() can skip
         # the deadline checks. Lowered wherever something new is scheduled; exact after _run_due.
@@ -149,7 +149,7 @@ class Engine:
         s = rules.settings
         b = self.budget
         b.per_minute, b.burst, b.dedup_ms, b.max_wait_ms = s.chat_per_minute, s.chat_burst, s.chat_dedup_ms, s.chat_max_wait_ms
-        self.features.replace(s)
+        self.features.replace(s, rules.by_type)
 
     # -- what is due -------------------------------------------------------------------------
 
@@ -428,6 +428,9 @@ class Engine:
                 self.features.control(spec.options["op"], spec.options["ms"], now, out)
             elif action is None:
                 self._set_var(spec, value, user_key)
+            elif spec.kind == "credits":  # the roll's names, filled here (bot/engine/credits.py)
+                action.data = {**action.data, "sections": self.features.credits.sections(self.board)}
+                out.append(action)
             elif spec.kind == "poll":
                 self._open_poll(rule, spec, action, context, now, out)
             elif spec.kind == "quiz":

@@ -26,9 +26,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.actions.model import Action
+from bot.engine.credits import Credits
 from bot.engine.goals import LIFETIME_KEY, Goals, GoalSpec
 from bot.engine.subathon import Subathon, clock_text
-from bot.events.model import GOAL_REACHED, SUBATHON_CONTROL, SUBATHON_END, Event
+from bot.events.model import FIRST_CHAT, GOAL_REACHED, SUBATHON_CONTROL, SUBATHON_END, Event
 
 UPDATE_MS = 1000
 _TIMER = "timer"
@@ -39,7 +40,8 @@ def _fmt(n: int | None) -> str:
 
 
 class Features:
-    def __init__(self, settings: Any, lifetime: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: Any, lifetime: dict[str, Any] | None = None, state: Any = None,
+                 rule_types: Any = ()) -> None:
         base = (lifetime or {}).get(LIFETIME_KEY) or {}
         base = {str(k): int(v) for k, v in base.items() if isinstance(v, int) and not isinstance(v, bool)} \
             if isinstance(base, dict) else {}
@@ -49,12 +51,15 @@ class Features:
         self.update_ms = UPDATE_MS
         self._dirty: dict[str, int] = {}  # "goal:<id>" or "timer" → when its coalesced update is due
         self._sent: dict[str, int] = {}  # ... → when one was last sent
+        # First-time chatters and the credits roll (credits.py): followed only when a rule uses them.
+        self.credits = Credits(state)
+        self._credits_on = bool(getattr(settings, "credits", False)) or FIRST_CHAT in rule_types
+        self.active = self._is_active()
 
-    @property
-    def active(self) -> bool:
-        return bool(self.goals.specs) or self.subathon is not None
+    def _is_active(self) -> bool:
+        return bool(self.goals.specs) or self.subathon is not None or self._credits_on
 
-    def replace(self, settings: Any) -> None:
+    def replace(self, settings: Any, rule_types: Any = ()) -> None:
         """Reloaded rules: the new goal definitions and timer settings; counts and the timer's state stay."""
         self.goals.specs = list(getattr(settings, "goals", []) or [])
         spec = getattr(settings, "subathon", None)
@@ -64,10 +69,14 @@ class Features:
             self.subathon = Subathon(spec)
         else:
             self.subathon.spec = spec
+        self._credits_on = bool(getattr(settings, "credits", False)) or FIRST_CHAT in rule_types
+        self.active = self._is_active()
 
     # -- events --------------------------------------------------------------------------------
 
     def on_event(self, ev: Event, now: int, out: list[Action], made: list[Event]) -> None:
+        if self._credits_on:
+            self.credits.on_event(ev, made)
         sub = self.subathon
         if sub is not None:
             if not sub.started:
@@ -185,7 +194,8 @@ class Features:
 
     def snapshot(self) -> dict[str, Any]:
         return {"goals": dict(self.goals.stream), "sent": dict(self._sent), "dirty": dict(self._dirty),
-                "subathon": self.subathon.snapshot() if self.subathon is not None else None}
+                "subathon": self.subathon.snapshot() if self.subathon is not None else None,
+                "credits": self.credits.snapshot()}
 
     def restore(self, data: dict[str, Any]) -> None:
         """Raises KeyError, TypeError or ValueError on a damaged part (the snapshot is then refused)."""
@@ -195,3 +205,5 @@ class Features:
         sub = data.get("subathon")
         if sub is not None and self.subathon is not None:
             self.subathon.restore(sub)
+        if data.get("credits") is not None:
+            self.credits.restore(data["credits"])

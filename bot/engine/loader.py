@@ -30,7 +30,7 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "set": ("var", "value", "per"),
     "incr": ("var", "by", "per"),
 }
-SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon")
+SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits")
 SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
@@ -508,6 +508,8 @@ class _Loader:
             value = item[kind]
             if kind == "subathon":
                 return parse_subathon_action(self, value, item.value_pos[kind], rid)
+            if kind == "credits":  # the engine fills its names (bot/engine/credits.py)
+                self.settings.credits = True
             if isinstance(value, YMap):
                 body = value
             elif kind in ("poll", "quiz", "set", "incr"):

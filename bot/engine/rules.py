@@ -48,6 +48,7 @@ class Settings:
     snippets: dict[str, str] = field(default_factory=dict)
     goals: list[Any] = field(default_factory=list)  # bot.engine.goals.GoalSpec
     subathon: Any = None  # bot.engine.subathon.SubathonSpec
+    credits: bool = False  # a rule has a '- credits:' action (bot/engine/credits.py)
 
 
 @dataclass(slots=True)

@@ -24,7 +24,8 @@ DISCONNECT = "disconnect"  # ... and when the connection drops or closes
 GOAL_REACHED = "goal_reached"
 SUBATHON_END = "subathon_end"
 SUBATHON_CONTROL = "subathon_control"  # pause / resume / add time (the daemon's POST /subathon/...)
-FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL})
+FIRST_CHAT = "first_chat"  # a viewer's first chat line ever (bot/engine/credits.py)
+FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT})
 
 EVENT_TYPES: frozenset[str] = frozenset(
     {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER,
@@ -47,6 +48,7 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     GOAL_REACHED: ("goal_id", "title", "target", "progress", "step", "steps", "scope", "goal_type"),
     SUBATHON_END: ("added_ms",),
     SUBATHON_CONTROL: ("op", "ms"),
+    FIRST_CHAT: ("text",),
 }
 
 STREAKABLE_GIFT_TYPE = 1

@@ -5,6 +5,9 @@ Messages::
 
     {"t": "goal", "id", "title", "progress", "target", "step", "steps", "done", "reached"}
     {"t": "timer", "remaining_ms", "paused", "ended"}
+    {"t": "credits", "title", "sections": [{"title", "names": [...]}]}    the end-of-stream roll
+
+``highlight`` actions (a first-time chatter, ``bot/engine/credits.py``) are alerts with their own look.
 
 Every field is plain data: text as text, numbers as numbers (anything else becomes 0 or ""); the
 page shows them with ``textContent`` only.
@@ -16,7 +19,9 @@ from typing import Any, Callable
 
 from bot.actions.model import Action
 
-FEATURE_KINDS = frozenset({"goal", "timer"})
+FEATURE_KINDS = frozenset({"goal", "timer", "credits"})
+ALERT_LIKE_KINDS = frozenset({"highlight"})  # shown as alerts (class kind-highlight)
+MAX_SECTIONS, MAX_NAMES = 8, 200
 MAX_GOALS = 20  # a rule emitting 'goal' actions with ever new ids cannot grow the page without bound
 
 
@@ -35,6 +40,13 @@ class FeatureView:
 
     def apply(self, action: Action) -> dict[str, Any] | None:
         d = action.data
+        if action.kind == "credits":
+            sections = []
+            for sec in (d.get("sections") if isinstance(d.get("sections"), list) else [])[:MAX_SECTIONS]:
+                if isinstance(sec, dict) and isinstance(sec.get("names"), list):
+                    sections.append({"title": str(sec.get("title", ""))[:80],
+                                     "names": [str(n)[:80] for n in sec["names"][:MAX_NAMES]]})
+            return {"t": "credits", "title": action.text, "sections": sections}
         if action.kind == "goal":
             gid = str(d.get("id", ""))[:64]
             if not gid or (gid not in self.goals and len(self.goals) >= MAX_GOALS):

@@ -23,10 +23,11 @@ import time
 from typing import Any, Callable, Iterable
 
 from bot.actions.model import Action
-from bot.sinks.overlay.features import FEATURE_KINDS, FeatureView
+from bot.sinks.overlay.features import ALERT_LIKE_KINDS, FEATURE_KINDS, FeatureView
 
 ALERT_KINDS = frozenset({"alert", "shoutout"})
-OVERLAY_KINDS = ALERT_KINDS | {"cta", "poll", "poll_update", "poll_result", "leaderboard", "tts"} | FEATURE_KINDS
+OVERLAY_KINDS = ALERT_KINDS | {"cta", "poll", "poll_update", "poll_result", "leaderboard", "tts"} | FEATURE_KINDS \
+    | ALERT_LIKE_KINDS
 TIER_DIAMONDS = ((1000, "legendary"), (100, "big"))  # when an alert has diamonds but no tier
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 

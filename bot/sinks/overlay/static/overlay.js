@@ -248,6 +248,30 @@
   }
   setInterval(tickTimer, 250);
 
+  // -- the credits roll: scrolls up once over the screen, then goes --------------------------------
+
+  let creditsTimer = 0;
+
+  function showCredits(m) {
+    const box = $("credits");
+    const roll = el("div", "roll");
+    roll.append(el("h1", "title", m.title));
+    let lines = 2;
+    (m.sections || []).forEach((section) => {
+      const part = el("section", "part");
+      part.append(el("h2", "heading", section.title));
+      (section.names || []).forEach((name) => part.append(el("p", "name", name)));
+      roll.append(part);
+      lines += 2 + (section.names || []).length;
+    });
+    const seconds = Math.min(180, 8 + lines * 0.7);
+    roll.style.animationDuration = seconds + "s";
+    box.replaceChildren(roll);
+    box.hidden = false;
+    clearTimeout(creditsTimer);
+    creditsTimer = setTimeout(() => { box.hidden = true; }, seconds * 1000 + 500);
+  }
+
   // -- messages and the connection ---------------------------------------------------------------
 
   const handlers = {
@@ -259,6 +283,7 @@
     tts: speak,
     goal: showGoal,
     timer: showTimer,
+    credits: showCredits,
     state(m) { // what is true now, after a (re)connect
       showPoll(m.poll);
       showBoard(m.board);
