@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--actions", type=Path, action="append", metavar="ACTIONS",
                      help="the actions JSONL of the session (replay --out); once per session, in the same order")
     rep.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
+    rep.add_argument("--variants", action="store_true",
+                     help="compare rules' CTA variants over one or more sessions (each with its --actions)")
     rep.add_argument("--rate", type=float, default=0.005, help="money per diamond for the earnings estimate (0.005)")
     rep.add_argument("--currency", default="US$", help="the label of that money (default US$)")
     rep.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")

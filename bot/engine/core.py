@@ -20,6 +20,7 @@ import structlog
 from bot.actions.model import Action
 from bot.engine.budget import CHAT_KINDS, ChatBudget
 from bot.engine.features import Features
+from bot.engine.variants import pick_variant
 from bot.engine.leaderboard import Leaderboard
 from bot.engine.polls import Poll, Quiz, normalize_answer
 from bot.engine.rules import ActionSpec, Rule, RuleSet
@@ -415,9 +416,16 @@ class Engine:
                     made.append((spec, None, value))
                     continue
                 text = spec.text.render(context)
+                variant = None
+                if "variants" in spec.options:  # CTA variants: one per firing, the same in every replay
+                    texts = spec.options["variants"]
+                    variant = pick_variant(rule.id, spec.options["pick"], len(texts), self.fired[rule.id])
+                    text = texts[variant].render(context)
                 if rule.sponsor is not None and text and rule.sponsor["disclosure"] not in text:
                     text = f"{text} {rule.sponsor['disclosure']}"
                 data = _render_data(spec.data, context) if spec.data else {}
+                if variant is not None:
+                    data = {**data, "variant": variant, "variants": len(spec.options["variants"])}
                 made.append((spec, Action(now, spec.kind, text, rule.id, user, event_id, data), None))
         except Exception as exc:  # a text that fails to render drops this firing, not the stream
             self._rule_error(rule, "do", exc)

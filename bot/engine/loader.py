@@ -11,6 +11,7 @@ from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
 from bot.engine.goals import parse_goals
 from bot.engine.subathon import parse_subathon, parse_subathon_action
+from bot.engine.variants import parse_variants
 from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
                               RuleSet, Settings, Tier)
 from bot.engine.templates import Fields, TemplateCompileError, Text, Value, compile_condition, compile_value
@@ -24,7 +25,7 @@ RULE_KEYS = ("id", "description", "enabled", "on", "every", "after", "command", 
              "min_chat", "sponsor", "merge")
 TRIGGERS = ("on", "every", "after", "command")
 ACTION_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("kind", "text", "data"),
+    "": ("kind", "text", "data", "variants", "pick"),  # (variants, pick: bot/engine/variants.py)
     "poll": ("text", "options", "duration", "result", "data"),
     "quiz": ("text", "answer", "duration", "win", "timeout", "data"),
     "set": ("var", "value", "per"),
@@ -532,6 +533,8 @@ class _Loader:
         if text is None or compiled_data is None:
             return None
         spec.text, spec.data = text, compiled_data
+        if ("variants" in body or "pick" in body) and not parse_variants(self, body, spec, rid, allowed, needs):
+            return None
         if kind == "poll":
             return self._poll(body, spec, rid, allowed, needs)
         if kind == "quiz":
