@@ -28,6 +28,7 @@ from typing import Any
 from bot.actions.model import Action
 from bot.engine.credits import Credits
 from bot.engine.goals import LIFETIME_KEY, Goals, GoalSpec
+from bot.engine.sounds import gift_sound
 from bot.engine.subathon import Subathon, clock_text
 from bot.events.model import FIRST_CHAT, GOAL_REACHED, SUBATHON_CONTROL, SUBATHON_END, Event
 
@@ -54,10 +55,11 @@ class Features:
         # First-time chatters and the credits roll (credits.py): followed only when a rule uses them.
         self.credits = Credits(state)
         self._credits_on = bool(getattr(settings, "credits", False)) or FIRST_CHAT in rule_types
+        self.sounds: dict[str, str] = dict(getattr(settings, "sounds", {}) or {})  # per-gift sounds (sounds.py)
         self.active = self._is_active()
 
     def _is_active(self) -> bool:
-        return bool(self.goals.specs) or self.subathon is not None or self._credits_on
+        return bool(self.goals.specs) or self.subathon is not None or self._credits_on or bool(self.sounds)
 
     def replace(self, settings: Any, rule_types: Any = ()) -> None:
         """Reloaded rules: the new goal definitions and timer settings; counts and the timer's state stay."""
@@ -70,6 +72,7 @@ class Features:
         else:
             self.subathon.spec = spec
         self._credits_on = bool(getattr(settings, "credits", False)) or FIRST_CHAT in rule_types
+        self.sounds = dict(getattr(settings, "sounds", {}) or {})
         self.active = self._is_active()
 
     # -- events --------------------------------------------------------------------------------
@@ -77,6 +80,8 @@ class Features:
     def on_event(self, ev: Event, now: int, out: list[Action], made: list[Event]) -> None:
         if self._credits_on:
             self.credits.on_event(ev, made)
+        if self.sounds and (sound := gift_sound(self.sounds, ev, now)) is not None:
+            out.append(sound)
         sub = self.subathon
         if sub is not None:
             if not sub.started:

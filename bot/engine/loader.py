@@ -10,6 +10,7 @@ from typing import Any, Callable
 from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
 from bot.engine.goals import parse_goals
+from bot.engine.sounds import parse_sounds
 from bot.engine.subathon import parse_subathon, parse_subathon_action
 from bot.engine.variants import parse_variants
 from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
@@ -31,8 +32,8 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "set": ("var", "value", "per"),
     "incr": ("var", "by", "per"),
 }
-SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits")
-SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
+SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound")
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -228,6 +229,8 @@ class _Loader:
             self.settings.goals = parse_goals(self, raw["goals"], raw.value_pos["goals"])
         if "subathon" in raw:
             self.settings.subathon = parse_subathon(self, raw["subathon"], raw.value_pos["subathon"])
+        if "sounds" in raw:
+            self.settings.sounds = parse_sounds(self, raw["sounds"], raw.value_pos["sounds"])
 
     # -- small checkers ------------------------------------------------------------------------
 

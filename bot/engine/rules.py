@@ -49,6 +49,7 @@ class Settings:
     goals: list[Any] = field(default_factory=list)  # bot.engine.goals.GoalSpec
     subathon: Any = None  # bot.engine.subathon.SubathonSpec
     credits: bool = False  # a rule has a '- credits:' action (bot/engine/credits.py)
+    sounds: dict[str, str] = field(default_factory=dict)  # gift name or id → sound file (bot/engine/sounds.py)
 
 
 @dataclass(slots=True)

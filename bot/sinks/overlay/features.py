@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from bot.actions.model import Action
 
-FEATURE_KINDS = frozenset({"goal", "timer", "credits"})
+FEATURE_KINDS = frozenset({"goal", "timer", "credits", "sound"})
 ALERT_LIKE_KINDS = frozenset({"highlight"})  # shown as alerts (class kind-highlight)
 MAX_SECTIONS, MAX_NAMES = 8, 200
 MAX_GOALS = 20  # a rule emitting 'goal' actions with ever new ids cannot grow the page without bound
@@ -40,6 +40,10 @@ class FeatureView:
 
     def apply(self, action: Action) -> dict[str, Any] | None:
         d = action.data
+        if action.kind == "sound":  # (checked and limited by the sink first: sounds.py)
+            from bot.sinks.overlay.sounds import sound_message
+
+            return sound_message(action)
         if action.kind == "credits":
             sections = []
             for sec in (d.get("sections") if isinstance(d.get("sections"), list) else [])[:MAX_SECTIONS]:

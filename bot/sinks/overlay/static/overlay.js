@@ -6,6 +6,7 @@
  *   ?voice=NAME        a speech voice whose name contains NAME          ?lang=en-US
  *   ?alert_ms=6000     how long an alert stays (big gifts longer)      ?max_alerts=3
  *   ?retry_max_ms=10000  the longest wait between reconnection attempts
+ *   ?sounds=0          never play sound alerts
  */
 (() => {
   "use strict";
@@ -24,6 +25,7 @@
     alertMs: number("alert_ms", 6000),
     maxAlerts: Math.max(1, number("max_alerts", 3)),
     retryMaxMs: Math.max(250, number("retry_max_ms", 10000)),
+    sounds: flag("sounds", true),
   };
   const root = document.documentElement;
   const $ = (id) => document.getElementById(id);
@@ -248,6 +250,41 @@
   }
   setInterval(tickTimer, 250);
 
+  // -- sound alerts: one at a time, a short queue (the server already limited them) ---------------
+
+  const SOUND_QUEUE = 5;
+  const soundQueue = [];
+  let soundPlaying = false;
+
+  function playSound(m) {
+    if (!options.sounds || typeof m.src !== "string" || !m.src.startsWith("sounds/")) return;
+    if (soundQueue.length >= SOUND_QUEUE) return; // a burst beyond the queue is dropped, not delayed
+    soundQueue.push(m);
+    if (!soundPlaying) nextSound();
+  }
+
+  function nextSound() {
+    const m = soundQueue.shift();
+    if (!m) {
+      soundPlaying = false;
+      return;
+    }
+    soundPlaying = true;
+    const audio = new Audio(m.src);
+    audio.volume = Math.min(1, Math.max(0, Number(m.volume) || 0));
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      nextSound();
+    };
+    audio.addEventListener("ended", finish);
+    audio.addEventListener("error", finish);
+    setTimeout(finish, 30000); // a file that never ends (or never loads) does not block the rest
+    const played = audio.play();
+    if (played && played.catch) played.catch(finish); // e.g. autoplay not allowed: see the README
+  }
+
   // -- the credits roll: scrolls up once over the screen, then goes --------------------------------
 
   let creditsTimer = 0;
@@ -284,6 +321,7 @@
     goal: showGoal,
     timer: showTimer,
     credits: showCredits,
+    sound: playSound,
     state(m) { // what is true now, after a (re)connect
       showPoll(m.poll);
       showBoard(m.board);
