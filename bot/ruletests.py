@@ -58,6 +58,7 @@ FIELD_TYPES: dict[str, tuple[str, int | None, int | None, bool]] = {
     "progress": ("int", 0, None, False), "step": ("int", 0, None, False), "steps": ("int", 0, None, False),
     "scope": ("text", None, None, False), "goal_type": ("text", None, None, False),
     "added_ms": ("int", None, None, False), "op": ("text", None, None, False), "ms": ("int", None, None, False),
+    "user_key": ("text", None, None, False), "points": ("int", None, None, False),
 }
 
 

@@ -363,6 +363,8 @@ class Engine:
             context["sponsor"] = rule.sponsor
         if "goals" in needs:
             context["goals"] = self.features.goals_view()
+        if "points" in needs:
+            context["points"] = self.features.points_view(base.get("user"))
         return context
 
     def _since_view(self, rule: Rule, now: int) -> dict[str, int]:
@@ -436,6 +438,11 @@ class Engine:
                 self.features.control(spec.options["op"], spec.options["ms"], now, out)
             elif action is None:
                 self._set_var(spec, value, user_key)
+            elif spec.kind == "redeem" and self.features.points is not None and ev is not None and ev.user is not None:
+                u = ev.user  # spend points on a perk (bot/engine/points.py)
+                for said in self.features.points.redeem(u.key, (u.unique_id, u.nickname), action.text, now,
+                                                         rule.id, event_id):
+                    self._emit(said, rule, ev, now, out)
             elif spec.kind == "credits":  # the roll's names, filled here (bot/engine/credits.py)
                 action.data = {**action.data, "sections": self.features.credits.sections(self.board)}
                 out.append(action)

@@ -28,9 +28,11 @@ from typing import Any
 from bot.actions.model import Action
 from bot.engine.credits import Credits
 from bot.engine.goals import LIFETIME_KEY, Goals, GoalSpec
+from bot.engine.points import LIFETIME_KEY as POINTS_KEY
+from bot.engine.points import Points
 from bot.engine.sounds import gift_sound
 from bot.engine.subathon import Subathon, clock_text
-from bot.events.model import FIRST_CHAT, GOAL_REACHED, SUBATHON_CONTROL, SUBATHON_END, Event
+from bot.events.model import FIRST_CHAT, GOAL_REACHED, POINTS_CONTROL, SUBATHON_CONTROL, SUBATHON_END, Event
 
 UPDATE_MS = 1000
 _TIMER = "timer"
@@ -56,10 +58,13 @@ class Features:
         self.credits = Credits(state)
         self._credits_on = bool(getattr(settings, "credits", False)) or FIRST_CHAT in rule_types
         self.sounds: dict[str, str] = dict(getattr(settings, "sounds", {}) or {})  # per-gift sounds (sounds.py)
+        spec = getattr(settings, "points", None)  # loyalty points (points.py)
+        self.points: Points | None = Points(spec, (lifetime or {}).get(POINTS_KEY)) if spec is not None else None
         self.active = self._is_active()
 
     def _is_active(self) -> bool:
-        return bool(self.goals.specs) or self.subathon is not None or self._credits_on or bool(self.sounds)
+        return (bool(self.goals.specs) or self.subathon is not None or self._credits_on or bool(self.sounds)
+                or self.points is not None)
 
     def replace(self, settings: Any, rule_types: Any = ()) -> None:
         """Reloaded rules: the new goal definitions and timer settings; counts and the timer's state stay."""
@@ -73,6 +78,13 @@ class Features:
             self.subathon.spec = spec
         self._credits_on = bool(getattr(settings, "credits", False)) or FIRST_CHAT in rule_types
         self.sounds = dict(getattr(settings, "sounds", {}) or {})
+        points = getattr(settings, "points", None)
+        if points is None:
+            self.points = None
+        elif self.points is None:
+            self.points = Points(points)
+        else:
+            self.points.spec = points
         self.active = self._is_active()
 
     # -- events --------------------------------------------------------------------------------
@@ -82,6 +94,13 @@ class Features:
             self.credits.on_event(ev, made)
         if self.sounds and (sound := gift_sound(self.sounds, ev, now)) is not None:
             out.append(sound)
+        if self.points is not None:
+            if ev.type == POINTS_CONTROL:
+                amount = ev.data.get("points")
+                if isinstance(amount, int) and not isinstance(amount, bool) and ev.data.get("user_key"):
+                    self.points.adjust(str(ev.data["user_key"]), amount)
+            else:
+                self.points.on_event(ev, now)
         sub = self.subathon
         if sub is not None:
             if not sub.started:
@@ -195,12 +214,16 @@ class Features:
     def lifetime(self) -> dict[str, Any]:
         """Rows to keep with the lifetime totals (empty when no goal counts over streams)."""
         kept = self.goals.lifetime()
-        return {LIFETIME_KEY: kept} if kept else {}
+        out: dict[str, Any] = {LIFETIME_KEY: kept} if kept else {}
+        if self.points is not None:
+            out[POINTS_KEY] = self.points.lifetime()
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         return {"goals": dict(self.goals.stream), "sent": dict(self._sent), "dirty": dict(self._dirty),
                 "subathon": self.subathon.snapshot() if self.subathon is not None else None,
-                "credits": self.credits.snapshot()}
+                "credits": self.credits.snapshot(),
+                "points": self.points.snapshot() if self.points is not None else None}
 
     def restore(self, data: dict[str, Any]) -> None:
         """Raises KeyError, TypeError or ValueError on a damaged part (the snapshot is then refused)."""
@@ -212,3 +235,12 @@ class Features:
             self.subathon.restore(sub)
         if data.get("credits") is not None:
             self.credits.restore(data["credits"])
+        if data.get("points") is not None and self.points is not None:
+            self.points.restore(data["points"])
+
+    def points_view(self, user: Any) -> dict[str, Any]:
+        """``points`` in templates: the viewer's balance and rank, the top, the perks."""
+        if self.points is None:
+            return {"balance": 0, "rank": "", "top": [], "top_text": "", "perks": [], "perks_text": ""}
+        key = (user.get("user_id") or user.get("unique_id")) if isinstance(user, dict) else None
+        return self.points.view(key)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
 from bot.engine.goals import parse_goals
+from bot.engine.points import parse_points
 from bot.engine.sounds import parse_sounds
 from bot.engine.subathon import parse_subathon, parse_subathon_action
 from bot.engine.variants import parse_variants
@@ -32,8 +33,8 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "set": ("var", "value", "per"),
     "incr": ("var", "by", "per"),
 }
-SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound")
-SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
+SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound", "redeem")
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds", "points"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -115,6 +116,9 @@ class _Loader:
             if name not in self.settings.snippets:
                 known = list(self.settings.snippets) or ["none defined: add settings: snippets:"]
                 self._problem(pos, f"unknown snippet '{name}'" + did_you_mean(name, known), rid)
+        if self.settings.points is None:  # a '- redeem:' action needs points configured
+            for pos, rid in self.__dict__.get("_redeem_uses", ()):
+                self._problem(pos, "'redeem' needs 'settings: points:' (rates, ranks, perks) in one rule file", rid)
         if self.settings.subathon is None:  # a '- subathon:' action needs the timer configured
             for pos, rid in self.__dict__.get("_subathon_uses", ()):
                 self._problem(pos, "'subathon' needs 'settings: subathon:' (start, add) in one rule file", rid)
@@ -231,6 +235,8 @@ class _Loader:
             self.settings.subathon = parse_subathon(self, raw["subathon"], raw.value_pos["subathon"])
         if "sounds" in raw:
             self.settings.sounds = parse_sounds(self, raw["sounds"], raw.value_pos["sounds"])
+        if "points" in raw:
+            self.settings.points = parse_points(self, raw["points"], raw.value_pos["points"])
 
     # -- small checkers ------------------------------------------------------------------------
 
@@ -514,6 +520,10 @@ class _Loader:
                 return parse_subathon_action(self, value, item.value_pos[kind], rid)
             if kind == "credits":  # the engine fills its names (bot/engine/credits.py)
                 self.settings.credits = True
+            if kind == "redeem":  # spends points on a perk (bot/engine/points.py): needs settings: points:
+                self.__dict__.setdefault("_redeem_uses", []).append((item.value_pos[kind], rid))
+                if allowed is TIMER_NAMES:
+                    self._problem(item.value_pos[kind], "'redeem' needs an event rule (a viewer spends)", rid)
             if isinstance(value, YMap):
                 body = value
             elif kind in ("poll", "quiz", "set", "incr"):

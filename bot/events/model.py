@@ -25,7 +25,8 @@ GOAL_REACHED = "goal_reached"
 SUBATHON_END = "subathon_end"
 SUBATHON_CONTROL = "subathon_control"  # pause / resume / add time (the daemon's POST /subathon/...)
 FIRST_CHAT = "first_chat"  # a viewer's first chat line ever (bot/engine/credits.py)
-FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT})
+POINTS_CONTROL = "points_control"  # give or take a viewer's points (the daemon's POST /points/adjust)
+FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT, POINTS_CONTROL})
 
 EVENT_TYPES: frozenset[str] = frozenset(
     {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER,
@@ -49,6 +50,7 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     SUBATHON_END: ("added_ms",),
     SUBATHON_CONTROL: ("op", "ms"),
     FIRST_CHAT: ("text",),
+    POINTS_CONTROL: ("user_key", "points"),
 }
 
 STREAKABLE_GIFT_TYPE = 1
