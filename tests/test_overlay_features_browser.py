@@ -125,3 +125,23 @@ rules:
         f"() => document.querySelector('#credits .roll').getBoundingClientRect().top < {start} - 20")
     assert await page.locator("img").count() == 0
     assert page.dialogs == []
+
+
+async def test_a_giveaway_and_its_winner_are_shown(browser, overlay):  # noqa: F811
+    from bot.testing import user
+
+    page = await open_page(browser, overlay)
+    engine = Engine(load_rules_text("""
+rules:
+  - id: ga
+    command: "!giveaway"
+    do: [ {giveaway: {text: "Type !join to win", duration: 1m}} ]
+"""))
+    out = feed(engine, [chat(T, "!giveaway", user("mod", is_moderator=True)), chat(T + 1, "!join", XSS)])
+    out += engine.advance(T + 60_000)
+    await overlay.send(out)
+    await page.wait_for_selector(".alert.kind-giveaway_result")
+    assert await texts(page, ".alert.kind-giveaway_result .text") == [XSS]
+    assert await texts(page, ".alert.kind-giveaway .text") == ["Type !join to win"]
+    assert await page.locator("img").count() == 0
+    assert page.dialogs == []

@@ -443,6 +443,15 @@ class Engine:
                 for said in self.features.points.redeem(u.key, (u.unique_id, u.nickname), action.text, now,
                                                          rule.id, event_id):
                     self._emit(said, rule, ev, now, out)
+            elif spec.kind == "giveaway":  # opens a giveaway (bot/engine/giveaways.py); one at a time
+                if self.features.giveaways.start(spec, action, now):
+                    self.features.active = True
+                    self._lower_floor(action.data["ends"])
+                    out.append(action)
+                    self._emit(Action(now, "say", action.text, rule.id, user, event_id, {"giveaway": True}), rule,
+                               None, now, out)
+                else:
+                    self.counters["giveaway_busy"] += 1
             elif spec.kind == "credits":  # the roll's names, filled here (bot/engine/credits.py)
                 action.data = {**action.data, "sections": self.features.credits.sections(self.board)}
                 out.append(action)

@@ -27,12 +27,14 @@ from typing import Any
 
 from bot.actions.model import Action
 from bot.engine.credits import Credits
+from bot.engine.giveaways import LIFETIME_KEY as GIVEAWAYS_KEY
+from bot.engine.giveaways import Giveaways
 from bot.engine.goals import LIFETIME_KEY, Goals, GoalSpec
 from bot.engine.points import LIFETIME_KEY as POINTS_KEY
 from bot.engine.points import Points
 from bot.engine.sounds import gift_sound
 from bot.engine.subathon import Subathon, clock_text
-from bot.events.model import FIRST_CHAT, GOAL_REACHED, POINTS_CONTROL, SUBATHON_CONTROL, SUBATHON_END, Event
+from bot.events.model import CHAT, FIRST_CHAT, GOAL_REACHED, POINTS_CONTROL, SUBATHON_CONTROL, SUBATHON_END, Event
 
 UPDATE_MS = 1000
 _TIMER = "timer"
@@ -60,11 +62,12 @@ class Features:
         self.sounds: dict[str, str] = dict(getattr(settings, "sounds", {}) or {})  # per-gift sounds (sounds.py)
         spec = getattr(settings, "points", None)  # loyalty points (points.py)
         self.points: Points | None = Points(spec, (lifetime or {}).get(POINTS_KEY)) if spec is not None else None
+        self.giveaways = Giveaways((lifetime or {}).get(GIVEAWAYS_KEY))  # giveaways.py
         self.active = self._is_active()
 
     def _is_active(self) -> bool:
         return (bool(self.goals.specs) or self.subathon is not None or self._credits_on or bool(self.sounds)
-                or self.points is not None)
+                or self.points is not None or self.giveaways.open is not None)
 
     def replace(self, settings: Any, rule_types: Any = ()) -> None:
         """Reloaded rules: the new goal definitions and timer settings; counts and the timer's state stay."""
@@ -92,6 +95,8 @@ class Features:
     def on_event(self, ev: Event, now: int, out: list[Action], made: list[Event]) -> None:
         if self._credits_on:
             self.credits.on_event(ev, made)
+        if ev.type == CHAT and self.giveaways.open is not None:
+            self.giveaways.on_chat(ev)
         if self.sounds and (sound := gift_sound(self.sounds, ev, now)) is not None:
             out.append(sound)
         if self.points is not None:
@@ -151,11 +156,16 @@ class Features:
         """The next coalesced update, or the timer reaching zero (not at the end of a session:
         ``with_timer=False``, as the engine's ``close`` stops timers)."""
         due = min(self._dirty.values()) if self._dirty else None
+        if self.giveaways.open is not None:  # (drawn at the close of a session too, as a poll ends)
+            due = self.giveaways.open.ends if due is None else min(due, self.giveaways.open.ends)
         if with_timer and self.subathon is not None and (end := self.subathon.next_due()) is not None:
             due = end if due is None else min(due, end)
         return due
 
     def run_due(self, due: int, out: list[Action], made: list[Event], with_timer: bool = True) -> None:
+        if self.giveaways.open is not None and self.giveaways.open.ends <= due:
+            self.giveaways.close(due, self.points, out)
+            self.active = self._is_active()
         sub = self.subathon
         if with_timer and sub is not None and (end := sub.next_due()) is not None and end <= due:
             sub.ended = True
@@ -217,13 +227,16 @@ class Features:
         out: dict[str, Any] = {LIFETIME_KEY: kept} if kept else {}
         if self.points is not None:
             out[POINTS_KEY] = self.points.lifetime()
+        if self.giveaways.won_stream or self.giveaways.won_before:
+            out[GIVEAWAYS_KEY] = self.giveaways.lifetime()
         return out
 
     def snapshot(self) -> dict[str, Any]:
         return {"goals": dict(self.goals.stream), "sent": dict(self._sent), "dirty": dict(self._dirty),
                 "subathon": self.subathon.snapshot() if self.subathon is not None else None,
                 "credits": self.credits.snapshot(),
-                "points": self.points.snapshot() if self.points is not None else None}
+                "points": self.points.snapshot() if self.points is not None else None,
+                "giveaways": self.giveaways.snapshot()}
 
     def restore(self, data: dict[str, Any]) -> None:
         """Raises KeyError, TypeError or ValueError on a damaged part (the snapshot is then refused)."""
@@ -237,6 +250,9 @@ class Features:
             self.credits.restore(data["credits"])
         if data.get("points") is not None and self.points is not None:
             self.points.restore(data["points"])
+        if data.get("giveaways") is not None:
+            self.giveaways.restore(data["giveaways"])
+            self.active = self._is_active()
 
     def points_view(self, user: Any) -> dict[str, Any]:
         """``points`` in templates: the viewer's balance and rank, the top, the perks."""

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
+from bot.engine.giveaways import GIVEAWAY_KEYS, parse_giveaway
 from bot.engine.goals import parse_goals
 from bot.engine.points import parse_points
 from bot.engine.sounds import parse_sounds
@@ -32,8 +33,9 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "quiz": ("text", "answer", "duration", "win", "timeout", "data"),
     "set": ("var", "value", "per"),
     "incr": ("var", "by", "per"),
+    "giveaway": GIVEAWAY_KEYS,  # bot/engine/giveaways.py
 }
-SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound", "redeem")
+SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound", "redeem", "giveaway")
 SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds", "points"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
@@ -116,9 +118,9 @@ class _Loader:
             if name not in self.settings.snippets:
                 known = list(self.settings.snippets) or ["none defined: add settings: snippets:"]
                 self._problem(pos, f"unknown snippet '{name}'" + did_you_mean(name, known), rid)
-        if self.settings.points is None:  # a '- redeem:' action needs points configured
-            for pos, rid in self.__dict__.get("_redeem_uses", ()):
-                self._problem(pos, "'redeem' needs 'settings: points:' (rates, ranks, perks) in one rule file", rid)
+        if self.settings.points is None:  # '- redeem:' and giveaways by points need points configured
+            for pos, rid, what in self.__dict__.get("_points_uses", ()):
+                self._problem(pos, f"'{what}' needs 'settings: points:' (rates, ranks, perks) in one rule file", rid)
         if self.settings.subathon is None:  # a '- subathon:' action needs the timer configured
             for pos, rid in self.__dict__.get("_subathon_uses", ()):
                 self._problem(pos, "'subathon' needs 'settings: subathon:' (start, add) in one rule file", rid)
@@ -521,7 +523,7 @@ class _Loader:
             if kind == "credits":  # the engine fills its names (bot/engine/credits.py)
                 self.settings.credits = True
             if kind == "redeem":  # spends points on a perk (bot/engine/points.py): needs settings: points:
-                self.__dict__.setdefault("_redeem_uses", []).append((item.value_pos[kind], rid))
+                self.__dict__.setdefault("_points_uses", []).append((item.value_pos[kind], rid, "redeem"))
                 if allowed is TIMER_NAMES:
                     self._problem(item.value_pos[kind], "'redeem' needs an event rule (a viewer spends)", rid)
             if isinstance(value, YMap):
@@ -552,6 +554,8 @@ class _Loader:
             return self._poll(body, spec, rid, allowed, needs)
         if kind == "quiz":
             return self._quiz(body, spec, rid, allowed, needs)
+        if kind == "giveaway":
+            return parse_giveaway(self, body, spec, rid, needs)
         return spec
 
     def _var_action(self, body: YMap, spec: ActionSpec, rid: str | None, allowed: frozenset[str],

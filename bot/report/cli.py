@@ -41,6 +41,12 @@ def run_report(args: argparse.Namespace) -> int:
     if len(stats) == 1:
         print_report(stats[0], actions[0], **opts)
         html = render_html(stats[0], actions[0], **opts) if args.html else None
+        if actions_paths:  # giveaways drawn (bot/report/giveaways.py)
+            from bot.report.giveaways import add_to_report, print_giveaways, read_giveaways
+
+            drawn = read_giveaways(actions_paths[0])
+            print_giveaways(drawn)
+            html = add_to_report(html, drawn) if html is not None else None
     else:
         print_compare(stats[0], stats[1], (actions[0], actions[1]), **opts)
         html = render_compare_html(stats[0], stats[1], (actions[0], actions[1]), **opts) if args.html else None
