@@ -452,6 +452,16 @@ class Engine:
                                None, now, out)
                 else:
                     self.counters["giveaway_busy"] += 1
+            elif spec.kind == "voice" and self.features.voices is not None and ev is not None and ev.user is not None:
+                u = ev.user  # a viewer picks their TTS voice (bot/engine/voices.py)
+                self._emit(self.features.voices.choose(u.key, u.nickname or u.unique_id, action.text, now, rule.id,
+                                                       user, event_id), rule, ev, now, out)
+            elif spec.kind == "tts" and self.features.voices is not None:  # voice per viewer; who may be spoken
+                vs = self.state.viewers_by_key.get(user_key)
+                if self.features.speak(action, ev, vs.diamonds if vs is not None else 0) is not None:
+                    self._emit(action, rule, ev, now, out)
+                else:
+                    self.counters["tts_not_allowed"] += 1
             elif spec.kind == "credits":  # the roll's names, filled here (bot/engine/credits.py)
                 action.data = {**action.data, "sections": self.features.credits.sections(self.board)}
                 out.append(action)

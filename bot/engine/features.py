@@ -33,6 +33,8 @@ from bot.engine.goals import LIFETIME_KEY, Goals, GoalSpec
 from bot.engine.points import LIFETIME_KEY as POINTS_KEY
 from bot.engine.points import Points
 from bot.engine.sounds import gift_sound
+from bot.engine.voices import LIFETIME_KEY as VOICES_KEY
+from bot.engine.voices import Voices
 from bot.engine.subathon import Subathon, clock_text
 from bot.events.model import CHAT, FIRST_CHAT, GOAL_REACHED, POINTS_CONTROL, SUBATHON_CONTROL, SUBATHON_END, Event
 
@@ -63,6 +65,8 @@ class Features:
         spec = getattr(settings, "points", None)  # loyalty points (points.py)
         self.points: Points | None = Points(spec, (lifetime or {}).get(POINTS_KEY)) if spec is not None else None
         self.giveaways = Giveaways((lifetime or {}).get(GIVEAWAYS_KEY))  # giveaways.py
+        tts = getattr(settings, "tts", None)  # TTS voices per viewer (voices.py)
+        self.voices: Voices | None = Voices(tts, (lifetime or {}).get(VOICES_KEY)) if tts is not None else None
         self.active = self._is_active()
 
     def _is_active(self) -> bool:
@@ -81,6 +85,13 @@ class Features:
             self.subathon.spec = spec
         self._credits_on = bool(getattr(settings, "credits", False)) or FIRST_CHAT in rule_types
         self.sounds = dict(getattr(settings, "sounds", {}) or {})
+        tts = getattr(settings, "tts", None)
+        if tts is None:
+            self.voices = None
+        elif self.voices is None:
+            self.voices = Voices(tts)
+        else:
+            self.voices.spec = tts
         points = getattr(settings, "points", None)
         if points is None:
             self.points = None
@@ -229,6 +240,8 @@ class Features:
             out[POINTS_KEY] = self.points.lifetime()
         if self.giveaways.won_stream or self.giveaways.won_before:
             out[GIVEAWAYS_KEY] = self.giveaways.lifetime()
+        if self.voices is not None and self.voices.chosen:
+            out[VOICES_KEY] = self.voices.snapshot()
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -236,7 +249,8 @@ class Features:
                 "subathon": self.subathon.snapshot() if self.subathon is not None else None,
                 "credits": self.credits.snapshot(),
                 "points": self.points.snapshot() if self.points is not None else None,
-                "giveaways": self.giveaways.snapshot()}
+                "giveaways": self.giveaways.snapshot(),
+                "voices": self.voices.snapshot() if self.voices is not None else None}
 
     def restore(self, data: dict[str, Any]) -> None:
         """Raises KeyError, TypeError or ValueError on a damaged part (the snapshot is then refused)."""
@@ -253,7 +267,19 @@ class Features:
         if data.get("giveaways") is not None:
             self.giveaways.restore(data["giveaways"])
             self.active = self._is_active()
+        if data.get("voices") is not None and self.voices is not None:
+            self.voices.chosen.update({str(k): str(v) for k, v in data["voices"].items()})
 
+    def speak(self, action: Action, ev: Event | None, diamonds: int) -> Action | None:
+        """A ``tts`` action with its viewer's voice and language, or None: this viewer is not spoken."""
+        if self.voices is None or ev is None or ev.user is None:
+            return action
+        if not self.voices.allowed(ev.user, diamonds):
+            return None
+        voice = self.voices.voice_of(ev.user.key)
+        if voice is not None:
+            action.data = {**action.data, "voice": voice[0], **({"lang": voice[1]} if voice[1] else {})}
+        return action
     def points_view(self, user: Any) -> dict[str, Any]:
         """``points`` in templates: the viewer's balance and rank, the top, the perks."""
         if self.points is None:

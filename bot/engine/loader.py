@@ -15,6 +15,7 @@ from bot.engine.points import parse_points
 from bot.engine.sounds import parse_sounds
 from bot.engine.subathon import parse_subathon, parse_subathon_action
 from bot.engine.variants import parse_variants
+from bot.engine.voices import parse_tts
 from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
                               RuleSet, Settings, Tier)
 from bot.engine.templates import Fields, TemplateCompileError, Text, Value, compile_condition, compile_value
@@ -35,8 +36,8 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "incr": ("var", "by", "per"),
     "giveaway": GIVEAWAY_KEYS,  # bot/engine/giveaways.py
 }
-SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound", "redeem", "giveaway")
-SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds", "points"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
+SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound", "redeem", "giveaway", "voice")
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds", "points", "tts"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -121,6 +122,9 @@ class _Loader:
         if self.settings.points is None:  # '- redeem:' and giveaways by points need points configured
             for pos, rid, what in self.__dict__.get("_points_uses", ()):
                 self._problem(pos, f"'{what}' needs 'settings: points:' (rates, ranks, perks) in one rule file", rid)
+        if self.settings.tts is None or not self.settings.tts.voices:  # '- voice:' needs voices to pick from
+            for pos, rid in self.__dict__.get("_voice_uses", ()):
+                self._problem(pos, "'voice' needs 'settings: tts: voices:' (the voices viewers may pick)", rid)
         if self.settings.subathon is None:  # a '- subathon:' action needs the timer configured
             for pos, rid in self.__dict__.get("_subathon_uses", ()):
                 self._problem(pos, "'subathon' needs 'settings: subathon:' (start, add) in one rule file", rid)
@@ -239,6 +243,8 @@ class _Loader:
             self.settings.sounds = parse_sounds(self, raw["sounds"], raw.value_pos["sounds"])
         if "points" in raw:
             self.settings.points = parse_points(self, raw["points"], raw.value_pos["points"])
+        if "tts" in raw:
+            self.settings.tts = parse_tts(self, raw["tts"], raw.value_pos["tts"])
 
     # -- small checkers ------------------------------------------------------------------------
 
@@ -522,6 +528,10 @@ class _Loader:
                 return parse_subathon_action(self, value, item.value_pos[kind], rid)
             if kind == "credits":  # the engine fills its names (bot/engine/credits.py)
                 self.settings.credits = True
+            if kind == "voice":  # a viewer picks a TTS voice (bot/engine/voices.py)
+                self.__dict__.setdefault("_voice_uses", []).append((item.value_pos[kind], rid))
+                if allowed is TIMER_NAMES:
+                    self._problem(item.value_pos[kind], "'voice' needs an event rule (a viewer picks)", rid)
             if kind == "redeem":  # spends points on a perk (bot/engine/points.py): needs settings: points:
                 self.__dict__.setdefault("_points_uses", []).append((item.value_pos[kind], rid, "redeem"))
                 if allowed is TIMER_NAMES:

@@ -51,6 +51,7 @@ class Settings:
     credits: bool = False  # a rule has a '- credits:' action (bot/engine/credits.py)
     sounds: dict[str, str] = field(default_factory=dict)  # gift name or id → sound file (bot/engine/sounds.py)
     points: Any = None  # bot.engine.points.PointsSpec
+    tts: Any = None  # bot.engine.voices.VoiceSpec
 
 
 @dataclass(slots=True)

@@ -94,7 +94,11 @@ class OverlayState:
         if kind == "leaderboard":
             return self._board(action)
         if kind == "tts":
-            return {"t": "tts", "text": action.text, "user": action.user}
+            msg = {"t": "tts", "text": action.text, "user": action.user}
+            for key in ("voice", "lang"):  # a viewer's own voice (bot/engine/voices.py)
+                if isinstance(action.data.get(key), str) and len(action.data[key]) <= 100:
+                    msg[key] = action.data[key]
+            return msg
         if kind in FEATURE_KINDS:
             return self.features.apply(action)
         return {"t": "alert", "kind": _name(kind), "text": action.text, "tier": alert_tier(action),

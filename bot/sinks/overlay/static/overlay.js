@@ -164,9 +164,11 @@
   function speak(m) {
     if (!options.tts || !m.text || !("speechSynthesis" in window)) return;
     const utterance = new SpeechSynthesisUtterance(m.text);
-    if (options.lang) utterance.lang = options.lang;
-    if (options.voice) {
-      const voice = speechSynthesis.getVoices().find((v) => v.name.toLowerCase().includes(options.voice));
+    const lang = typeof m.lang === "string" && m.lang ? m.lang : options.lang; // the viewer's, else ?lang=
+    if (lang) utterance.lang = lang;
+    const wanted = (typeof m.voice === "string" && m.voice ? m.voice : options.voice).toLowerCase();
+    if (wanted) {
+      const voice = speechSynthesis.getVoices().find((v) => v.name.toLowerCase().includes(wanted));
       if (voice) utterance.voice = voice;
     }
     speechSynthesis.speak(utterance);
