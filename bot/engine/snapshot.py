@@ -25,6 +25,9 @@ reload without a restart does too (``Engine.replace_rules`` keeps open polls). T
 told to vote; they hear the result. (A gone rule is stood in for by its id: a quiz's lines then
 go through the chat budget with priority 0 and no merge text.)
 
+On-stream features (``"features"``, optional, ``bot/engine/features.py``): goals' counts this
+stream, the subathon timer, credits names, points earned this stream, the open giveaway, voices.
+
 Format: ``VERSION`` stays 1, ``"polls"`` is optional: a snapshot written before it (no
 ``"polls"``) restores with no open poll, and an older bot reading a newer snapshot ignores it.
 A damaged ``"polls"`` entry makes ``restore`` raise ValueError, like any damaged part.
