@@ -19,7 +19,7 @@ import structlog
 
 from bot.actions.model import Action
 from bot.engine.budget import CHAT_KINDS, ChatBudget
-from bot.engine.features import Features
+from bot.engine.features import FEATURE_ACTIONS, Features
 from bot.engine.variants import pick_variant
 from bot.engine.leaderboard import Leaderboard
 from bot.engine.polls import Poll, Quiz, normalize_answer
@@ -83,7 +83,8 @@ class Engine:
         self._chat_at_fire: dict[str, int] = {}
         self._milestone_seen: dict[tuple[str, str], float] = {}
         self._error_logs: Counter[str] = Counter()
-        # Goals and the subathon timer (bot/engine/features.py); lifetime goals kept with the lifetime totals.
+        # On-stream features (bot/engine/features.py: goals, subathon timer, credits, points, giveaways,
+        # sounds, voices); their lifetime rows (lifetime goals, points, ...) kept with the lifetime totals.
         self.features = Features(s, self.state.lifetime, self.state, rules.by_type)
         self.state.extra_lifetime = self.features.lifetime
         # Nothing is due before this time: a lower bound of the next deadline, so feed() can skip
@@ -438,33 +439,8 @@ class Engine:
                 self.features.control(spec.options["op"], spec.options["ms"], now, out)
             elif action is None:
                 self._set_var(spec, value, user_key)
-            elif spec.kind == "redeem" and self.features.points is not None and ev is not None and ev.user is not None:
-                u = ev.user  # spend points on a perk (bot/engine/points.py)
-                for said in self.features.points.redeem(u.key, (u.unique_id, u.nickname), action.text, now,
-                                                         rule.id, event_id):
-                    self._emit(said, rule, ev, now, out)
-            elif spec.kind == "giveaway":  # opens a giveaway (bot/engine/giveaways.py); one at a time
-                if self.features.giveaways.start(spec, action, now):
-                    self.features.active = True
-                    self._lower_floor(action.data["ends"])
-                    out.append(action)
-                    self._emit(Action(now, "say", action.text, rule.id, user, event_id, {"giveaway": True}), rule,
-                               None, now, out)
-                else:
-                    self.counters["giveaway_busy"] += 1
-            elif spec.kind == "voice" and self.features.voices is not None and ev is not None and ev.user is not None:
-                u = ev.user  # a viewer picks their TTS voice (bot/engine/voices.py)
-                self._emit(self.features.voices.choose(u.key, u.nickname or u.unique_id, action.text, now, rule.id,
-                                                       user, event_id), rule, ev, now, out)
-            elif spec.kind == "tts" and self.features.voices is not None:  # voice per viewer; who may be spoken
-                vs = self.state.viewers_by_key.get(user_key)
-                if self.features.speak(action, ev, vs.diamonds if vs is not None else 0) is not None:
-                    self._emit(action, rule, ev, now, out)
-                else:
-                    self.counters["tts_not_allowed"] += 1
-            elif spec.kind == "credits":  # the roll's names, filled here (bot/engine/credits.py)
-                action.data = {**action.data, "sections": self.features.credits.sections(self.board)}
-                out.append(action)
+            elif spec.kind in FEATURE_ACTIONS or (spec.kind == "tts" and self.features.voices is not None):
+                self.features.act(self, action, spec, rule, ev, now, out)  # redeem, giveaway, voice, credits, tts
             elif spec.kind == "poll":
                 self._open_poll(rule, spec, action, context, now, out)
             elif spec.kind == "quiz":

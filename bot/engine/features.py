@@ -1,10 +1,13 @@
-"""On-stream features the engine keeps beside the rules: goals (``bot.engine.goals``) and the
-subathon timer (``bot.engine.subathon``). One object, so the engine's hooks stay small:
+"""On-stream features the engine keeps beside the rules: goals (``goals.py``), the subathon timer
+(``subathon.py``), first-time chatters and the credits (``credits.py``), per-gift sounds
+(``sounds.py``), loyalty points (``points.py``), giveaways (``giveaways.py``) and TTS voices
+(``voices.py``). One object, so the engine's hooks stay small:
 
-    features.on_event(ev, now, out, made)   # count an event; ``made``: goal_reached events for rules
-    features.next_due()                      # a coalesced overlay update, or the timer reaching zero
+    features.on_event(ev, now, out, made)   # count an event; ``made``: events for rules (goal_reached, first_chat)
+    features.next_due()                      # a coalesced overlay update, the timer reaching zero, a giveaway's draw
     features.run_due(due, out, made)
     features.control(op, ms, now, out)       # pause / resume / add time to the subathon timer
+    features.act(engine, action, ...)        # a rule's redeem, giveaway, voice, credits or tts action
 
 Actions (for the overlay; the console does not print them):
 
@@ -39,6 +42,7 @@ from bot.engine.subathon import Subathon, clock_text
 from bot.events.model import CHAT, FIRST_CHAT, GOAL_REACHED, POINTS_CONTROL, SUBATHON_CONTROL, SUBATHON_END, Event
 
 UPDATE_MS = 1000
+FEATURE_ACTIONS = frozenset({"redeem", "giveaway", "voice", "credits"})  # handled by ``Features.act``
 _TIMER = "timer"
 
 
@@ -160,6 +164,39 @@ class Features:
         if changed:
             self._timer(now, out)
         return changed
+
+    def act(self, engine: Any, action: Action, spec: Any, rule: Any, ev: Event | None, now: int,
+            out: list[Action]) -> None:
+        """A rule's feature action, rendered: ``redeem`` (points.py), ``giveaway`` (giveaways.py),
+        ``voice`` and ``tts`` (voices.py), ``credits`` (credits.py). Chat lines go through the
+        engine's chat budget (``engine._emit``)."""
+        kind = action.kind
+        u = ev.user if ev is not None else None
+        if kind == "credits":
+            action.data = {**action.data, "sections": self.credits.sections(engine.board)}
+            out.append(action)
+        elif kind == "giveaway":
+            if self.giveaways.start(spec, action, now):
+                self.active = True
+                engine._lower_floor(action.data["ends"])
+                out.append(action)
+                engine._emit(Action(now, "say", action.text, rule.id, action.user, action.event_id, {"giveaway": True}),
+                             rule, None, now, out)
+            else:
+                engine.counters["giveaway_busy"] += 1
+        elif kind == "redeem" and self.points is not None and u is not None:
+            for said in self.points.redeem(u.key, (u.unique_id, u.nickname), action.text, now, rule.id,
+                                           action.event_id):
+                engine._emit(said, rule, ev, now, out)
+        elif kind == "voice" and self.voices is not None and u is not None:
+            engine._emit(self.voices.choose(u.key, u.nickname or u.unique_id, action.text, now, rule.id, action.user,
+                                            action.event_id), rule, ev, now, out)
+        elif kind == "tts":
+            vs = engine.state.viewers_by_key.get(u.key) if u is not None else None
+            if self.speak(action, ev, vs.diamonds if vs is not None else 0) is not None:
+                engine._emit(action, rule, ev, now, out)
+            else:
+                engine.counters["tts_not_allowed"] += 1
 
     # -- what is due ---------------------------------------------------------------------------
 
