@@ -20,7 +20,7 @@ from typing import Any, Callable
 from bot.actions.model import Action
 
 FEATURE_KINDS = frozenset({"goal", "timer", "credits", "sound"})
-ALERT_LIKE_KINDS = frozenset({"highlight", "giveaway", "giveaway_result"})  # shown as alerts (class kind-...)
+ALERT_LIKE_KINDS = frozenset({"highlight", "giveaway", "giveaway_result", "perk"})  # shown as alerts (kind-...)
 MAX_SECTIONS, MAX_NAMES = 8, 200
 MAX_GOALS = 20  # a rule emitting 'goal' actions with ever new ids cannot grow the page without bound
 
