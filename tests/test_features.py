@@ -309,3 +309,14 @@ def test_the_credits_survive_a_restart():
     assert [a.data["sections"] for a in out] == [[{"title": "New followers", "names": ["cleo"]},
                                                  {"title": "First time here", "names": ["ana"]}]]
     assert again.feed(chat(T + 6, "again", "ana"), T + 6) == []  # still not new after the restart
+
+
+def test_a_rules_reload_brings_new_goals_and_keeps_the_counts():
+    engine = Engine(load_rules_text(GOALS))
+    engine.feed(event("like", T, "ana", count=40, total=40), T)
+    engine.replace_rules(load_rules_text(GOALS.replace("{id: follows, type: follows, steps: [2]}",
+                                                       "{id: likes2, type: likes, steps: [10]}")), T + 1)
+    out = engine.feed(event("like", T + 2000, "bob", count=20, total=60), T + 2000)
+    view = engine.features.goals_view()
+    assert (view["likes"]["progress"], view["likes2"]["progress"]) == (60, 20) and "follows" not in view
+    assert [a.text for a in out if a.rule == "reached"] == ["likes2 10 1/1 by bob"]

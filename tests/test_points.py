@@ -146,3 +146,13 @@ async def test_the_daemon_exports_the_points_and_takes_adjustments(tmp_path):
                 await asyncio.sleep(0.02)
             assert rows[1] == "1,u1,v1,V1,5,Newcomer"
         assert await bot.stop() == 0
+
+
+def test_a_redeemed_perk_is_an_overlay_alert():
+    from bot.sinks.overlay.views import OverlayState
+
+    engine = Engine(load_rules_text(RULES))
+    engine.feed(gift(T, "Lion", 150, 1, "ana"), T)
+    [perk, _said] = engine.feed(chat(T + 1, "!redeem shoutout", "ana"), T + 1)
+    assert OverlayState().apply(perk) == {"t": "alert", "kind": "perk", "text": "ana redeemed shoutout (100 points)",
+                                          "tier": "", "user": "ana"}

@@ -30,6 +30,8 @@ from typing import Any
 from bot.events.model import FOLLOW, GIFT, LIKE, SHARE, SUBSCRIBE, Event
 
 GOAL_TYPES = ("likes", "follows", "shares", "subscribers", "diamonds", "gift")
+COUNTS = {"likes": LIKE, "follows": FOLLOW, "shares": SHARE, "subscribers": SUBSCRIBE, "diamonds": GIFT,
+          "gift": GIFT}  # the event type each goal type counts
 SCOPES = ("stream", "lifetime")
 GOAL_KEYS = ("id", "type", "title", "steps", "then", "scope", "gift")
 LIFETIME_KEY = "@livebot:goals"  # a row of the lifetime totals that is not a viewer
@@ -113,6 +115,7 @@ class Goals:
     specs: list[GoalSpec]
     base: dict[str, int] = field(default_factory=dict)
     stream: dict[str, int] = field(default_factory=dict)
+    _index: tuple[Any, dict[str, list[GoalSpec]]] = (None, {})  # (the specs it was built for, by event type)
 
     def value(self, spec: GoalSpec) -> int:
         own = self.stream.get(spec.id, 0)
@@ -120,8 +123,14 @@ class Goals:
 
     def count(self, ev: Event) -> list[tuple[GoalSpec, int, int, list[int]]]:
         """Add ``ev`` to every goal it counts for: ``(goal, before, after, targets crossed)`` each."""
+        specs, index = self._index
+        if specs is not self.specs:  # (new specs: a rules reload)
+            index = {}
+            for spec in self.specs:
+                index.setdefault(COUNTS[spec.type], []).append(spec)
+            self._index = (self.specs, index)
         out = []
-        for spec in self.specs:
+        for spec in index.get(ev.type, ()):
             n = spec.amount(ev)
             if n <= 0:
                 continue
