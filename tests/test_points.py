@@ -156,3 +156,22 @@ def test_a_redeemed_perk_is_an_overlay_alert():
     [perk, _said] = engine.feed(chat(T + 1, "!redeem shoutout", "ana"), T + 1)
     assert OverlayState().apply(perk) == {"t": "alert", "kind": "perk", "text": "ana redeemed shoutout (100 points)",
                                           "tier": "", "user": "ana"}
+
+
+def test_replay_state_file_carries_points_over(tmp_path, capsys):
+    from bot.cli import main
+
+    (tmp_path / "rules.yaml").write_text(RULES)
+    session = tmp_path / "s.jsonl"
+    session.write_bytes(b"\n".join(orjson.dumps(x) for x in [
+        {"type": "gift", "ts": T, "msg_id": "g", "user": {"user_id": "1", "unique_id": "ana"},
+         "data": {"name": "Lion", "diamonds": 40, "count": 1, "gift_type": 2, "gift_id": 1}},
+        {"type": "chat", "ts": T + 1000, "msg_id": "c", "user": {"user_id": "1", "unique_id": "ana"},
+         "data": {"text": "!points"}}]) + b"\n")
+    state = tmp_path / "state.json"
+    out = tmp_path / "a.jsonl"
+    for _ in range(2):
+        assert main(["replay", str(session), "--rules", str(tmp_path / "rules.yaml"), "--state", str(state),
+                     "--quiet", "--out", str(out)]) == 0
+    said = [orjson.loads(x)["text"] for x in out.read_bytes().splitlines() if b'"pts"' in x]
+    assert said[-1] == "ana 94 Newcomer"  # (40 + 5 + 2) twice: the first replay's points were kept
