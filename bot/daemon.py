@@ -138,6 +138,8 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
                            config=cfg.redacted()) if cfg.http_enabled else None
     if overlay is not None and server is not None:
         overlay.server.add_routes(server.app)  # one port: the overlay beside /status and /metrics
+        # goals and the subathon clock as the engine has them, for a page that connects before any update
+        overlay.server.state.features.fallback = lambda: runner.engine.features.current(runner.clock.now())
 
     loop = asyncio.get_running_loop()
     handlers = {signal.SIGTERM: _stopper(runner, "SIGTERM"), signal.SIGINT: _stopper(runner, "SIGINT"),

@@ -63,6 +63,13 @@ async def test_the_timer_is_driven_over_http_survives_a_restart_and_replays_the_
         bot = Bot(tmp_path, feed.url)
         await bot.start(out="after.jsonl")
         await bot.wait_log("resumed")
+        # The overlay of the restarted bot shows the clock at once, paused at the value it had.
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"http://127.0.0.1:{bot.port}/overlay/ws") as ws:
+                state = await ws.receive_json(timeout=30)
+        assert state["t"] == "state"
+        assert state["timer"] == {"t": "timer", "remaining_ms": paused["data"]["remaining_ms"], "paused": True,
+                                  "ended": False}
         assert (await post(bot, "/subathon/resume"))[0] == 202
         resumed = await wait_timer(after, lambda a: not a["data"]["paused"])
         assert resumed["data"]["remaining_ms"] == paused["data"]["remaining_ms"]  # not a millisecond lost

@@ -266,6 +266,18 @@ class Features:
 
     # -- views for templates, lifetime, snapshots -------------------------------------------------
 
+    def current(self, now: int) -> list[Action]:
+        """The goals and the timer as they stand, as actions (for an overlay that starts after the
+        engine did, e.g. after a restart); nothing is marked as sent."""
+        out: list[Action] = []
+        sent, dirty = dict(self._sent), dict(self._dirty)
+        for spec in self.goals.specs:
+            self._goal(spec, now, out)
+        if self.subathon is not None and self.subathon.started:
+            self._timer(now, out)
+        self._sent, self._dirty = sent, dirty
+        return out
+
     def goals_view(self) -> dict[str, dict[str, Any]]:
         return {s.id: self.goals.view(s) for s in self.goals.specs}
 

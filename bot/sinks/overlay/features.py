@@ -34,6 +34,9 @@ def _num(value: Any) -> int:
 class FeatureView:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
+        # Where the state comes from when nothing was shown yet (the daemon: the engine's current
+        # goals and timer, so a restarted bot's page shows them at once): a list of actions.
+        self.fallback: Callable[[], list[Action]] | None = None
         self.goals: dict[str, dict[str, Any]] = {}
         self.timer: dict[str, Any] | None = None
         self._timer_at = 0.0
@@ -69,6 +72,9 @@ class FeatureView:
         return self.timer
 
     def snapshot(self) -> dict[str, Any]:
+        if self.fallback is not None and not self.goals and self.timer is None:
+            for action in self.fallback():
+                self.apply(action)
         timer = self.timer
         if timer is not None and not timer["paused"] and not timer["ended"]:
             gone = int((self.clock() - self._timer_at) * 1000)
