@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "(repeat for several)")
     rs.add_argument("--dry-run", action="store_true",
                     help="print what would be sent, per sink and reason; send nothing, change nothing")
+
+    pts = sub.add_parser("points", help="the loyalty points table as CSV, from the state database (bot/points_cli.py)")
+    pts.add_argument("state", type=Path, metavar="STATE_DB", help="the state database (state.database in the config)")
+    pts.add_argument("--room", help="only this room's stream in progress (default: every room's)")
+    pts.add_argument("--rules", type=Path, help="the rules whose settings: points: ranks fill the 'level' column")
+    pts.add_argument("--out", type=Path, metavar="FILE", help="write the CSV here (default: standard output)")
     return parser
 
 
@@ -279,12 +285,18 @@ def cmd_resend(args: argparse.Namespace) -> int:
     return run_resend(args)
 
 
+def cmd_points(args: argparse.Namespace) -> int:
+    from bot.points_cli import run_points
+
+    return run_points(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(json=True if args.log_json else None, level=args.log_level)
     try:
         commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test, "run": cmd_run,
-                    "report": cmd_report, "ingest": cmd_ingest, "resend": cmd_resend}
+                    "report": cmd_report, "ingest": cmd_ingest, "resend": cmd_resend, "points": cmd_points}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130

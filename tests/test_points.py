@@ -175,3 +175,30 @@ def test_replay_state_file_carries_points_over(tmp_path, capsys):
                      "--quiet", "--out", str(out)]) == 0
     said = [orjson.loads(x)["text"] for x in out.read_bytes().splitlines() if b'"pts"' in x]
     assert said[-1] == "ana 94 Newcomer"  # (40 + 5 + 2) twice: the first replay's points were kept
+
+
+def test_livebot_points_exports_the_state_database(tmp_path, capsys):
+    from bot.cli import main
+
+    rules = load_rules_text(RULES)
+    store = SqliteStore(tmp_path / "s.db")
+    keeper = StateKeeper(store, "room")
+    engine = keeper.open(Engine(rules), T)
+    engine.feed(gift(T, "Lion", 100, 1, "ana"), T)
+    keeper.finish(engine, T + 1)  # a finished stream: ana 105
+    engine = keeper.open(Engine(rules), T + 86_400_000)
+    engine.feed(gift(T + 86_400_000, "Lion", 10, 1, "bob"), T + 86_400_000)
+    engine.feed(gift(T + 86_400_001, "Lion", 20, 1, "ana"), T + 86_400_001)
+    assert keeper.save(engine, T + 86_400_002)  # the stream in progress: bob 15, ana 20 + 5 watch
+    store.close()
+    assert main(["points", str(tmp_path / "s.db")]) == 0
+    assert capsys.readouterr().out.splitlines() == ["rank,user_key,unique_id,nickname,points,level",
+                                                   "1,id-ana,ana,ana,130,", "2,id-bob,bob,bob,15,"]
+    assert main(["points", str(tmp_path / "s.db"), "--out", str(tmp_path / "p.csv")]) == 0
+    assert (tmp_path / "p.csv").read_text().count("\n") == 3
+    (tmp_path / "rules.yaml").write_text(RULES)
+    assert main(["points", str(tmp_path / "s.db"), "--rules", str(tmp_path / "rules.yaml")]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["1,id-ana,ana,ana,130,Regular", "2,id-bob,bob,bob,15,Newcomer"]
+    assert main(["points", str(tmp_path / "nope.db")]) == 2
+    (tmp_path / "bad.db").write_text("not a database")
+    assert main(["points", str(tmp_path / "bad.db")]) == 1
