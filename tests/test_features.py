@@ -320,3 +320,32 @@ def test_a_rules_reload_brings_new_goals_and_keeps_the_counts():
     view = engine.features.goals_view()
     assert (view["likes"]["progress"], view["likes2"]["progress"]) == (60, 20) and "follows" not in view
     assert [a.text for a in out if a.rule == "reached"] == ["likes2 10 1/1 by bob"]
+
+
+def test_tiktoks_own_live_goal_is_mirrored_from_goal_update_events():
+    from bot.engine.features import Features
+
+    settings = load_rules_text("""
+settings:
+  goals:
+    - {id: live, type: tiktok, title: LIVE Goal}
+    - {id: one, type: tiktok, gift: "g2", steps: [50, 100]}
+rules: []
+""").settings
+    features = Features(settings)
+    out, made = [], []
+
+    def update(ts, goal_id, progress, target):
+        # (goal_update events come from issue 13's decoder: fed to the features directly here)
+        features.on_event(Event("goal_update", ts, msg_id=f"u{ts}", user=None,
+                                data={"goal_id": goal_id, "description": "x", "progress": progress,
+                                      "target": target}), ts, out, made)
+
+    update(T, "g1", 40, 100)
+    update(T + 5000, "g1", 120, 100)
+    update(T + 6000, "g2", 60, 300)
+    assert [(e.data["goal_id"], e.data["target"], e.data["progress"]) for e in made] == [
+        ("live", 100, 120), ("one", 50, 60)]  # (live follows any goal: g2's 60 of 300 reaches nothing)
+    view = features.goals_view()
+    assert (view["live"]["progress"], view["live"]["target"], view["live"]["done"]) == (60, 300, False)
+    assert (view["one"]["progress"], view["one"]["target"]) == (60, 100)

@@ -16,6 +16,8 @@ Configured in the rule pack's ``settings:`` (so a replay and ``livebot test`` se
           then: 10000                 # optional: after the last step, a new target every 10,000 more
           scope: stream               # stream (default) | lifetime (over every stream, with the state)
         - {id: roses, type: gift, gift: Rose, steps: [100]}   # one gift by name (or by id: gift: 5655)
+        - {id: live-goal, type: tiktok, title: "LIVE Goal"}   # TikTok's own LIVE Goal (goal_update
+          # events: its progress and target as TikTok counts them; 'gift:' picks one goal_id; 'steps' optional)
 
 A lifetime goal's count from earlier streams is kept with the lifetime totals (the state
 database's ``lifetime`` table, or ``replay --state``), under the key ``LIFETIME_KEY``.
@@ -29,9 +31,10 @@ from typing import Any
 
 from bot.events.model import FOLLOW, GIFT, LIKE, SHARE, SUBSCRIBE, Event
 
-GOAL_TYPES = ("likes", "follows", "shares", "subscribers", "diamonds", "gift")
+GOAL_TYPES = ("likes", "follows", "shares", "subscribers", "diamonds", "gift", "tiktok")
+GOAL_UPDATE = "goal_update"  # TikTok's own LIVE Goal progress (issue 13's decoder; EVENTS-SPEC)
 COUNTS = {"likes": LIKE, "follows": FOLLOW, "shares": SHARE, "subscribers": SUBSCRIBE, "diamonds": GIFT,
-          "gift": GIFT}  # the event type each goal type counts
+          "gift": GIFT, "tiktok": GOAL_UPDATE}  # the event type each goal type counts
 SCOPES = ("stream", "lifetime")
 GOAL_KEYS = ("id", "type", "title", "steps", "then", "scope", "gift")
 LIFETIME_KEY = "@livebot:goals"  # a row of the lifetime totals that is not a viewer
@@ -57,7 +60,7 @@ class GoalSpec:
         for step in self.steps:
             if step > value:
                 return step
-        if not self.then:
+        if not self.then or not self.steps:
             return None
         last = self.steps[-1]
         return last + ((value - last) // self.then + 1) * self.then
@@ -74,7 +77,7 @@ class GoalSpec:
     def step_of(self, value: int) -> int:
         """How many targets ``value`` has reached."""
         done = sum(1 for s in self.steps if s <= value)
-        if done == len(self.steps) and self.then:
+        if done == len(self.steps) and self.then and self.steps:
             done += (value - self.steps[-1]) // self.then
         return done
 
@@ -116,6 +119,7 @@ class Goals:
     base: dict[str, int] = field(default_factory=dict)
     stream: dict[str, int] = field(default_factory=dict)
     _index: tuple[Any, dict[str, list[GoalSpec]]] = (None, {})  # (the specs it was built for, by event type)
+    tiktok_target: dict[str, int] = field(default_factory=dict)  # type tiktok: TikTok's own target
 
     def value(self, spec: GoalSpec) -> int:
         own = self.stream.get(spec.id, 0)
@@ -131,6 +135,19 @@ class Goals:
             self._index = (self.specs, index)
         out = []
         for spec in index.get(ev.type, ()):
+            if spec.type == "tiktok":  # TikTok's LIVE Goal: its progress as TikTok counts it, not added up
+                if spec.gift and spec.gift != str(ev.data.get("goal_id", "")):
+                    continue
+                before = self.value(spec)
+                after = max(_int(ev.data.get("progress", 0)), 0)
+                target = max(_int(ev.data.get("target", 0)), 0)
+                self.stream[spec.id] = after
+                if not spec.steps:
+                    self.tiktok_target[spec.id] = target
+                crossed = spec.crossed(before, after) if spec.steps else (
+                    [target] if target and before < target <= after else [])
+                out.append((spec, before, after, crossed))
+                continue
             n = spec.amount(ev)
             if n <= 0:
                 continue
@@ -144,6 +161,9 @@ class Goals:
         """A goal as the overlay and templates see it."""
         value = self.value(spec)
         target = spec.target(value)
+        if spec.type == "tiktok" and not spec.steps:  # TikTok's own target: done once reached
+            own = self.tiktok_target.get(spec.id)
+            target = own if own and value < own else None
         return {"id": spec.id, "title": spec.title or spec.id, "type": spec.type, "scope": spec.scope,
                 "progress": value, "target": target, "step": spec.step_of(value), "steps": len(spec.steps),
                 "done": target is None}
@@ -192,7 +212,9 @@ def parse_goals(loader: Any, raw: Any, pos: Any) -> list[GoalSpec]:
         steps = item.get("steps")
         if isinstance(steps, (int, float)) and not isinstance(steps, bool):
             steps = [steps]
-        if (not isinstance(steps, list) or not steps or len(steps) > MAX_STEPS
+        if kind == "tiktok" and steps is None:
+            steps = []  # TikTok's own target
+        elif (not isinstance(steps, list) or not steps or len(steps) > MAX_STEPS
                 or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= _BIG for s in steps)):
             bad("steps", f"'steps' is a list of 1 to {MAX_STEPS} whole numbers above 0, e.g. [1000, 5000]")
             steps = None
@@ -206,7 +228,12 @@ def parse_goals(loader: Any, raw: Any, pos: Any) -> list[GoalSpec]:
         if scope not in SCOPES:
             bad("scope", "'scope' is 'stream' (counted again each stream) or 'lifetime' (over every stream)")
         gift = item.get("gift")
-        if kind == "gift":
+        if kind == "tiktok":  # 'gift' names which of TikTok's goals (its goal_id); none: any
+            if gift is not None and (isinstance(gift, bool) or not isinstance(gift, (str, int))):
+                bad("gift", "for a goal of type 'tiktok', 'gift' is TikTok's goal id (optional)")
+            if scope == "lifetime":
+                bad("scope", "TikTok's own goal is counted by TikTok: 'scope: lifetime' does not apply")
+        elif kind == "gift":
             if isinstance(gift, bool) or not isinstance(gift, (str, int)) or not str(gift).strip():
                 bad("gift" if "gift" in item else "type", "a goal of type 'gift' needs 'gift': the gift's name or id")
         elif gift is not None:
@@ -218,5 +245,6 @@ def parse_goals(loader: Any, raw: Any, pos: Any) -> list[GoalSpec]:
         if len(loader.problems) > before:
             continue
         out.append(GoalSpec(id=gid, type=kind, steps=tuple(steps), title=str(title), then=then, scope=scope,
-                            gift=str(gift).strip().lower() if kind == "gift" else ""))
+                            gift=str(gift).strip().lower() if kind == "gift" else
+                            str(gift).strip() if kind == "tiktok" and gift is not None else ""))
     return out
