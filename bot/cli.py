@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--actions", type=Path, action="append", metavar="ACTIONS",
                      help="the actions JSONL of the session (replay --out); once per session, in the same order")
     rep.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
+    rep.add_argument("--variants", action="store_true",
+                     help="compare rules' CTA variants over one or more sessions (each with its --actions)")
     rep.add_argument("--rate", type=float, default=0.005, help="money per diamond for the earnings estimate (0.005)")
     rep.add_argument("--currency", default="US$", help="the label of that money (default US$)")
     rep.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")
@@ -117,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "against what they have (OBS scenes, Streamer.bot actions)")
     ck.add_argument("-c", "--config", type=Path, required=True, help="config file (see config.example.yaml)")
     ck.add_argument("--rules", type=Path, help="rule file or folder (default: the config's rules)")
+
+    pts = sub.add_parser("points", help="the loyalty points table as CSV, from the state database (bot/points_cli.py)")
+    pts.add_argument("state", type=Path, metavar="STATE_DB", help="the state database (state.database in the config)")
+    pts.add_argument("--room", help="only this room's stream in progress (default: every room's)")
+    pts.add_argument("--rules", type=Path, help="the rules whose settings: points: ranks fill the 'level' column")
+    pts.add_argument("--out", type=Path, metavar="FILE", help="write the CSV here (default: standard output)")
     return parser
 
 
@@ -316,6 +324,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     return run_check(args)
 
+def cmd_points(args: argparse.Namespace) -> int:
+    from bot.points_cli import run_points
+
+    return run_points(args)
+
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -323,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"validate": cmd_validate, "replay": cmd_replay, "test": cmd_test, "run": cmd_run,
                     "report": cmd_report, "ingest": cmd_ingest, "resend": cmd_resend,
-                    "check": cmd_check}
+                    "check": cmd_check, "points": cmd_points}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130

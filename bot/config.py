@@ -191,6 +191,11 @@ class Config:
     tts_per_minute: int = 6
     tts_user_gap_ms: int = 30_000
     tts_max_chars: int = 200
+    sounds_folder: Path | None = None  # sound alerts (bot/sinks/overlay/sounds.py); None: off
+    sounds_volume: float = 0.8
+    sounds_per_minute: int = 10
+    sounds_user_gap_ms: int = 10_000
+    sounds_max_bytes: int = 5 << 20
     chat_enabled: bool = False  # say lines in the live chat as the creator (needs the tiktok extra)
     chat_session_id: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_SESSION_ID
     chat_target_idc: str | None = None
@@ -357,6 +362,12 @@ def _choice(*options: str) -> Parser:
             raise ValueError(f"must be one of: {', '.join(options)}{did_you_mean(str(v), options) if isinstance(v, str) else ''}")
         return v
     return parse
+
+
+def _volume(v: Any, base: Path) -> float:
+    if _rate(v, base) > 1:
+        raise ValueError("must be a number from 0 to 1, such as 0.8")
+    return float(v)
 
 
 def _positive(v: Any, base: Path) -> int:
@@ -541,6 +552,13 @@ SCHEMA: Schema = {
                 "per_minute": (("tts_per_minute",), _count),
                 "user_gap": (("tts_user_gap_ms",), _duration),
                 "max_chars": (("tts_max_chars",), _count),
+            },
+            "sounds": {  # sound alerts (bot/sinks/overlay/sounds.py)
+                "folder": (("sounds_folder",), _optional_path),
+                "volume": (("sounds_volume",), _volume),
+                "per_minute": (("sounds_per_minute",), _count),
+                "user_gap": (("sounds_user_gap_ms",), _duration),
+                "max_bytes": (("sounds_max_bytes",), _positive),
             },
         },
         "chat": {

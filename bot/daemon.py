@@ -81,11 +81,15 @@ def build_sinks(cfg: Config, out: Path | None = None) -> list[Sink]:
 def build_overlay(cfg: Config):
     """The OBS overlay sink (mounted on the control server by ``run_daemon``)."""
     from bot.sinks.overlay import OverlaySink
+    from bot.sinks.overlay.sounds import SoundBoard
 
+    sounds = None if cfg.sounds_folder is None else SoundBoard(
+        cfg.sounds_folder, volume=cfg.sounds_volume, per_minute=cfg.sounds_per_minute,
+        user_gap_ms=cfg.sounds_user_gap_ms, max_bytes=cfg.sounds_max_bytes)
     return OverlaySink(tts_per_minute=cfg.tts_per_minute, tts_user_gap_ms=cfg.tts_user_gap_ms,
                        tts_max_chars=cfg.tts_max_chars, alert_gap_s=cfg.overlay_alert_gap_ms / 1000,
                        host=cfg.http_host, port=cfg.http_port, css=cfg.overlay_css, board_size=cfg.overlay_board,
-                       banner_ms=cfg.overlay_banner_ms)
+                       banner_ms=cfg.overlay_banner_ms, sounds=sounds)
 
 
 def journal_path(cfg: Config) -> Path | None:
@@ -136,6 +140,8 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
                            config=cfg.redacted()) if cfg.http_enabled else None
     if overlay is not None and server is not None:
         overlay.server.add_routes(server.app)  # one port: the overlay beside /status and /metrics
+        # goals and the subathon clock as the engine has them, for a page that connects before any update
+        overlay.server.state.features.fallback = lambda: runner.engine.features.current(runner.clock.now())
 
     loop = asyncio.get_running_loop()
     handlers = {signal.SIGTERM: _stopper(runner, "SIGTERM"), signal.SIGINT: _stopper(runner, "SIGINT"),

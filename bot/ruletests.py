@@ -72,6 +72,11 @@ FIELD_TYPES: dict[str, tuple[str, int | None, int | None, bool]] = {
     "title": ("text", None, None, False), "options": ("list", None, None, False),
     "phase": ("text", None, None, False), "rank_type": ("text", None, None, False),
     "msg_ids": ("list", None, None, False), "pinned_by": ("dict", None, None, True),
+    # on-stream features (bot/engine/features.py)
+    "step": ("int", 0, None, False), "steps": ("int", 0, None, False),
+    "scope": ("text", None, None, False), "goal_type": ("text", None, None, False),
+    "added_ms": ("int", None, None, False), "op": ("text", None, None, False), "ms": ("int", None, None, False),
+    "user_key": ("text", None, None, False), "points": ("int", None, None, False),
 }
 
 

@@ -245,6 +245,8 @@ def test_the_known_fields_are_those_the_engine_gives():
               "people": 2, "emote_id": "e", "goal_id": "g", "description": "d", "progress": 1, "target": 2,
               "poll_id": "p", "title": "t", "options": [], "phase": "start", "rank_type": "r", "msg_ids": [],
               "pinned_by": None}
+    values.update(goal_id="g", title="t", target=10, progress=11, step=1, steps=2, scope="stream", goal_type="likes",
+                  added_ms=0, op="pause", ms=0, user_key="k", points=5)  # on-stream features (bot/engine/features.py)
     for kind in sorted(EVENT_TYPES):
         ev = Event(kind, 0, "room", "m1", user("ana"), {f: values[f] for f in DATA_FIELDS.get(kind, ())})
         engine.state.record(ev, 0)
@@ -288,7 +290,7 @@ def test_errors_in_block_texts_point_at_their_line():
           welcome {{ user.nickname }
 """
     assert problems(text) == [
-        "r.yaml:6:7: rule a: in 'when': unknown variable 'evnt' (known: args, event, leaderboard, milestone, rule, "
+        "r.yaml:6:7: rule a: in 'when': unknown variable 'evnt' (known: args, event, goals, leaderboard, milestone, points, rule, "
         "since, snippets, sponsor, stats, tier, user, vars)",
         "r.yaml:10:11: rule a: in text: unexpected '}'",
     ]

@@ -35,6 +35,10 @@ class ControlServer:
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/metrics", self.metrics)
         self.app.router.add_get("/status", self.status_page)
+        from bot.control.subathon import add_routes as subathon_routes  # POST /subathon/... (h17)
+        subathon_routes(self.app, runner)
+        from bot.control.points import add_routes as points_routes  # GET /points.csv, POST /points/adjust (h17)
+        points_routes(self.app, runner)
         self._site_runner: web.AppRunner | None = None
 
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -19,6 +19,8 @@ import structlog
 
 from bot.actions.model import Action
 from bot.engine.budget import CHAT_KINDS, ChatBudget
+from bot.engine.features import FEATURE_ACTIONS, Features
+from bot.engine.variants import pick_variant
 from bot.engine.leaderboard import Leaderboard
 from bot.engine.polls import Poll, Quiz, normalize_answer
 from bot.engine.rules import ActionSpec, Rule, RuleSet
@@ -83,6 +85,10 @@ class Engine:
         self._chat_at_fire: dict[str, int] = {}
         self._milestone_seen: dict[tuple[str, str], float] = {}
         self._error_logs: Counter[str] = Counter()
+        # On-stream features (bot/engine/features.py: goals, subathon timer, credits, points, giveaways,
+        # sounds, voices); their lifetime rows (lifetime goals, points, ...) kept with the lifetime totals.
+        self.features = Features(s, self.state.lifetime, self.state, rules.by_type)
+        self.state.extra_lifetime = self.features.lifetime
         # Nothing is due before this time: a lower bound of the next deadline, so feed() can skip
         # the deadline checks. Lowered wherever something new is scheduled; exact after _run_due.
         self._due_floor = NEVER
@@ -147,6 +153,7 @@ class Engine:
         s = rules.settings
         b = self.budget
         b.per_minute, b.burst, b.dedup_ms, b.max_wait_ms = s.chat_per_minute, s.chat_burst, s.chat_dedup_ms, s.chat_max_wait_ms
+        self.features.replace(s, rules.by_type)
 
     # -- what is due -------------------------------------------------------------------------
 
@@ -170,6 +177,9 @@ class Engine:
         due = self.budget.next_due()
         if due is not None and (best is None or due < best[0]):
             best = (due, "budget")
+        due = self.features.next_due(with_timers)
+        if due is not None and (best is None or due < best[0]):
+            best = (due, "features")
         return best
 
     def _run_due(self, now: int | None, out: list[Action], with_timers: bool) -> None:
@@ -186,6 +196,11 @@ class Engine:
                 self._poll_due(due, out)
             elif what == "quiz":
                 self._close_quiz(due, out)
+            elif what == "features":
+                made: list[Event] = []
+                self.features.run_due(due, out, made, with_timers)
+                for ev in made:
+                    self._process(ev, due, out)
             else:
                 out.extend(self.budget.release(due))
         self._due_floor = NEVER if nxt is None else nxt[0]
@@ -221,6 +236,12 @@ class Engine:
             if after <= self.rules.settings.top_n and (before is None or after < before):
                 climbed = Event(TOP_GIFTER, ev.ts, ev.room_id, f"{ev.msg_id}:top", ev.user,
                                 {"rank": after, "previous_rank": before, "diamonds": self.board.diamonds[user_key]})
+        made: list[Event] | None = None
+        if self.features.active:
+            made = []
+            self.features.on_event(ev, now, out, made)
+            if (due := self.features.next_due()) is not None:
+                self._lower_floor(due)
         rules = self.rules.by_type.get(ev.type)
         base: dict[str, Any] | None = None
         for rule in rules or ():
@@ -251,6 +272,8 @@ class Engine:
                 break
         if climbed is not None:
             self._process(climbed, now, out)
+        for reached in made or ():
+            self._process(reached, now, out)
 
     def _permitted(self, permission: str, ev: Event) -> bool:
         """Moderators may do anything; followers include subscribers."""
@@ -345,6 +368,10 @@ class Engine:
             context["snippets"] = self.rules.settings.snippets
         if "sponsor" in needs:
             context["sponsor"] = rule.sponsor
+        if "goals" in needs:
+            context["goals"] = self.features.goals_view()
+        if "points" in needs:
+            context["points"] = self.features.points_view(base.get("user"))
         return context
 
     def _since_view(self, rule: Rule, now: int) -> dict[str, int]:
@@ -387,6 +414,9 @@ class Engine:
         made: list[tuple[ActionSpec, Action | None, Any]] = []
         try:
             for spec in specs:
+                if spec.kind == "subathon":  # pause / resume / add time (bot/engine/features.py)
+                    made.append((spec, None, None))
+                    continue
                 if spec.kind in ("set", "incr"):
                     key = "value" if spec.kind == "set" else "by"
                     value = _coerce(spec.options[key].render(context))
@@ -395,17 +425,28 @@ class Engine:
                     made.append((spec, None, value))
                     continue
                 text = spec.text.render(context)
+                variant = None
+                if "variants" in spec.options:  # CTA variants: one per firing, the same in every replay
+                    texts = spec.options["variants"]
+                    variant = pick_variant(rule.id, spec.options["pick"], len(texts), self.fired[rule.id])
+                    text = texts[variant].render(context)
                 if rule.sponsor is not None and text and rule.sponsor["disclosure"] not in text:
                     text = f"{text} {rule.sponsor['disclosure']}"
                 data = _render_data(spec.data, context) if spec.data else {}
+                if variant is not None:
+                    data = {**data, "variant": variant, "variants": len(spec.options["variants"])}
                 made.append((spec, Action(now, spec.kind, text, rule.id, user, event_id, data), None))
         except Exception as exc:  # a text that fails to render drops this firing, not the stream
             self._rule_error(rule, "do", exc)
             return False
         user_key = ev.user.key if ev is not None and ev.user is not None else ""
         for spec, action, value in made:
-            if action is None:
+            if action is None and spec.kind == "subathon":
+                self.features.control(spec.options["op"], spec.options["ms"], now, out)
+            elif action is None:
                 self._set_var(spec, value, user_key)
+            elif spec.kind in FEATURE_ACTIONS or (spec.kind == "tts" and self.features.voices is not None):
+                self.features.act(self, action, spec, rule, ev, now, out)  # redeem, giveaway, voice, credits, tts
             elif spec.kind == "poll":
                 self._open_poll(rule, spec, action, context, now, out)
             elif spec.kind == "quiz":

@@ -9,6 +9,13 @@ from typing import Any, Callable
 
 from bot.actions.model import BUILTIN_KINDS
 from bot.engine.durations import parse_duration
+from bot.engine.giveaways import GIVEAWAY_KEYS, parse_giveaway
+from bot.engine.goals import parse_goals
+from bot.engine.points import parse_points
+from bot.engine.sounds import parse_sounds
+from bot.engine.subathon import parse_subathon, parse_subathon_action
+from bot.engine.variants import parse_variants
+from bot.engine.voices import parse_tts
 from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, TIMER_NAMES, ActionSpec, Rule,
                               RuleSet, Settings, Tier)
 from bot.engine.templates import Fields, TemplateCompileError, Text, Value, compile_condition, compile_value
@@ -25,14 +32,15 @@ RULE_KEYS = ("id", "description", "enabled", "on", "every", "after", "command", 
              "min_chat", "sponsor", "merge")
 TRIGGERS = ("on", "every", "after", "command")
 ACTION_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("kind", "text", "data"),
+    "": ("kind", "text", "data", "variants", "pick"),  # (variants, pick: bot/engine/variants.py)
     "poll": ("text", "options", "duration", "result", "data"),
     "quiz": ("text", "answer", "duration", "win", "timeout", "data"),
     "set": ("var", "value", "per"),
     "incr": ("var", "by", "per"),
+    "giveaway": GIVEAWAY_KEYS,  # bot/engine/giveaways.py
 }
-SPECIAL_KINDS = ("poll", "quiz", "set", "incr")
-SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
+SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound", "redeem", "giveaway", "voice")
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds", "points", "tts"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -115,6 +123,15 @@ class _Loader:
             if name not in self.settings.snippets:
                 known = list(self.settings.snippets) or ["none defined: add settings: snippets:"]
                 self._problem(pos, f"unknown snippet '{name}'" + did_you_mean(name, known), rid)
+        if self.settings.points is None:  # '- redeem:' and giveaways by points need points configured
+            for pos, rid, what in self.__dict__.get("_points_uses", ()):
+                self._problem(pos, f"'{what}' needs 'settings: points:' (rates, ranks, perks) in one rule file", rid)
+        if self.settings.tts is None or not self.settings.tts.voices:  # '- voice:' needs voices to pick from
+            for pos, rid in self.__dict__.get("_voice_uses", ()):
+                self._problem(pos, "'voice' needs 'settings: tts: voices:' (the voices viewers may pick)", rid)
+        if self.settings.subathon is None:  # a '- subathon:' action needs the timer configured
+            for pos, rid in self.__dict__.get("_subathon_uses", ()):
+                self._problem(pos, "'subathon' needs 'settings: subathon:' (start, add) in one rule file", rid)
         if self.problems:
             # file by file (in load order), then by line and column; found order breaks ties
             order = self._file_order
@@ -231,6 +248,16 @@ class _Loader:
                     self.settings.snippets[name] = str(value)
         elif snippets is not None:
             self._problem(raw.value_pos["snippets"], "'snippets' must be a mapping of name: text")
+        if "goals" in raw:  # on-stream features: bot/engine/goals.py, bot/engine/subathon.py
+            self.settings.goals = parse_goals(self, raw["goals"], raw.value_pos["goals"])
+        if "subathon" in raw:
+            self.settings.subathon = parse_subathon(self, raw["subathon"], raw.value_pos["subathon"])
+        if "sounds" in raw:
+            self.settings.sounds = parse_sounds(self, raw["sounds"], raw.value_pos["sounds"])
+        if "points" in raw:
+            self.settings.points = parse_points(self, raw["points"], raw.value_pos["points"])
+        if "tts" in raw:
+            self.settings.tts = parse_tts(self, raw["tts"], raw.value_pos["tts"])
 
     # -- small checkers ------------------------------------------------------------------------
 
@@ -511,6 +538,18 @@ class _Loader:
                 return None
             keys = ACTION_KEYS.get(kind, ACTION_KEYS[""][1:])
             value = item[kind]
+            if kind == "subathon":
+                return parse_subathon_action(self, value, item.value_pos[kind], rid)
+            if kind == "credits":  # the engine fills its names (bot/engine/credits.py)
+                self.settings.credits = True
+            if kind == "voice":  # a viewer picks a TTS voice (bot/engine/voices.py)
+                self.__dict__.setdefault("_voice_uses", []).append((item.value_pos[kind], rid))
+                if allowed is TIMER_NAMES:
+                    self._problem(item.value_pos[kind], "'voice' needs an event rule (a viewer picks)", rid)
+            if kind == "redeem":  # spends points on a perk (bot/engine/points.py): needs settings: points:
+                self.__dict__.setdefault("_points_uses", []).append((item.value_pos[kind], rid, "redeem"))
+                if allowed is TIMER_NAMES:
+                    self._problem(item.value_pos[kind], "'redeem' needs an event rule (a viewer spends)", rid)
             if isinstance(value, YMap):
                 body = value
             elif kind in ("poll", "quiz", "set", "incr"):
@@ -536,10 +575,14 @@ class _Loader:
             for lineno, message in check_command_template(text.source):
                 self._problem(_line(vpos.get("text", pos), lineno), message, rid)
         spec.text, spec.data, spec.pos = text, compiled_data, pos
+        if ("variants" in body or "pick" in body) and not parse_variants(self, body, spec, rid, allowed, needs):
+            return None
         if kind == "poll":
             return self._poll(body, spec, rid, allowed, needs)
         if kind == "quiz":
             return self._quiz(body, spec, rid, allowed, needs)
+        if kind == "giveaway":
+            return parse_giveaway(self, body, spec, rid, needs)
         return spec
 
     def _var_action(self, body: YMap, spec: ActionSpec, rid: str | None, allowed: frozenset[str],

@@ -9,7 +9,7 @@ from bot.engine.templates import Text
 from bot.engine.yamlfile import Pos
 
 # Names a rule's conditions and texts may use.
-COMMON_NAMES = frozenset({"stats", "since", "rule", "vars", "leaderboard", "snippets", "sponsor"})
+COMMON_NAMES = frozenset({"stats", "since", "rule", "vars", "leaderboard", "snippets", "sponsor", "goals", "points"})
 EVENT_NAMES = COMMON_NAMES | {"event", "user", "args", "tier", "milestone"}
 TIMER_NAMES = COMMON_NAMES
 POLL_NAMES = frozenset({"poll"})  # extra names in a poll's result text
@@ -47,6 +47,12 @@ class Settings:
     chat_max_wait_ms: int = 60_000
     top_n: int = 3
     snippets: dict[str, str] = field(default_factory=dict)
+    goals: list[Any] = field(default_factory=list)  # bot.engine.goals.GoalSpec
+    subathon: Any = None  # bot.engine.subathon.SubathonSpec
+    credits: bool = False  # a rule has a '- credits:' action (bot/engine/credits.py)
+    sounds: dict[str, str] = field(default_factory=dict)  # gift name or id → sound file (bot/engine/sounds.py)
+    points: Any = None  # bot.engine.points.PointsSpec
+    tts: Any = None  # bot.engine.voices.VoiceSpec
 
 
 @dataclass(slots=True)

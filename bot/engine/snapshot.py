@@ -25,6 +25,9 @@ reload without a restart does too (``Engine.replace_rules`` keeps open polls). T
 told to vote; they hear the result. (A gone rule is stood in for by its id: a quiz's lines then
 go through the chat budget with priority 0 and no merge text.)
 
+On-stream features (``"features"``, optional, ``bot/engine/features.py``): goals' counts this
+stream, the subathon timer, credits names, points earned this stream, the open giveaway, voices.
+
 Format: ``VERSION`` stays 1, ``"polls"`` is optional: a snapshot written before it (no
 ``"polls"``) restores with no open poll, and an older bot reading a newer snapshot ignores it.
 A damaged ``"polls"`` entry makes ``restore`` raise ValueError, like any damaged part.
@@ -72,6 +75,8 @@ def snapshot(engine: Any) -> dict[str, Any]:
         "milestones": [[r, u, v] for (r, u), v in engine._milestone_seen.items()],
         "recent_ids": engine.dedup.recent(RECENT_IDS),
         "polls": {"poll": _poll(engine), "quiz": _quiz(engine)},
+        # -- h17 on-stream features (bot/engine/features.py): goals' counts, the subathon timer --
+        "features": engine.features.snapshot(),
     }
 
 
@@ -103,6 +108,11 @@ def restore(engine: Any, snap: dict[str, Any]) -> None:
         for msg_id in snap["recent_ids"]:
             engine.dedup.is_duplicate(msg_id)
         _restore_polls(engine, snap.get("polls"))
+        # -- h17 on-stream features (optional: older snapshots have none) --
+        if snap.get("features") is not None:
+            engine.features.restore(snap["features"])
+            if (due := engine.features.next_due()) is not None:
+                engine._lower_floor(due)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ValueError(f"a damaged engine snapshot: {type(exc).__name__}: {exc}") from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from bot.events.model import CHAT, EVENT_TYPES, FOLLOW, GIFT, LIKE, VIEWERS, Event, User
 
@@ -36,6 +36,8 @@ class SessionState:
         self.vars: dict[str, Any] = {}
         self.user_vars: dict[str, dict[str, Any]] = {}
         self._recent_chats: deque[int] = deque()
+        # Rows of the lifetime totals that are not viewers (lifetime goals): set by the engine.
+        self.extra_lifetime: Callable[[], dict[str, Any]] | None = None
 
     def record(self, ev: Event, now: int) -> None:
         """Count one (folded) event."""
@@ -96,6 +98,8 @@ class SessionState:
         merged = dict(self.lifetime)
         for key in self.viewers_by_key:
             merged[key] = self.lifetime_of(key)
+        if self.extra_lifetime is not None:
+            merged.update(self.extra_lifetime())
         return merged
 
     def user_view(self, user: User) -> dict:

@@ -37,7 +37,7 @@ def _leaves(names: tuple[str, ...], what: str = "") -> Fields:
 USER = Fields({**dict.fromkeys(USER_IDENTITY + USER_SESSION), "lifetime": _leaves(USER_LIFETIME),
                "vars": None})
 COMMON = {"stats": _leaves(STATS), "since": _leaves(SINCE), "rule": _leaves(RULE), "tier": _leaves(TIER),
-          "sponsor": _leaves(SPONSOR)}
+          "sponsor": _leaves(SPONSOR), "goals": None, "points": None}  # goals: by goal id (bot/engine/features.py)
 
 
 def event_fields(event_type: str) -> tuple[str, ...]:

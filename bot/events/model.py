@@ -20,6 +20,13 @@ UNKNOWN = "unknown"
 TOP_GIFTER = "top_gifter"  # made by the engine when a viewer climbs into the top gifters
 CONNECT = "connect"  # made by live sources when they (re)connect
 DISCONNECT = "disconnect"  # ... and when the connection drops or closes
+# On-stream features (bot/engine/features.py): made by the engine, and the timer's controls.
+GOAL_REACHED = "goal_reached"
+SUBATHON_END = "subathon_end"
+SUBATHON_CONTROL = "subathon_control"  # pause / resume / add time (the daemon's POST /subathon/...)
+FIRST_CHAT = "first_chat"  # a viewer's first chat line ever (bot/engine/credits.py)
+POINTS_CONTROL = "points_control"  # give or take a viewer's points (the daemon's POST /points/adjust)
+FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT, POINTS_CONTROL})
 
 # Collaborations and TikTok's other room events (issue 13; see EVENTS-SPEC in the README's field table).
 # "us" is the creator whose room we read (the room's host), "them" the opponent side of a battle.
@@ -53,7 +60,7 @@ COLLAB_TYPES: frozenset[str] = frozenset(
 EVENT_TYPES: frozenset[str] = frozenset(
     {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER,
      CONNECT, DISCONNECT}
-) | COLLAB_TYPES
+) | COLLAB_TYPES | FEATURE_TYPES
 
 # Per-type data fields, in the order they are written out.
 DATA_FIELDS: dict[str, tuple[str, ...]] = {
@@ -92,6 +99,11 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     ROOM_PIN: ("text", "pinned_by"),  # pinned_by: a user dict or None
     LIVE_PAUSE: (),
     LIVE_RESUME: (),
+    GOAL_REACHED: ("goal_id", "title", "target", "progress", "step", "steps", "scope", "goal_type"),
+    SUBATHON_END: ("added_ms",),
+    SUBATHON_CONTROL: ("op", "ms"),
+    FIRST_CHAT: ("text",),
+    POINTS_CONTROL: ("user_key", "points"),
 }
 
 STREAKABLE_GIFT_TYPE = 1

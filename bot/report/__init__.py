@@ -37,5 +37,10 @@ def write_report(session_path: str | Path, actions_path: str | Path | None, html
 
     stats = analyze_session(session_path, streak_silence_ms=streak_silence_ms, dedup_window=dedup_window)
     actions = analyze_actions(actions_path, stats, window_ms) if actions_path is not None else None
-    write_html(html_path, render_html(stats, actions, rate=rate, currency=currency, top=top))
+    page = render_html(stats, actions, rate=rate, currency=currency, top=top)
+    if actions_path is not None:  # giveaways drawn (bot/report/giveaways.py)
+        from bot.report.giveaways import add_to_report, read_giveaways
+
+        page = add_to_report(page, read_giveaways(actions_path))
+    write_html(html_path, page)
     return stats

@@ -33,8 +33,8 @@ M_ACTIVITY, M_CHATS, M_LIKES, M_GIFTS, M_DIAMONDS, M_FOLLOWS, M_SHARES, M_JOINS,
 MINUTE_FIELDS = ("activity", "chats", "likes", "gifts", "diamonds", "follows", "shares", "joins", "subscribes",
                  "viewers_max", "viewers_last")
 # The columns of a per-second row (what the rule-effect windows sum).
-S_FOLLOWS, S_CHATS, S_DIAMONDS = range(3)
-SECOND_FIELDS = ("follows", "chats", "diamonds")
+S_FOLLOWS, S_CHATS, S_DIAMONDS, S_SHARES = range(4)  # (shares: the CTA variants' report, variants.py)
+SECOND_FIELDS = ("follows", "chats", "diamonds", "shares")
 
 # Viewer actions that make up a minute's "activity" (viewer-count updates and progress frames do not).
 _ACTIVITY = frozenset({CHAT, LIKE, GIFT, FOLLOW, SHARE, JOIN, SUBSCRIBE})
@@ -147,6 +147,7 @@ class SessionStats:
         elif kind == SHARE:
             self.shares += 1
             row[M_SHARES] += 1
+            self._second(now)[S_SHARES] += 1
         elif kind == JOIN:
             self.joins += 1
             row[M_JOINS] += 1
@@ -160,7 +161,7 @@ class SessionStats:
         sec = now // 1000
         row = self.seconds.get(sec)
         if row is None:
-            row = self.seconds[sec] = [0, 0, 0]
+            row = self.seconds[sec] = [0, 0, 0, 0]
         return row
 
     def _gift(self, ev: Event, now: int, row: list[int]) -> None:

@@ -592,7 +592,7 @@ class Worker:
         """The stream ended (or a stale one is found): fold it into lifetime totals and the
         session list, start a fresh engine, acknowledge up to the end: one fenced script."""
         lifetime = engine.state.lifetime_snapshot()
-        changed = {k: lifetime[k] for k in engine.state.viewers_by_key}
+        changed = {k: lifetime[k] for k in [*engine.state.viewers_by_key, *engine.features.lifetime()]}  # (+ lifetime goals)
         summary = session_summary(engine, room.name, now) if engine.state.started is not None else None
         fresh = engine.fresh(lifetime)
         res = await self._s["CHECKPOINT"](keys=self._checkpoint_keys(room.name),

@@ -17,7 +17,7 @@ def format_action(action: Action) -> str:
 
 
 # Actions for live displays only (the overlay's vote counts and board): not printed.
-DISPLAY_KINDS = frozenset({"poll_update", "leaderboard"})
+DISPLAY_KINDS = frozenset({"poll_update", "leaderboard", "goal", "timer"})  # (goal, timer: bot/engine/features.py)
 
 
 class ConsoleSink:

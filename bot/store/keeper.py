@@ -125,7 +125,8 @@ class StateKeeper:
         """The stream ended: fold it into lifetime totals; return a fresh engine for the next one."""
         lifetime = engine.state.lifetime_snapshot()
         if engine.state.started is not None:
-            changed = {k: lifetime[k] for k in self._unfolded | set(engine.state.viewers_by_key) if k in lifetime}
+            keys = self._unfolded | set(engine.state.viewers_by_key) | set(engine.features.lifetime())  # (+ lifetime goals)
+            changed = {k: lifetime[k] for k in keys if k in lifetime}
             try:
                 self.store.finish_session(self.room, changed, session_summary(engine, self.room, now, actions))
                 self._unfolded.clear()

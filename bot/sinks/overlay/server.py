@@ -35,7 +35,7 @@ DEFAULT_PORT = 8791
 # Scripts only from this server: even a bug that put viewer text into markup could not run it.
 # Inline styles stay allowed for OBS's "Custom CSS" box, which injects a <style> element.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
-       "img-src 'self' data:; font-src 'self' data:; base-uri 'none'; form-action 'none'")
+       "img-src 'self' data:; font-src 'self' data:; media-src 'self'; base-uri 'none'; form-action 'none'")
 PAGE_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer"}
 CLOSE_TIMEOUT_S = 2.0
@@ -80,7 +80,7 @@ class OverlayServer:
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, prefix: str = "/overlay",
                  css: str | Path | None = None, client_queue: int = 256, banner_ms: int = 30_000,
                  result_ms: int = 15_000, board_size: int = 5, kinds: Iterable[str] = (),
-                 heartbeat: float = 15.0) -> None:
+                 heartbeat: float = 15.0, sounds: Any = None) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError("prefix must start with / and not end with / (or be empty)")
         if client_queue < 1:
@@ -91,6 +91,7 @@ class OverlayServer:
         self.css = Path(css) if css is not None else None
         self.client_queue = client_queue
         self.heartbeat = heartbeat
+        self.sounds = sounds  # a SoundBoard (sounds.py): GET {prefix}/sounds/NAME
         self.state = OverlayState(banner_ms=banner_ms, result_ms=result_ms, board_size=board_size, kinds=kinds)
         self.counters: Counter[str] = Counter()  # connections, evicted, messages
         self._clients: set[_Client] = set()
@@ -119,6 +120,8 @@ class OverlayServer:
         app.router.add_get(p + "/ws", self._ws)
         app.router.add_get(p + "/user.css", self._user_css)
         app.router.add_static(p + "/static", STATIC)
+        if self.sounds is not None:
+            app.router.add_get(p + "/sounds/{name}", self.sounds.serve)
         app.on_shutdown.append(self._on_shutdown)
 
     async def _to_page(self, request: web.Request) -> web.Response:

@@ -28,10 +28,11 @@ class OverlaySink:
 
     def __init__(self, server: OverlayServer | None = None, *, tts_per_minute: int = 6,
                  tts_user_gap_ms: int = 30_000, tts_max_chars: int = 200, alert_gap_s: float = 4.0,
-                 **server_options: Any) -> None:
+                 sounds: Any = None, **server_options: Any) -> None:
         if server is not None and server_options:
             raise TypeError("give either a server or its options, not both")
-        self.server = server or OverlayServer(**server_options)
+        self.server = server or OverlayServer(sounds=sounds, **server_options)
+        self.sounds = sounds if sounds is not None else self.server.sounds  # sound alerts (sounds.py)
         self.tts = TtsLimiter(tts_per_minute, tts_user_gap_ms)
         self.tts_max_chars = tts_max_chars
         self.pacing = Pacing(min_gap=alert_gap_s, kinds=frozenset({"alert", "shoutout"}))
@@ -46,7 +47,7 @@ class OverlaySink:
         await self.server.start()
 
     async def send(self, actions: Sequence[Action]) -> None:
-        kept = [self._tts(a) if a.kind == "tts" else a for a in actions]
+        kept = [self._tts(a) if a.kind == "tts" else self._sound(a) if a.kind == "sound" else a for a in actions]
         self.counters["shown"] += self.server.show([a for a in kept if a is not None])
 
     def _tts(self, action: Action) -> Action | None:
@@ -60,10 +61,17 @@ class OverlaySink:
             return replace(action, text=action.text[: self.tts_max_chars - 1] + "…")
         return action
 
+    def _sound(self, action: Action) -> Action | None:
+        """A ``sound`` action checked (a file in the folder) and within the limits, or None."""
+        if self.sounds is None:
+            self.counters["sound_off"] += 1
+            return None
+        return self.sounds.check(action)
+
     def stats(self) -> dict[str, int]:
         """Everything counted: page messages, speech allowed and dropped, connections, evictions."""
         return {**self.counters, **{f"tts_{k}": v for k, v in self.tts.counters.items()},
-                **self.server.counters}
+                **self.server.counters, **(self.sounds.stats() if self.sounds is not None else {})}
 
     async def close(self) -> None:
         await self.server.stop()

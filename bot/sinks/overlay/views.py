@@ -11,7 +11,8 @@ Messages (``t`` is the type)::
     {"t": "poll_result", "question", "options", "total", "winners", "text", "ms"}
     {"t": "board", "top": [{"rank", "nickname", "diamonds"}]}
     {"t": "tts", "text", "user"}
-    {"t": "state", "poll", "board", "banner"}           the current state, sent on (re)connect
+    {"t": "goal", ...}, {"t": "timer", ...}             goal bars, the subathon clock (features.py)
+    {"t": "state", "poll", "board", "banner", "goals", "timer"}   the current state, sent on (re)connect
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import time
 from typing import Any, Callable, Iterable
 
 from bot.actions.model import Action
+from bot.sinks.overlay.features import ALERT_LIKE_KINDS, FEATURE_KINDS, FeatureView
 
 ALERT_KINDS = frozenset({"alert", "shoutout"})
-OVERLAY_KINDS = ALERT_KINDS | {"cta", "poll", "poll_update", "poll_result", "leaderboard", "tts"}
+OVERLAY_KINDS = ALERT_KINDS | {"cta", "poll", "poll_update", "poll_result", "leaderboard", "tts"} | FEATURE_KINDS \
+    | ALERT_LIKE_KINDS
 TIER_DIAMONDS = ((1000, "legendary"), (100, "big"))  # when an alert has diamonds but no tier
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 
@@ -72,6 +75,7 @@ class OverlayState:
         self.board: list[dict[str, Any]] = []
         self.banner: dict[str, Any] | None = None
         self._banner_at = 0.0
+        self.features = FeatureView(clock)  # goals and the subathon timer (features.py)
 
     def apply(self, action: Action) -> dict[str, Any] | None:
         """The page message for ``action`` (None: not for the page), updating the state."""
@@ -90,7 +94,13 @@ class OverlayState:
         if kind == "leaderboard":
             return self._board(action)
         if kind == "tts":
-            return {"t": "tts", "text": action.text, "user": action.user}
+            msg = {"t": "tts", "text": action.text, "user": action.user}
+            for key in ("voice", "lang"):  # a viewer's own voice (bot/engine/voices.py)
+                if isinstance(action.data.get(key), str) and len(action.data[key]) <= 100:
+                    msg[key] = action.data[key]
+            return msg
+        if kind in FEATURE_KINDS:
+            return self.features.apply(action)
         return {"t": "alert", "kind": _name(kind), "text": action.text, "tier": alert_tier(action),
                 "user": action.user}
 
@@ -102,7 +112,7 @@ class OverlayState:
             if not self.banner_ms or left > 0:
                 banner = {**self.banner, "ms": left}
         return {"t": "state", "poll": self._poll_message(), "board": {"t": "board", "top": self.board},
-                "banner": banner}
+                "banner": banner, **self.features.snapshot()}
 
     # -- polls ---------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@
  *   ?voice=NAME        a speech voice whose name contains NAME          ?lang=en-US
  *   ?alert_ms=6000     how long an alert stays (big gifts longer)      ?max_alerts=3
  *   ?retry_max_ms=10000  the longest wait between reconnection attempts
+ *   ?sounds=0          never play sound alerts
  */
 (() => {
   "use strict";
@@ -24,6 +25,7 @@
     alertMs: number("alert_ms", 6000),
     maxAlerts: Math.max(1, number("max_alerts", 3)),
     retryMaxMs: Math.max(250, number("retry_max_ms", 10000)),
+    sounds: flag("sounds", true),
   };
   const root = document.documentElement;
   const $ = (id) => document.getElementById(id);
@@ -162,12 +164,151 @@
   function speak(m) {
     if (!options.tts || !m.text || !("speechSynthesis" in window)) return;
     const utterance = new SpeechSynthesisUtterance(m.text);
-    if (options.lang) utterance.lang = options.lang;
-    if (options.voice) {
-      const voice = speechSynthesis.getVoices().find((v) => v.name.toLowerCase().includes(options.voice));
+    const lang = typeof m.lang === "string" && m.lang ? m.lang : options.lang; // the viewer's, else ?lang=
+    if (lang) utterance.lang = lang;
+    const wanted = (typeof m.voice === "string" && m.voice ? m.voice : options.voice).toLowerCase();
+    if (wanted) {
+      const voice = speechSynthesis.getVoices().find((v) => v.name.toLowerCase().includes(wanted));
       if (voice) utterance.voice = voice;
     }
     speechSynthesis.speak(utterance);
+  }
+
+  // -- goals: one animated bar each (rows are kept, so the fill slides to its new width) ------------
+
+  const goalRows = new Map(); // goal id → its row
+
+  function showGoal(m) {
+    if (!m || typeof m.id !== "string") return;
+    const box = $("goals");
+    let row = goalRows.get(m.id);
+    if (!row) {
+      row = el("div", "goal");
+      const head = el("div", "head");
+      head.append(el("span", "title"), el("span", "count"));
+      const bar = el("div", "bar");
+      bar.append(el("div", "fill"));
+      row.append(head, bar);
+      box.append(row);
+      goalRows.set(m.id, row);
+    }
+    const target = typeof m.target === "number" ? m.target : null;
+    row.querySelector(".title").textContent = m.title;
+    row.querySelector(".count").textContent =
+      fmt.format(m.progress) + (target === null ? " ✓" : " / " + fmt.format(target));
+    const share = target === null ? 1 : target > 0 ? Math.min(1, m.progress / target) : 0;
+    row.querySelector(".fill").style.width = (100 * share).toFixed(2) + "%";
+    row.dataset.progress = String(m.progress);
+    row.dataset.target = target === null ? "" : String(target);
+    row.classList.toggle("done", !!m.done);
+    if (typeof m.reached === "number") { // a step reached: flash (restart the animation)
+      row.classList.remove("reached");
+      void row.offsetWidth;
+      row.classList.add("reached");
+    }
+    box.hidden = false;
+  }
+
+  function showGoals(list) {
+    goalRows.clear();
+    $("goals").replaceChildren();
+    $("goals").hidden = true;
+    (list || []).forEach(showGoal);
+  }
+
+  // -- the subathon clock: counts down here between the server's updates --------------------------
+
+  let timerEnds = null; // performance.now() when it reaches zero, while running
+  let timerLeft = 0;
+
+  function clockText(ms) {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, sec = s % 60;
+    const mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
+  }
+
+  function showTimer(m) {
+    const box = $("timer");
+    if (!m) {
+      box.hidden = true;
+      timerEnds = null;
+      return;
+    }
+    timerLeft = Math.max(0, Number(m.remaining_ms) || 0);
+    timerEnds = m.paused || m.ended ? null : performance.now() + timerLeft;
+    box.classList.toggle("paused", !!m.paused);
+    box.classList.toggle("ended", !!m.ended);
+    box.hidden = false;
+    tickTimer();
+  }
+
+  function tickTimer() {
+    const box = $("timer");
+    if (box.hidden) return;
+    const left = timerEnds === null ? timerLeft : Math.max(0, timerEnds - performance.now());
+    box.querySelector(".clock").textContent = clockText(left);
+    box.dataset.remaining = String(Math.ceil(left / 1000));
+  }
+  setInterval(tickTimer, 250);
+
+  // -- sound alerts: one at a time, a short queue (the server already limited them) ---------------
+
+  const SOUND_QUEUE = 5;
+  const soundQueue = [];
+  let soundPlaying = false;
+
+  function playSound(m) {
+    if (!options.sounds || typeof m.src !== "string" || !m.src.startsWith("sounds/")) return;
+    if (soundQueue.length >= SOUND_QUEUE) return; // a burst beyond the queue is dropped, not delayed
+    soundQueue.push(m);
+    if (!soundPlaying) nextSound();
+  }
+
+  function nextSound() {
+    const m = soundQueue.shift();
+    if (!m) {
+      soundPlaying = false;
+      return;
+    }
+    soundPlaying = true;
+    const audio = new Audio(m.src);
+    audio.volume = Math.min(1, Math.max(0, Number(m.volume) || 0));
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      nextSound();
+    };
+    audio.addEventListener("ended", finish);
+    audio.addEventListener("error", finish);
+    setTimeout(finish, 30000); // a file that never ends (or never loads) does not block the rest
+    const played = audio.play();
+    if (played && played.catch) played.catch(finish); // e.g. autoplay not allowed: see the README
+  }
+
+  // -- the credits roll: scrolls up once over the screen, then goes --------------------------------
+
+  let creditsTimer = 0;
+
+  function showCredits(m) {
+    const box = $("credits");
+    const roll = el("div", "roll");
+    roll.append(el("h1", "title", m.title));
+    let lines = 2;
+    (m.sections || []).forEach((section) => {
+      const part = el("section", "part");
+      part.append(el("h2", "heading", section.title));
+      (section.names || []).forEach((name) => part.append(el("p", "name", name)));
+      roll.append(part);
+      lines += 2 + (section.names || []).length;
+    });
+    const seconds = Math.min(180, 8 + lines * 0.7);
+    roll.style.animationDuration = seconds + "s";
+    box.replaceChildren(roll);
+    box.hidden = false;
+    clearTimeout(creditsTimer);
+    creditsTimer = setTimeout(() => { box.hidden = true; }, seconds * 1000 + 500);
   }
 
   // -- messages and the connection ---------------------------------------------------------------
@@ -179,10 +320,16 @@
     poll_result: showResult,
     board: showBoard,
     tts: speak,
+    goal: showGoal,
+    timer: showTimer,
+    credits: showCredits,
+    sound: playSound,
     state(m) { // what is true now, after a (re)connect
       showPoll(m.poll);
       showBoard(m.board);
       showBanner(m.banner);
+      showGoals(m.goals);
+      showTimer(m.timer);
     },
     batch(m) { m.items.forEach(handle); },
   };
