@@ -29,6 +29,7 @@ from typing import Any
 
 from bot.actions.model import Action
 from bot.engine.core import Engine
+from bot.engine.trace import FIRED, Tracer, outcomes, reason_text
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules_many
 from bot.engine.rules import RuleSet
@@ -109,6 +110,7 @@ class CaseResult:
     missing: list[Matcher] = field(default_factory=list)
     forbidden: list[tuple[Matcher, Action]] = field(default_factory=list)
     unexpected: list[Action] = field(default_factory=list)
+    tracer: Tracer | None = None  # the engine's trace of the case, for the failures' "why"
 
     @property
     def ok(self) -> bool:
@@ -362,13 +364,34 @@ def check(case: Case, actions: list[Action]) -> CaseResult:
 
 def run_case(case: Case, ruleset: RuleSet, engine_options: dict | None = None) -> CaseResult:
     engine = Engine(ruleset, **(engine_options or {}))
-    return check(case, run_events(sorted(case.events, key=lambda e: e.ts), ruleset, until=case.until, engine=engine))
+    tracer = Tracer(max(100, 4 * len(case.events))).attach(engine)
+    tracer.start = T0
+    result = check(case, run_events(sorted(case.events, key=lambda e: e.ts), ruleset, until=case.until,
+                                    engine=engine))
+    result.tracer = tracer
+    return result
+
+
+def why_not(tracer: Tracer, rule_id: str, most: int = 10) -> list[str]:
+    """The rule's trace in a case: ``not fired at 00:00.600: `when` false: event.total_diamonds=1``."""
+    lines = []
+    for record in tracer:
+        for rule, code, detail in outcomes(record):
+            if rule.id != rule_id:
+                continue
+            at = _clock(record[1] - T0)
+            lines.append(f"fired at {at}" if code == FIRED else f"not fired at {at}: {reason_text(rule, code, detail)}")
+    if not lines:
+        return ["never considered: no event or timer of its trigger came"]
+    return lines[:most] + ([f"... {len(lines) - most} more"] if len(lines) > most else [])
 
 
 def report(result: CaseResult) -> str:
     lines = [f"FAIL {result.case.pos.file}:{result.case.pos.line}: {result.case.name}"]
     for m in result.missing:
         lines.append(f"  - expected, not found (line {m.pos.line}): {m.describe()}")
+        if m.rule is not None and result.tracer is not None:
+            lines += [f"      {line}" for line in why_not(result.tracer, m.rule)]
     for m, a in result.forbidden:
         lines.append(f"  - must not happen (line {m.pos.line}) but did: {format_action(a)}")
     for a in result.unexpected:

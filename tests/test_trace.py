@@ -102,7 +102,7 @@ def test_once_permission_trigger_tier_and_budget():
     assert outcome(tracer, a, "mods") == "permission: moderator only"
     assert outcome(tracer, b, "welcome") == "once per user: already fired for this viewer"
     assert outcome(tracer, b, "hello").startswith("fired (say) [say: sent]")
-    assert outcome(tracer, c, "hello").startswith("fired (say) [say: queued")
+    assert outcome(tracer, c, "hello").startswith("fired (say) [say: queued (")
     assert outcome(tracer, d, "tiered") == "tier not reached: 1.0 < 5"
     engine.advance(31_000)  # the queued line goes out when the budget allows
     assert "sent after" in outcome(tracer, c, "hello")
@@ -149,3 +149,60 @@ def test_untraced_engine_records_nothing_but_counts():
     engine.feed(gift(0, "Rose", 1, 1, "cleo"), 0)
     assert engine._trace is None
     assert engine.suppressed["big", "when"] == 1
+
+
+# -- livebot test and livebot replay --why ------------------------------------------------------
+
+WHY_RULES = """rules:
+  - id: big
+    on: gift
+    when: event.total_diamonds >= 100
+    do: [{say: "wow {{ user.nickname }}"}]
+  - id: thanks
+    on: gift
+    cooldown: 30s
+    do: [{say: "thanks {{ user.nickname }}"}]
+"""
+
+
+def test_a_failing_rule_test_shows_the_expected_rules_trace(tmp_path):
+    from bot.ruletests import run_paths
+
+    (tmp_path / "r.yaml").write_text(WHY_RULES)
+    (tmp_path / "t.yaml").write_text("""rules: r.yaml
+tests:
+  - name: big gift
+    events: [{at: 600ms, type: gift, user: ana, diamonds: 1}]
+    expect: [{rule: big}]
+""")
+    lines: list[str] = []
+    assert run_paths([tmp_path / "t.yaml"], out=lines.append) == 1
+    out = "\n".join(lines)
+    assert "      not fired at 00:00.600: `when` false: event.total_diamonds=1" in out
+
+
+def test_replay_why_prints_one_line_per_event_considered(tmp_path, capsys):
+    import orjson
+
+    from bot.cli import main
+
+    (tmp_path / "r.yaml").write_text(WHY_RULES)
+    t0 = 1_767_225_600_000
+    session = tmp_path / "s.jsonl"
+    lines = []
+    for i, (at, who, diamonds) in enumerate([(0, "ana", 1), (1000, "cleo", 5), (2000, "bob", 500)]):
+        lines.append(orjson.dumps({"type": "gift", "ts": t0 + at, "msg_id": f"g{i}",
+                                   "user": {"unique_id": who, "nickname": who},
+                                   "data": {"name": "Rose", "diamonds": diamonds, "count": 1, "gift_type": 2}}))
+    lines.append(orjson.dumps({"type": "chat", "ts": t0 + 3000, "msg_id": "c1",
+                               "user": {"unique_id": "dan", "nickname": "dan"}, "data": {"text": "hi"}}))
+    session.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["replay", str(session), "--rules", str(tmp_path / "r.yaml"), "--why", "thanks"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["00:00.000 gift ana: fired (say)", "00:01.000 gift cleo: cooldown 29s left",
+                   "00:02.000 gift bob: cooldown 28s left"]
+    assert main(["replay", str(session), "--rules", str(tmp_path / "r.yaml"), "--why"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "00:00.000 gift ana big: `when` false: event.total_diamonds=1" in out
+    assert "00:02.000 gift bob big: fired (say)" in out
+    assert main(["replay", str(session), "--rules", str(tmp_path / "r.yaml"), "--why", "thank"]) == 2

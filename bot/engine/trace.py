@@ -258,6 +258,8 @@ def budget_text(outcome: str, detail: Any) -> str:
         return "dropped: queue full"
     if outcome == "repeated":
         return "dropped: repeated line"
+    if outcome == "queued":
+        return f"queued ({detail} waiting)"
     if outcome == "policy":
         return f"policy: {detail}"
     return outcome if detail is None else f"{outcome}: {detail}"
@@ -269,3 +271,28 @@ def event_view(ev: Any) -> dict[str, Any]:
     return {"type": ev.type, "ts": ev.ts, "msg_id": ev.msg_id,
             "user": None if user is None else {"unique_id": user.unique_id, "nickname": user.nickname},
             "data": {k: v for k, v in ev.data.items() if isinstance(v, (str, int, float, bool)) or v is None}}
+
+
+class WhyPrinter:
+    """``livebot replay --why [RULE]``: each record's lines, printed once the record is complete
+    (when the next one starts, and at ``flush()``). Keeps nothing but the last record."""
+
+    def __init__(self, engine: Any, rule_id: str | None, out: Callable[[str], None] = print) -> None:
+        self.rule_id = rule_id
+        self.out = out
+        self.pending: tuple | None = None
+        self.tracer = Tracer(size=64)
+        self.tracer.follow = self._next
+        self.tracer.attach(engine)
+
+    def _next(self, record: tuple) -> None:
+        if self.tracer.start is None:
+            self.tracer.start = record[1]
+        self.flush()
+        self.pending = record
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            for line in self.tracer.lines_for(self.pending, self.rule_id):
+                self.out(line)
+            self.pending = None
