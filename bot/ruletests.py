@@ -376,7 +376,7 @@ def why_not(tracer: Tracer, rule_id: str, most: int = 10) -> list[str]:
     """The rule's trace in a case: ``not fired at 00:00.600: `when` false: event.total_diamonds=1``."""
     lines = []
     for record in tracer:
-        for rule, code, detail in outcomes(record):
+        for rule, code, detail in outcomes(record, tracer.engine.rules):
             if rule.id != rule_id:
                 continue
             at = _clock(record[1] - T0)

@@ -244,57 +244,69 @@ class Engine:
                                 {"rank": after, "previous_rank": before, "diamonds": self.board.diamonds[user_key]})
         rules = self._by_type.get(ev.type)
         base: dict[str, Any] | None = None
+        # The trace: one tuple per event, and one per rule that did not fire for a reason worth
+        # keeping (a command rule given another command is left for the reader to work out).
+        traced = self._trace is not None
         tr: list | None = None
-        if self._trace is not None:
-            tr = []
-            self._trace((T.EVENT, now, ev, self.rules.by_type.get(ev.type), tr, self.paused))
         sup = self.suppressed
         for rule in rules or ():
             if rule.commands and command not in rule.commands:
-                if tr is not None:
-                    tr.append((rule, T.TRIGGER, command))
                 continue
             if rule.once_per_user and user_key in self._once.get(rule.id, ()):
                 sup[rule.id, T.ONCE] += 1
-                if tr is not None:
+                if traced:
+                    if tr is None:
+                        tr = []
                     tr.append((rule, T.ONCE, user_key))
                 continue
             if rule.permission != "everyone" and not self._permitted(rule.permission, ev):
                 sup[rule.id, T.PERMISSION] += 1
-                if tr is not None:
+                if traced:
+                    if tr is None:
+                        tr = []
                     tr.append((rule, T.PERMISSION, rule.permission))
                 continue
             if (rule.cooldown_ms or rule.user_cooldown_ms or rule.max_per_hour) and \
                     (why := self._blocked(rule, user_key, now)) is not None:
                 sup[rule.id, why[0]] += 1
-                if tr is not None:
+                if traced:
+                    if tr is None:
+                        tr = []
                     tr.append((rule, *why))
                 continue
             if base is None:
                 base = self._event_context(ev, args)
             context = self._rule_context(rule, base, now)
             if rule.when is not None and not self._holds(rule, context):
-                why = self._why or (T.WHEN, context if "vars" not in rule.needs else {**context, "vars": dict(self.state.vars)})
-                self._why = None
-                sup[rule.id, why[0]] += 1
-                if tr is not None:
-                    tr.append((rule, *why))
+                why, self._why = self._why, None
+                sup[rule.id, T.ERROR if why else T.WHEN] += 1
+                if traced:
+                    if tr is None:
+                        tr = []
+                    tr.append((rule, *why) if why else (rule, T.WHEN, context if "vars" not in rule.needs
+                                                        else {**context, "vars": dict(self.state.vars)}))
                 continue
             chosen = self._choose(rule, context, user_key)
             if chosen is None:
                 why, self._why = self._why, None
                 sup[rule.id, why[0]] += 1  # type: ignore[index]
-                if tr is not None:
+                if traced:
+                    if tr is None:
+                        tr = []
                     tr.append((rule, *why))  # type: ignore[misc]
                 continue
             actions, context = chosen
             if not self._fire(rule, actions, context, now, ev, out):
                 why, self._why = self._why, None
                 sup[rule.id, T.ERROR] += 1
-                if tr is not None:
+                if traced:
+                    if tr is None:
+                        tr = []
                     tr.append((rule, T.ERROR, why[1] if why else "do"))
                 continue
-            if tr is not None:
+            if traced:
+                if tr is None:
+                    tr = []
                 tr.append((rule, T.FIRED, self._made))
             if rule.once_per_user:
                 self._once.setdefault(rule.id, set()).add(user_key)
@@ -305,6 +317,8 @@ class Engine:
                     for later in rules[rules.index(rule) + 1:]:  # type: ignore[index]
                         sup[later.id, T.STOPPED] += 1
                 break
+        if traced:
+            self._trace((T.EVENT, now, ev, rules, tr, self.paused))
         if climbed is not None:
             self._process(climbed, now, out)
 

@@ -144,21 +144,38 @@ def reason_text(rule: Any, code: str, detail: Any) -> str:
     return f"{code}: {detail}"
 
 
-def outcomes(record: tuple) -> list[tuple[Any, str, Any]]:
-    """Every rule's outcome in a record, stopped rules included: ``(rule, code, detail)``."""
-    kind, _now, _ev, rules, entries, paused = record
+def outcomes(record: tuple, ruleset: Any = None) -> list[tuple[Any, str, Any]]:
+    """Every rule's outcome in a record, in the order the engine tried them: ``(rule, code, detail)``.
+    What was not recorded is worked out here: a command rule given another command (``TRIGGER``),
+    the rules after one that fired with ``stop`` (``STOPPED``), paused rules (``PAUSED``; those
+    need ``ruleset``, the engine's rules)."""
+    kind, _now, ev, rules, entries, paused = record
+    if paused and ruleset is not None and ev is not None:
+        rules = ruleset.by_type.get(ev.type) or rules
     if not entries and not rules:
         return []
-    out = list(entries or ())
-    seen = {id(e[0]) for e in out}
-    stopper = next((e[0].id for e in out if e[1] == FIRED and e[0].stop), None)
+    by_rule = {id(e[0]): e for e in entries or ()}
+    if kind != EVENT:
+        return list(entries or ())
+    command = None
+    if ev is not None and ev.type == "chat":
+        text = str(ev.data.get("text", ""))
+        if len(text) >= 2 and text[0] == "!" and not text[1].isspace():
+            command = text[1:].split()[0].lower()
+    out = []
+    stopper = None
     for rule in rules or ():
-        if id(rule) in seen:
-            continue
-        if paused and rule.id in paused:
+        entry = by_rule.get(id(rule))
+        if entry is not None:
+            out.append(entry)
+            if entry[1] == FIRED and rule.stop:
+                stopper = rule.id
+        elif paused and rule.id in paused:
             out.append((rule, PAUSED, None))
         elif stopper is not None:
             out.append((rule, STOPPED, stopper))
+        elif rule.commands and command not in rule.commands:
+            out.append((rule, TRIGGER, command))
     return out
 
 
@@ -179,12 +196,14 @@ class Tracer:
         self.notes: deque[tuple] = deque(maxlen=max(64, size * 4))
         self.follow: Callable[[tuple], None] | None = None
         self.start: int | None = None
+        self.engine: Any = None
 
     def attach(self, engine: Any) -> Tracer:
         """Record what ``engine`` does (also after ``Engine.fresh``: call again with the new one)."""
         engine._trace = self._keep if self.follow is not None else self.records.append
         engine.budget.notes = self.notes
         engine.tracer = self
+        self.engine = engine
         return self
 
     def _keep(self, record: tuple) -> None:
@@ -208,7 +227,7 @@ class Tracer:
         """A record as plain data (for the control page): the event and each rule's outcome."""
         kind, now, ev, _rules, _entries, _paused = record
         rows = []
-        for rule, code, detail in outcomes(record):
+        for rule, code, detail in outcomes(record, self.engine.rules if self.engine is not None else None):
             row: dict[str, Any] = {"rule": rule.id, "outcome": code, "text": reason_text(rule, code, detail)}
             if code == FIRED:
                 row["actions"] = [self.render_action(a) for a in detail or ()]
@@ -234,7 +253,7 @@ class Tracer:
         kind, now, ev, _rules, _entries, _paused = record
         head = clock(now, self.start) + " " + (describe_event(ev) if ev is not None else kind)
         lines = []
-        for rule, code, detail in outcomes(record):
+        for rule, code, detail in outcomes(record, self.engine.rules if self.engine is not None else None):
             if rule_id is not None and rule.id != rule_id:
                 continue
             text = reason_text(rule, code, detail)
@@ -274,13 +293,12 @@ def event_view(ev: Any) -> dict[str, Any]:
 
 
 class WhyPrinter:
-    """``livebot replay --why [RULE]``: each record's lines, printed once the record is complete
-    (when the next one starts, and at ``flush()``). Keeps nothing but the last record."""
+    """``livebot replay --why [RULE]``: each record's lines, printed as it is kept. A chat line the
+    budget queued shows ``queued``: what became of it is in the trace of the control page."""
 
     def __init__(self, engine: Any, rule_id: str | None, out: Callable[[str], None] = print) -> None:
         self.rule_id = rule_id
         self.out = out
-        self.pending: tuple | None = None
         self.tracer = Tracer(size=64)
         self.tracer.follow = self._next
         self.tracer.attach(engine)
@@ -288,11 +306,8 @@ class WhyPrinter:
     def _next(self, record: tuple) -> None:
         if self.tracer.start is None:
             self.tracer.start = record[1]
-        self.flush()
-        self.pending = record
+        for line in self.tracer.lines_for(record, self.rule_id):
+            self.out(line)
 
     def flush(self) -> None:
-        if self.pending is not None:
-            for line in self.tracer.lines_for(self.pending, self.rule_id):
-                self.out(line)
-            self.pending = None
+        """(Records are complete when kept: nothing waits.)"""
