@@ -124,6 +124,8 @@ def analyze_actions(path: str | Path, session: SessionStats, window_ms: int = DE
             except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
                 out.malformed += 1
                 continue
+            if isinstance(rec.get("data"), dict) and rec["data"].get("test") is True:
+                continue  # fired by a test event from the control page: not the stream's
             if start is None or end is None or ts < start or ts > end + window_ms:
                 out.outside += 1  # another stream's (a shared actions log) or a file of another session
                 continue
