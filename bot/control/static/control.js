@@ -18,7 +18,7 @@ function eventSummary(item) {
   const who = ev.user ? (ev.user.nickname || ev.user.unique_id) : "";
   const d = ev.data || {};
   let what = "";
-  if (ev.type === "gift") what = `${d.count || 1}× ${d.name || "gift"} (${(d.diamonds || 0) * (d.count || 1)} 💎)`;
+  if (ev.type === "gift") what = `${d.count || 1}× ${d.name || "gift"} (${(d.diamonds || 0) * (d.count || 1)} diamonds)`;
   else if (ev.type === "chat") what = d.text || "";
   else if (ev.type === "like") what = `${d.count || 0} likes`;
   else if (ev.type === "viewers") what = `${d.count || 0} viewers`;
