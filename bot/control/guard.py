@@ -1,6 +1,6 @@
 """Who may use the daemon's HTTP server, and how a state-changing request must look.
 
-- Bound to a loopback address (the default), no token is needed unless one is set.
+- Bound to a loopback address (the default), no token is needed: only this machine can connect.
 - Bound elsewhere, a token is required: ``LIVEBOT_HTTP_TOKEN`` from the environment (never from a
   file, never logged). ``livebot run`` refuses to start without one. Every request but
   ``/healthz`` (for health probes) must carry it: ``Authorization: Bearer <token>``, the
@@ -60,7 +60,7 @@ class Guard:
     def __init__(self, host: str, token: str | None) -> None:
         self.host = host
         self.token = token
-        self.required = token is not None or not is_loopback(host)
+        self.required = not is_loopback(host)  # (loopback: this machine only, as the overlay in OBS)
 
     def _given(self, request: web.Request) -> str | None:
         auth = request.headers.get("Authorization", "")
