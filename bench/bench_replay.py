@@ -11,8 +11,8 @@ that mode's own. Modes, each over the same generated session file (TikFinity fla
             uses orjson): the decode-only baseline, i.e. the pipeline's own decoding step
   pipeline  the full `livebot replay --quiet --out actions.jsonl` path: source, dedup,
             streak folding, the starter rule pack, the JSONL sink
-  traced    pipeline with the engine's trace recording (a 500-event ring buffer, as `livebot
-            run` keeps for the control page) and nobody reading it
+  traced    pipeline with the engine's trace recording (a 100-event ring buffer, as `livebot
+            run` keeps for the control page by default) and nobody reading it
 Rounds are interleaved (stdjson, orjson, decode, pipeline, stdjson, ...) and the medians are
 reported, since machines here are noisy; ratios are taken between the same run's medians.
 """
@@ -96,7 +96,7 @@ def child(mode: str, path: Path, rules: Path, out: Path) -> dict:
         if mode == "traced":
             from bot.engine.trace import Tracer
 
-            Tracer(500).attach(engine)
+            Tracer(100).attach(engine)
 
         async def go():
             result = await replay(source, engine, dispatcher)

@@ -5,8 +5,8 @@
 
 One process, pinned to one core; the full `livebot replay --quiet --out actions.jsonl` code path
 (source, dedup, streak folding, the starter rule pack, the JSONL sink) over the generated session
-of bench_replay.py, with and without a ``Tracer(500)`` attached (as `livebot run` keeps one for
-the control page). Rounds alternate off / on, and each is timed in CPU time of this process. On a
+of bench_replay.py, with and without a ``Tracer(--size)`` attached (100 events by default, as
+`livebot run` keeps one for the control page). Rounds alternate off / on, and each is timed in CPU time of this process. On a
 shared machine other processes only ever make a round slower, so the fastest round of each mode is
 the closest to its own cost; the medians are shown beside them. Target: the trace costs <= 3 %.
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 
-def one(path: Path, rules, traced: bool, out: Path) -> tuple[float, int]:
+def one(path: Path, rules, traced: bool, out: Path, size: int = 100) -> tuple[float, int]:
     from bot.actions.dispatcher import Dispatcher
     from bot.engine.core import Engine
     from bot.engine.trace import Tracer
@@ -45,7 +45,7 @@ def one(path: Path, rules, traced: bool, out: Path) -> tuple[float, int]:
     dispatcher = Dispatcher([JsonlSink(out)])
     engine = Engine(rules)
     if traced:
-        Tracer(500).attach(engine)
+        Tracer(size).attach(engine)
 
     async def go():
         result = await replay(source, engine, dispatcher)
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--size", type=int, default=100, help="events the trace keeps (100)")
     parser.add_argument("--instructions", type=int, metavar="EVENTS", help="count instructions (valgrind)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,9 +124,10 @@ def main() -> None:
     events = 0
     for _ in range(args.rounds):
         for traced in (False, True):
-            seconds, events = one(path, rules, traced, out)
+            seconds, events = one(path, rules, traced, out, args.size)
             times[traced].append(seconds)
-    print(f"session: {path.name}, {events:,} events; {args.rounds} alternating rounds of each, CPU time, one core")
+    print(f"session: {path.name}, {events:,} events; trace of {args.size} events; {args.rounds} alternating "
+          f"rounds of each, CPU time, one core")
     print(f"{'trace':<8} {'best events/s':>14} {'median events/s':>16}")
     for traced in (False, True):
         print(f"{'on' if traced else 'off':<8} {events / min(times[traced]):>14,.0f} "

@@ -150,7 +150,7 @@ class Config:
     http_host: str = "127.0.0.1"
     http_port: int = 8787
     http_control: bool = True  # the control page at / (bot.control.page)
-    http_trace_events: int = 500  # the engine's trace keeps the last N events (0: no trace, no page)
+    http_trace_events: int = 100  # the engine's trace keeps the last N events (0: no trace, no page)
     reload_watch: bool = True
     reload_poll_ms: int = 1000
     state_redis: str | None = field(default=None, repr=False)  # Redis URL for the state (bot.scale.store)

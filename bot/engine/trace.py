@@ -190,7 +190,7 @@ def describe_event(ev: Any) -> str:
 class Tracer:
     """The ring buffer of the last ``size`` records, and the budget's and policy's notes."""
 
-    def __init__(self, size: int = 500) -> None:
+    def __init__(self, size: int = 100) -> None:
         self.size = size
         self.records: deque[tuple] = deque(maxlen=size)
         self.notes: deque[tuple] = deque(maxlen=max(64, size * 4))
