@@ -206,3 +206,13 @@ def test_replay_why_prints_one_line_per_event_considered(tmp_path, capsys):
     assert "00:00.000 gift ana big: `when` false: event.total_diamonds=1" in out
     assert "00:02.000 gift bob big: fired (say)" in out
     assert main(["replay", str(session), "--rules", str(tmp_path / "r.yaml"), "--why", "thank"]) == 2
+
+
+def test_a_policy_note_shows_with_the_firing_that_made_the_action():
+    engine, tracer = traced()
+    tracer.start = 0
+    actions = engine.feed(chat(0, "hi", "ana"), 0)
+    tracer.note(actions[0], "policy", "masked 1 word")
+    record = list(tracer)[-1]
+    assert tracer.render(record)["rules"][1]["actions"][0]["budget"] == ["policy: masked 1 word"]
+    assert "[alert: policy: masked 1 word]" in tracer.lines_for(record, "welcome")[0]
