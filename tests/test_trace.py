@@ -216,3 +216,18 @@ def test_a_policy_note_shows_with_the_firing_that_made_the_action():
     record = list(tracer)[-1]
     assert tracer.render(record)["rules"][1]["actions"][0]["budget"] == ["policy: masked 1 word"]
     assert "[alert: policy: masked 1 word]" in tracer.lines_for(record, "welcome")[0]
+
+
+def test_the_report_leaves_test_events_out(tmp_path):
+    import orjson
+
+    from bot.report.stats import analyze_session
+
+    t0 = 1_767_225_600_000
+    lines = [{"type": "gift", "ts": t0 + i, "msg_id": f"g{i}", "user": {"unique_id": who, "nickname": who},
+              "data": {"name": "Lion", "diamonds": d, "count": 1, "gift_type": 2, **({"test": True} if test else {})}}
+             for i, (who, d, test) in enumerate([("ana", 5, False), ("tester", 29999, True)])]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    stats = analyze_session(path)
+    assert stats.test_events == 1 and stats.diamonds == 5
