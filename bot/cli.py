@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep viewers' lifetime totals in this JSON file (read at start, written at the end)")
     rp.add_argument("--check", type=Path, metavar="GOLDEN",
                     help="compare the actions with a golden actions file; show a diff and exit 1 if they differ")
+    rp.add_argument("--why", nargs="?", const="*", default=None, metavar="RULE",
+                    help="print why RULE fired or not, one line per event it was considered for "
+                         "(without RULE: every rule); actions are not printed")
 
     up = sub.add_parser("run", help="run beside a live stream: the config's source, rules and sinks")
     up.add_argument("-c", "--config", type=Path, required=True, help="config file (see config.example.yaml)")
@@ -204,7 +207,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 1
-    sinks = [] if args.quiet or not cfg.console else [ConsoleSink()]
+    why = getattr(args, "why", None)
+    if why is not None and why != "*" and ruleset.get(why) is None:
+        from bot.engine.yamlfile import did_you_mean
+
+        print(f"livebot: --why: no rule '{why}'" + did_you_mean(why, [r.id for r in ruleset.rules]), file=sys.stderr)
+        return 2
+    sinks = [] if args.quiet or not cfg.console or why is not None else [ConsoleSink()]
     if args.out or cfg.jsonl:
         sinks.append(JsonlSink(args.out or cfg.jsonl))
     capture = CaptureSink()
@@ -216,6 +225,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # a golden for a replay of its recording (issue 14: the overlay's leaderboard updates too)
     options = {**engine_options(cfg), "streak_silence_ms": silence}
     engine = Engine(ruleset, lifetime=lifetime, **options)
+    printer = None
+    if why is not None:
+        from bot.engine.trace import WhyPrinter
+
+        printer = WhyPrinter(engine, None if why == "*" else why)
     source = ReplaySource(args.session, room_id=cfg.room_id if args.room is None else args.room)
 
     tune_gc()
@@ -227,6 +241,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             await dispatcher.close()
 
     result = asyncio.run(go())
+    if printer is not None:
+        printer.flush()
     print(result.summary(), file=sys.stderr)
     from bot.sources.replay import not_a_session
 

@@ -217,6 +217,8 @@ class Config:
     http_enabled: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = 8787
+    http_control: bool = True  # the control page at / (bot.control.page)
+    http_trace_events: int = 100  # the engine's trace keeps the last N events (0: no trace, no page)
     reload_watch: bool = True
     reload_poll_ms: int = 1000
     state_redis: str | None = field(default=None, repr=False)  # Redis URL for the state (bot.scale.store)
@@ -607,6 +609,8 @@ SCHEMA: Schema = {
         "enabled": (("http_enabled",), _bool),
         "host": (("http_host",), _text),
         "port": (("http_port",), _port),
+        "control": (("http_control",), _bool),
+        "trace_events": (("http_trace_events",), _count),
     },
     "reload": {
         "watch": (("reload_watch",), _bool),
@@ -754,6 +758,11 @@ def check_for_run(cfg: Config, where: str) -> list[str]:
         return [f"{where}: 'sinks.chat' needs 'session_id' (or LIVEBOT_SESSION_ID) and 'source.tiktok.unique_id'"]
     if cfg.overlay_enabled and not cfg.http_enabled:
         return [f"{where}: 'sinks.overlay' is served by the HTTP server: enable 'http' or set 'sinks.overlay.enabled: false'"]
+    if cfg.http_enabled:
+        from bot.control.guard import check_bind, token_from_env
+
+        if (problem := check_bind(cfg.http_host, token_from_env())) is not None:
+            return [f"{where}: {problem}"]
     if cfg.report_folder is not None and cfg.record is None:
         return [f"{where}: 'report.folder' needs 'record.folder': a report is made from the stream's recording"]
     taken = [w.name for w in cfg.webhooks if w.name in ("obs", "streamerbot", "rcon", "mqtt")

@@ -19,6 +19,7 @@ from bot.actions.journal import DeliveryJournal
 from bot.clock import Clock
 from bot.config import Config, engine_options, room_name
 from bot.control.reload import RuleReloader
+from bot.control.guard import token_from_env
 from bot.control.server import ControlServer
 from bot.engine.core import Engine
 from bot.engine.rules import RuleSet
@@ -136,8 +137,14 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
                         queue=EventQueue(cfg.queue_capacity), keeper=keeper, clock=clock,
                         on_stream_end=reports.stream_ended if cfg.report_folder else None)
     reloader = RuleReloader(cfg.rules, ruleset, runner.replace_rules, poll_s=cfg.reload_poll_ms / 1000)
+    control = None
+    if cfg.http_enabled and cfg.http_control and cfg.http_trace_events > 0:
+        from bot.control.page import Control
+        from bot.engine.trace import Tracer
+
+        control = Control(runner, Tracer(cfg.http_trace_events), store=store, room=room_name(cfg))
     server = ControlServer(runner, host=cfg.http_host, port=cfg.http_port, reloader=reloader,
-                           config=cfg.redacted()) if cfg.http_enabled else None
+                           config=cfg.redacted(), token=token_from_env(), control=control) if cfg.http_enabled else None
     if overlay is not None and server is not None:
         overlay.server.add_routes(server.app)  # one port: the overlay beside /status and /metrics
         # goals and the subathon clock as the engine has them, for a page that connects before any update

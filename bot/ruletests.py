@@ -35,6 +35,7 @@ import re2
 
 from bot.actions.model import Action
 from bot.engine.core import Engine
+from bot.engine.trace import FIRED, Tracer, outcomes, reason_text
 from bot.engine.durations import parse_duration
 from bot.engine.loader import RuleLoadError, load_rules_many
 from bot.engine.rules import RuleSet
@@ -143,6 +144,7 @@ class CaseResult:
     forbidden: list[tuple[Matcher, Action]] = field(default_factory=list)
     unexpected: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # rule errors raised while the case ran
+    tracer: Tracer | None = None  # the engine's trace of the case, for the failures' "why"
 
     @property
     def ok(self) -> bool:
@@ -418,10 +420,27 @@ def run_case(case: Case, ruleset: RuleSet, engine_options: dict | None = None) -
     errors: list[str] = []
     engine.on_rule_error = lambda rule, part, exc: errors.append(
         f"rule {rule} ({part}) raised {type(exc).__name__}: {exc}")
+    tracer = Tracer(max(100, 4 * len(case.events))).attach(engine)
+    tracer.start = T0
     result = check(case, run_events(sorted(case.events, key=lambda e: e.ts), ruleset, until=case.until,
                                     engine=engine))
     result.errors = errors
+    result.tracer = tracer
     return result
+
+
+def why_not(tracer: Tracer, rule_id: str, most: int = 10) -> list[str]:
+    """The rule's trace in a case: ``not fired at 00:00.600: `when` false: event.total_diamonds=1``."""
+    lines = []
+    for record in tracer:
+        for rule, code, detail in outcomes(record, tracer.engine.rules):
+            if rule.id != rule_id:
+                continue
+            at = _clock(record[1] - T0)
+            lines.append(f"fired at {at}" if code == FIRED else f"not fired at {at}: {reason_text(rule, code, detail)}")
+    if not lines:
+        return ["never considered: no event or timer of its trigger came"]
+    return lines[:most] + ([f"... {len(lines) - most} more"] if len(lines) > most else [])
 
 
 def report(result: CaseResult) -> str:
@@ -429,6 +448,8 @@ def report(result: CaseResult) -> str:
     lines += [f"  - error: {one_line(e)}" for e in result.errors]
     for m in result.missing:
         lines.append(f"  - expected, not found (line {m.pos.line}): {m.describe()}")
+        if m.rule is not None and result.tracer is not None:
+            lines += [f"      {line}" for line in why_not(result.tracer, m.rule)]
     for m, a in result.forbidden:
         lines.append(f"  - must not happen (line {m.pos.line}) but did: {format_action(a)}")
     for a in result.unexpected:

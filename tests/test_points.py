@@ -130,13 +130,13 @@ async def test_the_daemon_exports_the_points_and_takes_adjustments(tmp_path):
                     break
                 await asyncio.sleep(0.02)
             assert rows[1] == "1,u1,v1,V1,305,Regular"
-            async with http.post(base + "/points/adjust?user=@v1&points=-300") as resp:
+            async with http.post(base + "/points/adjust?user=@v1&points=-300", json={}) as resp:
                 assert resp.status == 202
-            async with http.post(base + "/points/adjust?user=nobody&points=5") as resp:
+            async with http.post(base + "/points/adjust?user=nobody&points=5", json={}) as resp:
                 assert resp.status == 404
-            async with http.post(base + "/points/adjust?user=v1&points=x") as resp:
+            async with http.post(base + "/points/adjust?user=v1&points=x", json={}) as resp:
                 assert resp.status == 400
-            async with http.post(base + "/points/adjust?user=v1&points=5", headers={"Origin": "http://evil"}) as resp:
+            async with http.post(base + "/points/adjust?user=v1&points=5", json={}, headers={"Origin": "http://evil"}) as resp:
                 assert resp.status == 403
             for _ in range(1500):
                 async with http.get(base + "/points.csv") as resp:

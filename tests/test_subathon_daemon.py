@@ -26,7 +26,8 @@ rules:
 
 async def post(bot: Bot, path: str, **headers) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"http://127.0.0.1:{bot.port}{path}", headers=headers) as resp:
+        # the control server takes state changes only as JSON POSTs (bot/control/guard.py)
+        async with http.post(f"http://127.0.0.1:{bot.port}{path}", json={}, headers=headers) as resp:
             return resp.status, await resp.json()
 
 

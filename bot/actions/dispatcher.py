@@ -300,6 +300,10 @@ class LiveDispatcher:
         self.journal = journal
         self.stats: dict[str, SinkStats] = {name: lane.stats for name, lane in self.lanes.items()}
         self.dispatched = 0  # actions handed to dispatch(), each counted once (not per sink)
+        # The control page (bot.control.page): ``mute(sink_name, actions)`` gives what that sink may
+        # have (None: everything), and each tap sees every batch as it is dispatched.
+        self.mute: Callable[[str, Sequence[Action]], Sequence[Action]] | None = None
+        self.taps: list[Callable[[Sequence[Action]], None]] = []
         self.closed = False
         self._closing = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -322,6 +326,13 @@ class LiveDispatcher:
         if not self._tasks and not self._closing:
             self.start()
         self.dispatched += len(actions)
+        for tap in self.taps:
+            tap(actions)
+        if self.mute is not None:
+            for name, lane in self.lanes.items():
+                if allowed := self.mute(name, actions):
+                    lane.offer(allowed)
+            return
         for lane in self.lanes.values():
             lane.offer(actions)
 

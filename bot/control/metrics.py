@@ -56,9 +56,10 @@ def _gauge(name: str, doc: str, value: float, labels: dict[str, str] | None = No
 class LiveCollector:
     """Reads a ``LiveRunner`` (and what hangs off it) when Prometheus scrapes."""
 
-    def __init__(self, runner: Any, reloader: Any = None) -> None:
+    def __init__(self, runner: Any, reloader: Any = None, control: Any = None) -> None:
         self.runner = runner
         self.reloader = reloader
+        self.control = control
 
     def collect(self) -> Iterator[Metric]:
         r = self.runner
@@ -76,6 +77,13 @@ class LiveCollector:
                        {(): lossy()})
         yield _counter("livebot_rule_errors", "Rule firings dropped by an error at run time.", [],
                        {(): engine.counters["rule_errors"]})
+        yield _counter("livebot_rule_suppressed", "Times a rule did not fire for an event or timer, by rule and "
+                       "the first reason (when, cooldown, user_cooldown, once, max_per_hour, permission, tier, "
+                       "milestone, min_chat, stopped, paused, error); this stream.", ["rule", "reason"],
+                       dict(engine.suppressed))
+        if self.control is not None:
+            yield _counter("livebot_muted_actions", "Actions kept from a sink by a mute (control page), by sink.",
+                           ["sink"], dict(self.control.muted_counts))
         for src in r.sources:
             name = getattr(src, "name", "source")
             connects = int(getattr(src, "connects", 0))
@@ -146,9 +154,9 @@ def _per_sink(dispatcher: Any, attr: str) -> dict[str, int] | None:
     return None
 
 
-def registry_for(runner: Any, reloader: Any = None) -> CollectorRegistry:
+def registry_for(runner: Any, reloader: Any = None, control: Any = None) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(LiveCollector(runner, reloader))
+    registry.register(LiveCollector(runner, reloader, control))
     return registry
 
 

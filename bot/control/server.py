@@ -1,5 +1,8 @@
-"""One aiohttp server for the daemon: ``/healthz``, ``/metrics``, a status page, and whatever else
-mounts on it (the overlay, the webhook source). Bound to 127.0.0.1 unless configured otherwise.
+"""One aiohttp server for the daemon: ``/healthz``, ``/metrics``, a status page (HTML, or JSON with
+``Accept: application/json`` or ``?format=json``), the control page at ``/`` (``bot.control.page``),
+and whatever else mounts on it (the overlay, the webhook source). Bound to 127.0.0.1 unless
+configured otherwise; bound elsewhere, every request but ``/healthz`` needs the token
+(``LIVEBOT_HTTP_TOKEN``; see ``bot.control.guard``).
 
 ``/healthz`` answers 200 while the event loop turns (its last turn less than ``stall_s`` ago),
 with whether each source is connected and how old the last event is; 503 when the loop has
@@ -15,31 +18,33 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from bot.control.metrics import CONTENT_TYPE, registry_for, render
+from bot.control.guard import Guard
+from bot.control.http import HttpServer
+from bot.control.metrics import registry_for
 
 log = structlog.get_logger("bot.control")
 
 
-class ControlServer:
+class ControlServer(HttpServer):
     def __init__(self, runner: Any, *, host: str = "127.0.0.1", port: int = 8787, reloader: Any = None,
-                 stall_s: float = 10.0, config: dict[str, Any] | None = None) -> None:
+                 stall_s: float = 10.0, config: dict[str, Any] | None = None, token: str | None = None,
+                 control: Any = None) -> None:
         self.runner = runner
-        self.host = host
-        self.port = port
         self.reloader = reloader
         self.stall_s = stall_s
         self.config = config or {}  # redacted: shown on the status page
-        self.registry = registry_for(runner, reloader)
         self.started = time.monotonic()
-        self.app = web.Application()
-        self.app.router.add_get("/healthz", self.healthz)
-        self.app.router.add_get("/metrics", self.metrics)
+        self.guard = Guard(host, token)
+        self.control = control  # bot.control.page.Control: the page at / (None: no page)
+        super().__init__(self.health, registry_for(runner, reloader, control), host=host, port=port,
+                         middlewares=(self.guard.middleware,))
         self.app.router.add_get("/status", self.status_page)
         from bot.control.subathon import add_routes as subathon_routes  # POST /subathon/... (h17)
         subathon_routes(self.app, runner)
         from bot.control.points import add_routes as points_routes  # GET /points.csv, POST /points/adjust (h17)
         points_routes(self.app, runner)
-        self._site_runner: web.AppRunner | None = None
+        if control is not None:
+            control.mount(self.app)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         r = self.runner
@@ -56,14 +61,30 @@ class ControlServer:
         }
         return ok, body
 
-    async def healthz(self, request: web.Request) -> web.Response:
-        ok, body = self.health()
-        return web.json_response(body, status=200 if ok else 503)
-
-    async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=render(self.registry), headers={"Content-Type": CONTENT_TYPE})
+    def status(self) -> dict[str, Any]:
+        """What /status shows, as plain data."""
+        ok, health = self.health()
+        r = self.runner
+        out: dict[str, Any] = {
+            **health,
+            "queue_high_water": r.queue.high_water,
+            "events": dict(r.result.events),
+            "actions": dict(r.result.actions),
+            "shed": dict(r.queue.shed),
+            "diamonds": r.engine.state.diamonds,
+            "top_gifters": r.engine.board.top(5),
+            "chat_budget": dict(r.engine.budget.counters),
+        }
+        if self.reloader is not None:
+            out["rule_reloads"] = {"applied": self.reloader.reloads, "refused": self.reloader.refused,
+                                   "problems": self.reloader.last_problems[:20]}
+        if self.control is not None:
+            out["control"] = self.control.settings()
+        return out
 
     async def status_page(self, request: web.Request) -> web.Response:
+        if request.query.get("format") == "json" or "application/json" in request.headers.get("Accept", ""):
+            return web.json_response(self.status())
         ok, health = self.health()
         r = self.runner
         rows = [("health", health["status"]), ("uptime", f"{health['uptime_s']:.0f} s"),
@@ -82,20 +103,18 @@ class ControlServer:
         body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
         page = (f"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5><title>livebot status</title>"
                 f"<style>body{{font:14px system-ui;margin:2em}}th{{text-align:left;padding-right:1em}}</style>"
-                f"<h1>livebot</h1><table>{body}</table><p><a href=/metrics>metrics</a> · <a href=/healthz>healthz</a>")
+                f"<h1>livebot</h1><table>{body}</table><p><a href=/>control</a> · <a href=/metrics>metrics</a> · "
+                f"<a href=/healthz>healthz</a> · <a href=/status?format=json>json</a>")
         return web.Response(text=page, content_type="text/html")
 
     async def start(self) -> int:
         """Listen; returns the bound port (``port: 0`` picks a free one)."""
-        self._site_runner = web.AppRunner(self.app, access_log=None)
-        await self._site_runner.setup()
-        site = web.TCPSite(self._site_runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        log.info("http_listening", host=self.host, port=self.port)
-        return self.port
+        port = await self.listen()
+        if self.control is not None:
+            self.control.start()
+        return port
 
     async def stop(self) -> None:
-        if self._site_runner is not None:
-            await self._site_runner.cleanup()
-            self._site_runner = None
+        if self.control is not None:
+            await self.control.stop()
+        await super().stop()

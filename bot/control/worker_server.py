@@ -22,11 +22,11 @@ import time
 from typing import Any, Callable, Iterator, Sequence
 
 import structlog
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from bot.control.metrics import CONTENT_TYPE, _counter, _gauge, render
+from bot.control.http import HttpServer
+from bot.control.metrics import _counter, _gauge
 
 log = structlog.get_logger("bot.control")
 
@@ -185,21 +185,16 @@ class IngestCollector:
 
 # -- the server ------------------------------------------------------------------------------------
 
-class ScaleServer:
-    """``/healthz`` and ``/metrics`` on ``host:port`` (``port: 0`` picks a free one)."""
+class ScaleServer(HttpServer):
+    """``/healthz`` and ``/metrics`` on ``host:port`` (``port: 0`` picks a free one): the shared
+    ``HttpServer`` over the worker's or the pumps' collector."""
 
     def __init__(self, health: Callable[[], tuple[bool, dict[str, Any]]], collector: Any, *, role: str,
                  host: str = "127.0.0.1", port: int = 8787) -> None:
-        self.health = health
+        registry = CollectorRegistry()
+        registry.register(collector)
+        super().__init__(health, registry, host=host, port=port)
         self.role = role
-        self.host = host
-        self.port = port
-        self.registry = CollectorRegistry()
-        self.registry.register(collector)
-        self.app = web.Application()
-        self.app.router.add_get("/healthz", self.healthz)
-        self.app.router.add_get("/metrics", self.metrics)
-        self._site_runner: web.AppRunner | None = None
 
     @classmethod
     def for_worker(cls, worker: Any, *, host: str, port: int, stall_s: float = STALL_S,
@@ -213,33 +208,13 @@ class ScaleServer:
         health = IngestHealth(pumps, stall_s=stall_s, redis_fail_s=redis_fail_s)
         return cls(health, IngestCollector(pumps, health), role="ingest", host=host, port=port)
 
-    async def healthz(self, request: web.Request) -> web.Response:
-        ok, body = self.health()
-        return web.json_response(body, status=200 if ok else 503)
-
-    async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=render(self.registry), headers={"Content-Type": CONTENT_TYPE})
-
     async def start(self) -> int | None:
         """Listen; returns the bound port, or None if it cannot (logged: the process runs on
         without HTTP rather than stop its rooms, e.g. a second worker on a host given one port)."""
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
         try:
-            await site.start()
+            return await self.listen()
         except OSError as exc:
-            await runner.cleanup()
             log.error("http_unavailable", role=self.role, host=self.host, port=self.port,
                       error=f"{type(exc).__name__}: {exc}",
                       hint="give each process on a host its own 'http.port' (0 picks a free one)")
             return None
-        self._site_runner = runner
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        log.info("http_listening", role=self.role, host=self.host, port=self.port)
-        return self.port
-
-    async def stop(self) -> None:
-        if self._site_runner is not None:
-            await self._site_runner.cleanup()
-            self._site_runner = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot.actions.model import Action
 from bot.engine.templates import Text
@@ -54,6 +55,8 @@ class ChatBudget:
         # (minus its worth). Forgotten when none of the rule's lines wait any more.
         self._lead: dict[str, float] = {}
         self.counters: Counter[str] = Counter()  # queued, merged, deduplicated
+        # The trace's notes (bot.engine.trace), when someone keeps them: (action, outcome, detail, now).
+        self.notes: Any = None
 
     @property
     def limited(self) -> bool:
@@ -78,14 +81,21 @@ class ChatBudget:
         if not self._queue and self._tokens >= 1:
             sent = self._deduplicated([action], now)
             self._tokens -= len(sent)
+            if sent and self.notes is not None:
+                self.notes.append((action, "sent", None, now))
             return sent
         self._seq += 1
         self.counters["queued"] += 1
         heapq.heappush(self._queue, _Waiting((-worth, -priority, self._seq), action, nickname, merge))
+        if self.notes is not None:
+            self.notes.append((action, "queued", len(self._queue), now))
         if len(self._queue) > max(10, self.per_minute):
-            self._queue.remove(max(self._queue))  # the least valuable, newest on a tie
+            dropped = max(self._queue)
+            self._queue.remove(dropped)  # the least valuable, newest on a tie
             heapq.heapify(self._queue)
             self.counters["dropped_full"] += 1
+            if self.notes is not None:
+                self.notes.append((dropped.action, "dropped_full", None, now))
         return []
 
     def next_due(self) -> int | None:
@@ -104,6 +114,8 @@ class ChatBudget:
             self._queue = [w for w in self._queue if now - w.action.ts <= self.max_wait_ms]
             heapq.heapify(self._queue)
             self.counters["dropped_stale"] += len(stale)
+            if self.notes is not None:
+                self.notes.extend((w.action, "dropped_stale", now - w.action.ts, now) for w in stale)
         out: list[Action] = []
         while self._queue and self._tokens >= 1:
             first = heapq.heappop(self._queue)
@@ -111,9 +123,14 @@ class ChatBudget:
             if first.merge is not None:
                 batch += self._merge_with(first)
             action = self._merged(batch) if len(batch) > 1 else first.action
-            sent = self._deduplicated([replace(action, ts=now)], now)
+            sent = self._deduplicated([replace(action, ts=now)], now, first.action)
             self._tokens -= len(sent)
             out += sent
+            if self.notes is not None:
+                if len(batch) > 1:
+                    self.notes.extend((w.action, "merged", action.text, now) for w in batch)
+                elif sent:
+                    self.notes.append((first.action, "sent_late", now - first.action.ts, now))
         if self._lead:
             waiting = {w.action.rule for w in self._queue}
             self._lead = {rule: key for rule, key in self._lead.items() if rule in waiting}
@@ -147,7 +164,7 @@ class ChatBudget:
         return replace(first.action, text=text, user=None, event_id=None,
                        data={**first.action.data, "merged": len(batch), "users": users})
 
-    def _deduplicated(self, actions: list[Action], now: int) -> list[Action]:
+    def _deduplicated(self, actions: list[Action], now: int, made: Action | None = None) -> list[Action]:
         if not self.dedup_ms:
             return actions
         out = []
@@ -155,6 +172,8 @@ class ChatBudget:
             last = self._sent_at.get(a.text)
             if last is not None and now - last < self.dedup_ms:
                 self.counters["deduplicated"] += 1
+                if self.notes is not None:
+                    self.notes.append((made or a, "repeated", now - last, now))
                 continue
             self._sent_at[a.text] = now
             out.append(a)

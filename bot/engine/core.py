@@ -27,6 +27,7 @@ from bot.engine.rules import ActionSpec, Rule, RuleSet
 from bot.engine.state import SessionState
 from bot.engine.templates import Text, Value, _fmt_ranked
 from bot.engine.timers import Timers
+from bot.engine import trace as T
 from bot.events.dedup import Deduper
 from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, TOP_GIFTER, Event
 from bot.events.streaks import StreakFolder
@@ -92,6 +93,15 @@ class Engine:
         # Nothing is due before this time: a lower bound of the next deadline, so feed() can skip
         # the deadline checks. Lowered wherever something new is scheduled; exact after _run_due.
         self._due_floor = NEVER
+        # The trace (bot.engine.trace): a Tracer's append when attached, else None (nothing recorded).
+        # Why rules did not fire is counted either way, by (rule id, reason).
+        self.tracer: T.Tracer | None = None
+        self._trace: Any = None
+        self.suppressed: Counter[tuple[str, str]] = Counter()
+        self.paused: frozenset[str] = frozenset()  # rule ids paused from the control page
+        self._by_type = rules.by_type  # rules.by_type without the paused rules
+        self._why: tuple[str, Any] | None = None  # why _choose or a rule error gave nothing
+        self._made: list[Action] = []  # the actions of the last firing
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -100,6 +110,8 @@ class Engine:
         out = self.advance(now) if now >= self._due_floor or self.timers is None else []
         if self.dedup.is_duplicate(event.msg_id):
             self.counters["duplicates"] += 1
+            if self._trace is not None:
+                self._trace((T.DUPLICATE, now, event, None, None, None))
             return out
         if event.type != GIFT:
             self._process(event, now, out)
@@ -135,8 +147,19 @@ class Engine:
 
     def fresh(self, lifetime: dict[str, dict[str, Any]] | None = None) -> Engine:
         """A new engine with these rules and settings and no session state (the next stream)."""
-        return Engine(self.rules, streak_silence_ms=self.streaks.silence_ms, dedup_window=self.dedup.window,
-                      lifetime=lifetime, poll_update_ms=self.poll_update_ms, board_size=self.board_size)
+        new = Engine(self.rules, streak_silence_ms=self.streaks.silence_ms, dedup_window=self.dedup.window,
+                     lifetime=lifetime, poll_update_ms=self.poll_update_ms, board_size=self.board_size)
+        new.pause(self.paused)
+        if self.tracer is not None:
+            self.tracer.attach(new)
+        return new
+
+    def pause(self, rule_ids: frozenset[str] | set[str]) -> None:
+        """Pause these rules (and only these): they are skipped, traced and counted as paused."""
+        self.paused = frozenset(rule_ids)
+        by_type = self.rules.by_type
+        self._by_type = {t: [r for r in rules if r.id not in self.paused] for t, rules in by_type.items()
+                         } if self.paused else by_type
 
     def skip_missed_periods(self, now: int) -> int:
         """Time jumped (live: a stepped clock or a stalled loop): each ``every`` timer fires once
@@ -147,6 +170,7 @@ class Engine:
     def replace_rules(self, rules: RuleSet, now: int) -> None:
         """Swap in new rules; session state, cooldowns, open streaks and polls are kept."""
         self.rules = rules
+        self.pause(self.paused)
         if self.timers is not None:
             self.timers.replace(rules.timers, now)
         self._due_floor = now
@@ -208,7 +232,8 @@ class Engine:
     # -- events ------------------------------------------------------------------------------
 
     def _process(self, ev: Event, now: int, out: list[Action]) -> None:
-        self.state.record(ev, now)
+        if "test" not in ev.data:  # a test event (control page) counts for nothing
+            self.state.record(ev, now)
         user_key = ev.user.key if ev.user is not None else ""
         command: str | None = None
         args: list[str] = []
@@ -226,7 +251,7 @@ class Engine:
                         self._lower_floor(due)
                 if self.quiz is not None and self.quiz.is_correct(text):
                     self._quiz_won(ev, now, out)
-        elif ev.type == GIFT and ev.user is not None:
+        elif ev.type == GIFT and ev.user is not None and "test" not in ev.data:
             value = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
             before, after = self.board.add(ev.user, value)
             if after <= self.board_size:
@@ -242,34 +267,83 @@ class Engine:
             self.features.on_event(ev, now, out, made)
             if (due := self.features.next_due()) is not None:
                 self._lower_floor(due)
-        rules = self.rules.by_type.get(ev.type)
+        rules = self._by_type.get(ev.type)
         base: dict[str, Any] | None = None
+        # The trace: one tuple per event, and one per rule that did not fire for a reason worth
+        # keeping (a command rule given another command is left for the reader to work out).
+        traced = self._trace is not None
+        tr: list | None = None
+        sup = self.suppressed
         for rule in rules or ():
             if rule.commands and command not in rule.commands:
                 continue
             if rule.once_per_user and user_key in self._once.get(rule.id, ()):
+                sup[rule.id, T.ONCE] += 1
+                if traced:
+                    if tr is None:
+                        tr = []
+                    tr.append((rule, T.ONCE, user_key))
                 continue
             if rule.permission != "everyone" and not self._permitted(rule.permission, ev):
+                sup[rule.id, T.PERMISSION] += 1
+                if traced:
+                    if tr is None:
+                        tr = []
+                    tr.append((rule, T.PERMISSION, rule.permission))
                 continue
-            if not self._ready(rule, user_key, now):
+            if (rule.cooldown_ms or rule.user_cooldown_ms or rule.max_per_hour) and \
+                    (why := self._blocked(rule, user_key, now)) is not None:
+                sup[rule.id, why[0]] += 1
+                if traced:
+                    if tr is None:
+                        tr = []
+                    tr.append((rule, *why))
                 continue
             if base is None:
                 base = self._event_context(ev, args, voted)
             context = self._rule_context(rule, base, now)
             if rule.when is not None and not self._holds(rule, context):
+                why, self._why = self._why, None
+                sup[rule.id, T.ERROR if why else T.WHEN] += 1
+                if traced:
+                    if tr is None:
+                        tr = []
+                    tr.append((rule, *why) if why else (rule, T.WHEN, context if "vars" not in rule.needs
+                                                        else {**context, "vars": dict(self.state.vars)}))
                 continue
             chosen = self._choose(rule, context, user_key)
             if chosen is None:
+                why, self._why = self._why, None
+                sup[rule.id, why[0]] += 1  # type: ignore[index]
+                if traced:
+                    if tr is None:
+                        tr = []
+                    tr.append((rule, *why))  # type: ignore[misc]
                 continue
             actions, context = chosen
             if not self._fire(rule, actions, context, now, ev, out):
+                why, self._why = self._why, None
+                sup[rule.id, T.ERROR] += 1
+                if traced:
+                    if tr is None:
+                        tr = []
+                    tr.append((rule, T.ERROR, why[1] if why else "do"))
                 continue
+            if traced:
+                if tr is None:
+                    tr = []
+                tr.append((rule, T.FIRED, self._made))
             if rule.once_per_user:
                 self._once.setdefault(rule.id, set()).add(user_key)
             if rule.user_cooldown_ms:
                 self._user_fire.setdefault(rule.id, {})[user_key] = now
             if rule.stop:
+                if rule is not rules[-1]:  # type: ignore[index]
+                    for later in rules[rules.index(rule) + 1:]:  # type: ignore[index]
+                        sup[later.id, T.STOPPED] += 1
                 break
+        if traced:
+            self._trace((T.EVENT, now, ev, rules, tr, self.paused))
         if climbed is not None:
             self._process(climbed, now, out)
         for reached in made or ():
@@ -293,21 +367,25 @@ class Engine:
 
     def _ready(self, rule: Rule, user_key: str, now: int) -> bool:
         """Cooldowns and the hourly cap allow this rule to fire now."""
+        return self._blocked(rule, user_key, now) is None
+
+    def _blocked(self, rule: Rule, user_key: str, now: int) -> tuple[str, Any] | None:
+        """Why cooldowns or the hourly cap keep this rule from firing now (the time left), or None."""
         if rule.cooldown_ms:
             last = self._last_fire.get(rule.id)
             if last is not None and now - last < rule.cooldown_ms:
-                return False
+                return T.COOLDOWN, rule.cooldown_ms - (now - last)
         if rule.user_cooldown_ms:
             last = self._user_fire.get(rule.id, {}).get(user_key)
             if last is not None and now - last < rule.user_cooldown_ms:
-                return False
+                return T.USER_COOLDOWN, rule.user_cooldown_ms - (now - last)
         if rule.max_per_hour:
             fires = self._hour.get(rule.id)
             while fires and fires[0] <= now - HOUR_MS:
                 fires.popleft()
             if fires and len(fires) >= rule.max_per_hour:
-                return False
-        return True
+                return T.MAX_PER_HOUR, rule.max_per_hour
+        return None
 
     def _choose(self, rule: Rule, context: dict[str, Any], user_key: str
                 ) -> tuple[list[ActionSpec], dict[str, Any]] | None:
@@ -317,12 +395,14 @@ class Engine:
                 value = float(rule.milestone_of(context))  # type: ignore[misc]
             except Exception as exc:
                 self._rule_error(rule, "milestones", exc)
+                self._why = (T.ERROR, f"milestones: {type(exc).__name__}: {exc}")
                 return None
             key = (rule.id, user_key)
             before = self._milestone_seen.get(key, float("-inf"))
             self._milestone_seen[key] = value
             crossed = [m for m in rule.milestones if before < m <= value]
             if not crossed:
+                self._why = (T.MILESTONE, (before, value))
                 return None
             top = crossed[-1]
             context = {**context, "milestone": int(top) if top.is_integer() else top}
@@ -332,10 +412,12 @@ class Engine:
             value = float(rule.tier_by(context))  # type: ignore[misc]
         except Exception as exc:
             self._rule_error(rule, "tier_by", exc)
+            self._why = (T.ERROR, f"tier_by: {type(exc).__name__}: {exc}")
             return None
         for tier in rule.tiers:
             if value >= tier.min:
                 return tier.actions, {**context, "tier": {"name": tier.name, "min": tier.min}}
+        self._why = (T.TIER, value)
         return None
 
     # -- contexts ----------------------------------------------------------------------------
@@ -390,21 +472,37 @@ class Engine:
             return rule.when(context)  # type: ignore[misc]
         except Exception as exc:  # a bad expression must never stop the stream
             self._rule_error(rule, "when", exc)
+            self._why = (T.ERROR, f"when: {type(exc).__name__}: {exc}")
             return False
 
     # -- firing ------------------------------------------------------------------------------
 
     def _fire_timer(self, rule: Rule, due: int, out: list[Action]) -> None:
-        if rule.min_chat and self.state.counts[CHAT] - self._chat_at_fire.get(rule.id, 0) < rule.min_chat:
-            return
-        if not self._ready(rule, "", due):
-            return
+        why = self._timer_outcome(rule, due, out)
+        if why[0] != T.FIRED:
+            self.suppressed[rule.id, why[0]] += 1
+        if self._trace is not None:
+            self._trace((T.TIMER, due, None, [rule], [(rule, *why)], self.paused))
+
+    def _timer_outcome(self, rule: Rule, due: int, out: list[Action]) -> tuple[str, Any]:
+        if rule.id in self.paused:
+            return T.PAUSED, None
+        if rule.min_chat and (said := self.state.counts[CHAT] - self._chat_at_fire.get(rule.id, 0)) < rule.min_chat:
+            return T.MIN_CHAT, (said, rule.min_chat)
+        if (why := self._blocked(rule, "", due)) is not None:
+            return why
         context = self._rule_context(rule, {}, due)
         if rule.when is not None and not self._holds(rule, context):
-            return
+            why, self._why = self._why, None
+            return why or (T.WHEN, context)
         chosen = self._choose(rule, context, "")
-        if chosen is not None:
-            self._fire(rule, chosen[0], chosen[1], due, None, out)
+        if chosen is None:
+            why, self._why = self._why, None
+            return why or (T.ERROR, "?")
+        if not self._fire(rule, chosen[0], chosen[1], due, None, out):
+            why, self._why = self._why, None
+            return T.ERROR, why[1] if why else "do"
+        return T.FIRED, self._made
 
     def _fire(self, rule: Rule, specs: list[ActionSpec], context: dict[str, Any], now: int, ev: Event | None,
               out: list[Action]) -> bool:
@@ -412,6 +510,7 @@ class Engine:
         user = ev.user.unique_id if ev is not None and ev.user is not None else None
         event_id = (ev.msg_id or None) if ev is not None else None
         made: list[tuple[ActionSpec, Action | None, Any]] = []
+        test = ev is not None and "test" in ev.data
         try:
             for spec in specs:
                 if spec.kind == "subathon":  # pause / resume / add time (bot/engine/features.py)
@@ -435,11 +534,15 @@ class Engine:
                 data = _render_data(spec.data, context) if spec.data else {}
                 if variant is not None:
                     data = {**data, "variant": variant, "variants": len(spec.options["variants"])}
+                if test:
+                    data["test"] = True
                 made.append((spec, Action(now, spec.kind, text, rule.id, user, event_id, data), None))
         except Exception as exc:  # a text that fails to render drops this firing, not the stream
             self._rule_error(rule, "do", exc)
+            self._why = (T.ERROR, f"do: {type(exc).__name__}: {exc}")
             return False
         user_key = ev.user.key if ev is not None and ev.user is not None else ""
+        self._made = [a for _, a, _ in made if a is not None]
         for spec, action, value in made:
             if action is None and spec.kind == "subathon":
                 self.features.control(spec.options["op"], spec.options["ms"], now, out)
@@ -498,6 +601,8 @@ class Engine:
             busy = Action(action.ts, "say", f"A poll is already running ({left} s left): {self.poll.question}"[:500],
                           rule.id, action.user, action.event_id, {"poll_busy": True})
             self._emit(busy, rule, None, now, out)
+            if self._trace is not None:
+                self._trace((T.POLL, now, None, None, [(rule, "poll_busy", self.poll.rule.id)], None))
             return
         duration = spec.options["duration"]
         self.poll = Poll(rule, action.text, spec.options["options"], now + duration, spec.options["result"], context,
@@ -528,12 +633,17 @@ class Engine:
             text = f"Poll closed: {tally['winner']}"
         data = {k: tally[k] for k in ("question", "votes", "total", "winner", "winners", "tie")}
         out.append(Action(due, "poll_result", text, poll.rule.id, None, None, data))
+        if self._trace is not None:
+            self._trace((T.POLL, due, None, None, [(poll.rule, "poll_closed", f"{tally['total']} votes, "
+                                                    f"winner {tally['winner']!r}")], None))
 
     def _open_quiz(self, rule: Rule, spec: ActionSpec, action: Action, context: dict[str, Any], now: int,
                    out: list[Action]) -> None:
         if self.quiz is not None:
             self.counters["quiz_busy"] += 1
             log.warning("quiz_busy", rule=rule.id, open_quiz=self.quiz.rule.id)
+            if self._trace is not None:
+                self._trace((T.QUIZ, now, None, None, [(rule, "quiz_busy", self.quiz.rule.id)], None))
             return
         answers = spec.options["answers"]
         duration = spec.options["duration"]
@@ -556,6 +666,8 @@ class Engine:
         action = Action(now, "shoutout", text, quiz.rule.id, ev.user.unique_id, ev.msg_id or None,
                         {"quiz": quiz.question, "answer": quiz.shown_answer})
         self._emit(action, quiz.rule, None, now, out)
+        if self._trace is not None:
+            self._trace((T.QUIZ, now, ev, None, [(quiz.rule, "quiz_won", ev.user.unique_id)], None))
 
     def _close_quiz(self, due: int, out: list[Action]) -> None:
         quiz, self.quiz = self.quiz, None
@@ -568,6 +680,8 @@ class Engine:
             return
         self._emit(Action(due, "say", text, quiz.rule.id, None, None, {"quiz": quiz.question}), quiz.rule, None,
                    due, out)
+        if self._trace is not None:
+            self._trace((T.QUIZ, due, None, None, [(quiz.rule, "quiz_timeout", quiz.shown_answer)], None))
 
     def _rule_error(self, rule: Rule, where: str, exc: Exception) -> None:
         self.counters["rule_errors"] += 1

@@ -198,6 +198,8 @@ def _normalized(obj: dict) -> Event:
     data = {k: _typed(k, raw_data[k]) for k in DATA_FIELDS.get(kind, ()) if k in raw_data}
     if raw_data.get("flushed"):
         data["flushed"] = True
+    if raw_data.get("test") is True:  # a test event from the control page (left out of the figures)
+        data["test"] = True
     if kind == UNKNOWN and "error" in raw_data:
         data["error"] = _str(raw_data["error"], "error")
     return Event(

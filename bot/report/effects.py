@@ -126,6 +126,8 @@ def analyze_actions(path: str | Path, session: SessionStats, window_ms: int = DE
             except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
                 out.malformed += 1
                 continue
+            if isinstance(rec.get("data"), dict) and rec["data"].get("test") is True:
+                continue  # fired by a test event from the control page: not the stream's
             if kind in DISPLAY_KINDS:  # the overlay's leaderboard and poll counts: shown, not a rule's firing
                 out.display += 1
                 continue

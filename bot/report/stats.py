@@ -74,6 +74,7 @@ class SessionStats:
     duplicates: int = 0
     streaks_flushed: int = 0
     late_frames: int = 0
+    test_events: int = 0  # test events from the control page, left out of every figure
     read: Counter[str] = field(default_factory=Counter)  # events decoded, by type (before folding)
     counts: Counter[str] = field(default_factory=Counter)  # events after dedup and folding, by type
     chats: int = 0
@@ -339,6 +340,9 @@ def analyze_session(path: str | Path, *, streak_silence_ms: int = 5000, dedup_wi
                 add(flushed, flushed.ts)
             due = folder.next_deadline()
         if dedup.is_duplicate(ev.msg_id):
+            continue
+        if "test" in ev.data:  # a test event from the control page: not part of the stream's figures
+            stats.test_events += 1
             continue
         if ev.type == GIFT:
             for folded in folder.fold(ev, clock):
