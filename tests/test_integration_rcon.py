@@ -111,3 +111,21 @@ def test_the_quoting_filter_keeps_viewer_text_inside_one_string():
     actions = run_events([gift(0, "Rose", 1, who=user("x", nickname=nasty))], ruleset)
     said = [a.text for a in actions if a.kind == "rcon"]
     assert len(said) == 1 and json.loads(said[0][len("tellraw @a "):])["text"] == nasty.replace("\n", "")
+
+
+@pytest.mark.parametrize("expr", [
+    "'x' | int(user.nickname)",  # int's default: a value that is not a number comes back as the default, raw
+    "'x' | int(default=user.nickname)",
+    "user.nickname | rcon_quote(*[1])",
+])
+def test_a_safe_filter_with_arguments_is_refused_too(expr):
+    text = f"""rules:
+  - id: creeper
+    on: gift
+    do:
+      - kind: rcon
+        text: "say {{{{ {expr} }}}}"
+"""
+    with pytest.raises(RuleLoadError) as err:
+        load_rules_text(text, "gifts.yaml")
+    assert err.value.problems[0].startswith("gifts.yaml:6:15: rule creeper: a value in an rcon command")

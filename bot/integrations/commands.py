@@ -8,7 +8,7 @@ and it cannot break out of a quoted string or an SNBT value. Long values are cut
 
 ``check_command_template``: an ``rcon`` action's text (the command) may not put anything into the
 command but literal text and expressions whose last filter is ``rcon_quote`` (or ``int``: a number
-cannot carry text). The loader refuses any other rule with ``file:line:col``.
+cannot carry text), without arguments (``int``'s default comes back as it is for a non-number). The loader refuses any other rule with ``file:line:col``.
 
 ``command_words``: the words that name commands in a command line: the first, and for ``execute``
 each word after a ``run`` (``execute at @r run summon ...`` runs ``summon``) — each must be in
@@ -60,8 +60,9 @@ def check_command_template(source: str) -> list[tuple[int, str]]:
         for node in output.nodes:
             if isinstance(node, nodes.TemplateData):
                 continue
-            if isinstance(node, nodes.Filter) and node.name in SAFE_FILTERS:
-                continue
+            if (isinstance(node, nodes.Filter) and node.name in SAFE_FILTERS and not node.args and not node.kwargs
+                    and node.dyn_args is None and node.dyn_kwargs is None):
+                continue  # no arguments: ``int(user.nickname)`` gives back its default, raw, for a non-number
             problems.append((node.lineno, "a value in an rcon command must go through the quoting filter: "
                                           "write {{ ... | rcon_quote }} (or | int for a number); viewer "
                                           "text never enters a command raw"))
