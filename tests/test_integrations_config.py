@@ -89,17 +89,40 @@ class Counting(IntegrationSink):
         self.done.append(action.text)
 
 
-async def test_actions_over_the_cap_are_dropped_and_counted_until_the_minute_is_over():
+async def test_actions_over_the_cap_are_refused_and_counted_until_the_minute_is_over():
+    from bot.integrations.base import OverCap
+
     now = [0.0]
     sink = Counting(max_per_minute=2, clock=lambda: now[0], min_gap_s=1.5)
     assert sink.pacing is not None and sink.pacing.min_gap == 1.5 and sink.max_batch == 1
     for i in range(4):
-        await sink.send([Action(ts=i, kind="thing", text=f"t{i}", rule="r")])
-    assert sink.done == ["t0", "t1"] and sink.counters["over_cap"] == 2
+        if i < 2:
+            await sink.send([Action(ts=i, kind="thing", text=f"t{i}", rule="r")])
+        else:
+            with pytest.raises(OverCap, match="max_per_minute 2"):
+                await sink.send([Action(ts=i, kind="thing", text=f"t{i}", rule="r")])
+    assert sink.done == ["t0", "t1"] and sink.counters["over_cap"] == 2 and sink.counters["refused"] == 0
     now[0] = 61
     await sink.send([Action(ts=9, kind="thing", text="t9", rule="r")])
     assert sink.done == ["t0", "t1", "t9"]
     assert Counting().pacing is None  # min_gap 0: not paced
+
+
+async def test_an_action_over_the_cap_is_dead_lettered_not_journaled_as_delivered(tmp_path):
+    import orjson
+
+    from bot.actions.dispatcher import LiveDispatcher
+    from bot.actions.journal import DeliveryJournal
+
+    sink = Counting(max_per_minute=1)
+    dead = tmp_path / "dead.jsonl"
+    d = LiveDispatcher([sink], dead_letter=dead, journal=DeliveryJournal(tmp_path / "journal"))
+    one, two = (Action(ts=i, kind="thing", text=f"t{i}", rule="r", event_id=f"e{i}") for i in (1, 2))
+    await d.dispatch([one, two])
+    await d.close()
+    assert sink.done == ["t1"] and d.stats["counting"].sent == 1
+    [line] = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    assert line["action"]["text"] == "t2" and line["reason"] == "permanent" and "max_per_minute" in line["error"]
 
 
 async def test_rcon_without_its_optional_package_says_how_to_install_it(tmp_path, monkeypatch):

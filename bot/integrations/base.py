@@ -12,8 +12,10 @@ fate in the dispatcher:
 - ``IntegrationRefused`` (a ``PermanentSinkError``: a wrong password, an unknown scene or action,
   a command not in the allow-list): dead-lettered at once; retrying cannot help.
 
-Actions over ``max_per_minute`` are not sent: counted (``over_cap``) and logged, as the chat sink
-does. Passwords never appear in ``repr``, logs or errors.
+- ``OverCap`` (a ``PermanentSinkError``): over ``max_per_minute``; not sent, counted (``over_cap``)
+  and dead-lettered at once, never journaled as delivered (``livebot resend`` can send it later).
+
+Passwords never appear in ``repr``, logs or errors.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class IntegrationDown(IntegrationError):
 
 class IntegrationRefused(IntegrationError, PermanentSinkError):
     """The integration (or our own allow-list) refused the action: dead-lettered at once."""
+
+
+class OverCap(IntegrationError, PermanentSinkError):
+    """Over the integration's ``max_per_minute``: not sent, dead-lettered at once."""
 
 
 class AuthFailed(IntegrationRefused):
@@ -149,6 +155,7 @@ class IntegrationSink:
         return len(self._sent_at) < self.max_per_minute
 
     async def send(self, actions: Sequence[Action]) -> None:
+        over = 0
         for action in actions:
             try:
                 self.check_action(action)
@@ -156,6 +163,7 @@ class IntegrationSink:
                 self.counters["refused"] += 1
                 raise
             if not self._allowed():
+                over += 1
                 self.counters["over_cap"] += 1
                 n = self.counters["over_cap"]
                 if n <= 5 or n % 100 == 0:
@@ -173,6 +181,9 @@ class IntegrationSink:
                 raise IntegrationDown(f"{self.name} ({self.where}): {describe(exc)}") from None
             self._sent_at.append(self.clock())
             self.counters["sent"] += 1
+        if over:  # not sent: dead-lettered, not journaled as delivered
+            raise OverCap(f"{self.name}: over its cap (integrations.{self.name}.max_per_minute "
+                          f"{self.max_per_minute}); not sent")
 
     async def connect(self) -> None:
         """Connect (and authenticate) unless connected; raise ``IntegrationDown`` or ``AuthFailed``."""
