@@ -143,3 +143,19 @@ async def test_rcon_without_its_optional_package_says_how_to_install_it(tmp_path
     cfg = load_config(write(tmp_path, "source: {type: websocket}\nsinks: {overlay: {enabled: false}}\n"
                                       "integrations: {rcon: {enabled: true, allow: [say]}}\n"))
     assert "livebot[rcon]" in check_for_run(cfg, "c.yaml:1:1")[0]
+
+
+def test_the_minute_cap_is_a_sliding_window():
+    from bot.sinks.cap import MinuteCap
+
+    now = [0.0]
+    cap = MinuteCap(2, clock=lambda: now[0])
+    assert cap.allowed()
+    cap.took()
+    now[0] = 30
+    cap.took()
+    assert not cap.allowed()
+    now[0] = 60  # the first is a minute old: room for one
+    assert cap.allowed()
+    cap.took()
+    assert not cap.allowed()
