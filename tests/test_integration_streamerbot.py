@@ -47,6 +47,16 @@ async def test_a_wrong_or_missing_password_is_refused():
         assert sb.refused == 1 and sb.done == []
 
 
+async def test_a_connection_closed_at_authentication_is_a_refused_password():
+    async with StreamerbotServer(password="right") as sb:
+        sb.silent_refusal = True  # closed without an answer
+        sink = StreamerbotSink(sb.url, password="wrong", timeout_s=5)
+        with pytest.raises(AuthFailed, match="closed the connection at authentication"):
+            await sink.connect()
+        probe = await StreamerbotSink(sb.url, password="wrong", timeout_s=5).probe()
+        assert probe.reachable and not probe.authenticated and sb.refused == 2
+
+
 async def test_check_lists_the_action_names():
     async with StreamerbotServer(password="pw", actions=["Lion Roar", "Rose Rain"]) as sb:
         probe = await StreamerbotSink(sb.url, password="pw", timeout_s=5).probe()

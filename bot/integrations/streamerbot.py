@@ -82,8 +82,12 @@ class StreamerbotSink(IntegrationSink):
             if not self._password:
                 raise AuthFailed("Streamer.bot needs a password: set integrations.streamerbot.password "
                                  "or LIVEBOT_STREAMERBOT_PASSWORD")
-            reply = await self.request("Authenticate", authentication=auth_string(
-                self._password, str(auth.get("salt", "")), str(auth.get("challenge", ""))), check=False)
+            try:
+                reply = await self.request("Authenticate", authentication=auth_string(
+                    self._password, str(auth.get("salt", "")), str(auth.get("challenge", ""))), check=False)
+            except websockets.ConnectionClosed:  # a refusal may come as a bare close, without an answer
+                raise AuthFailed("Streamer.bot closed the connection at authentication: is the password "
+                                 "right?") from None
             if reply.get("status") != "ok":
                 raise AuthFailed(f"Streamer.bot refused the password ({reply.get('error') or 'status error'})")
 
