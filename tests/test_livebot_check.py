@@ -113,3 +113,24 @@ integrations:
     assert "streamerbot (ws://127.0.0.1:9): NOT reachable: cannot connect" in out
     assert "rule a: 'mqtt' actions go to integrations.mqtt, which is not enabled" in out
     assert "wrong" not in out + err
+
+
+async def test_an_integration_that_connects_but_cannot_be_looked_at_is_said_plainly(tmp_path):
+    from bot.config import load_config
+    from bot.integrations.check import check_sinks
+    from obs_server import Failed
+
+    class NoScenes(ObsServer):
+        def serve(self, kind, data):
+            if kind == "GetSceneList":
+                raise Failed(500, "OBS is busy")
+            return super().serve(kind, data)
+
+    async with NoScenes() as obs:
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(f"sinks: {{console: false}}\nintegrations:\n  obs: {{enabled: true, url: '{obs.url}'}}\n")
+        lines, probes, problems = await check_sinks(load_config(cfg, env={}))
+    assert problems == 1 and not probes["obs"].ok
+    [line] = [x for x in lines if x.startswith("obs ")]
+    assert line.endswith("reachable, authenticated, but could not list what it has: "
+                         "OBS refused GetSceneList (status 500: OBS is busy)"), line

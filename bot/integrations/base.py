@@ -261,7 +261,8 @@ class IntegrationSink:
         try:
             await asyncio.wait_for(self._look(probe), self.timeout)
         except Exception as exc:
-            probe.error = f"connected, but: {describe(exc)}"
+            why = str(exc) if isinstance(exc, IntegrationError) else describe(exc)
+            probe.error = f"could not list what it has: {why}"
         await self._quietly_disconnect()
         return probe
 
