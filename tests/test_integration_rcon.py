@@ -39,6 +39,10 @@ async def test_allowed_commands_run_on_one_authenticated_connection():
     ("/stop", "'stop' is not in"),
     ("execute at @r run op ana", "'op' is not in"),
     ("say hi\nop ana", "control character"),
+    ("say hi; op ana", "';'"),  # Source-engine consoles run each part as a command of its own
+    ("say hi;op ana", "';'"),
+    ("execute at @r RUN op ana", "'op' is not in"),  # a server that reads words without case
+
     ("   ", "empty"),
 ])
 async def test_commands_outside_the_allow_list_are_refused_and_never_sent(command, why):

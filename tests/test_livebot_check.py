@@ -134,3 +134,23 @@ async def test_an_integration_that_connects_but_cannot_be_looked_at_is_said_plai
     [line] = [x for x in lines if x.startswith("obs ")]
     assert line.endswith("reachable, authenticated, but could not list what it has: "
                          "OBS refused GetSceneList (status 500: OBS is busy)"), line
+
+
+def test_check_names_an_rcon_command_holding_a_separator(tmp_path):
+    from bot.config import load_config
+    from bot.engine.loader import load_rules_text
+    from bot.integrations.check import check_rules
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("integrations:\n  rcon: {enabled: true, password: x, allow: [say]}\n")
+    rules = load_rules_text("""rules:
+  - id: hi
+    on: follow
+    do:
+      - kind: rcon
+        text: "say hi; stop"
+      - kind: rcon
+        text: "say {{ user.nickname | rcon_quote }}"
+""", "r.yaml")
+    assert check_rules(load_config(cfg, env={}), rules, {}) == [
+        "r.yaml:5:9: rule hi: rcon command holds ';': it is refused when it runs (it separates commands in Source games)"]

@@ -137,6 +137,8 @@ def _check_action(cfg: Config, spec: ActionSpec, probe: Probe | None) -> str | N
     if spec.kind in COMMAND_KINDS:
         allow = set(cfg.integrations.rcon.allow)
         words = [w for w in command_words(spec.text.source) if "{" not in w]
+        if ";" in spec.text.source:  # literal: a quoted value never holds one
+            return "rcon command holds ';': it is refused when it runs (it separates commands in Source games)"
         denied = [w for w in words if w not in allow]
         return f"rcon command '{denied[0]}' is not in integrations.rcon.allow" if denied else None
     if probe is None or not probe.ok:

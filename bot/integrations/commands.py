@@ -12,7 +12,8 @@ cannot carry text), without arguments (``int``'s default comes back as it is for
 
 ``command_words``: the words that name commands in a command line: the first, and for ``execute``
 each word after a ``run`` (``execute at @r run summon ...`` runs ``summon``) — each must be in
-the config's allow-list.
+the config's allow-list. A command holding ``;`` (Source-engine consoles run each part on its own)
+or a control character is refused whole.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def command_words(command: str) -> list[str]:
     if not words:
         return []
     names = [words[0]]
-    names += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "run"]
+    names += [words[i + 1] for i, w in enumerate(words[:-1]) if w.lower() == "run"]
     return [n.lstrip("/").lower() for n in names]
 
 
@@ -85,6 +86,8 @@ def refuse_reason(command: str, allow: frozenset[str] | set[str]) -> str | None:
         return "the command is empty"
     if _CONTROL.search(command):
         return "the command holds a line break or another control character"
+    if ";" in command:  # Source-engine consoles run each part as a command: only the first would be checked
+        return "the command holds ';' (it separates commands in Source games; viewer text | rcon_quote never does)"
     if len(command.encode("utf-8")) > MAX_COMMAND:
         return f"the command is longer than {MAX_COMMAND} bytes"
     denied = [w for w in command_words(command) if w not in allow]
