@@ -13,7 +13,9 @@ Rule kinds (``- kind: obs_scene`` ...; names in ``data``, templates allowed):
 - ``obs_scene``  ``data: {scene}`` (or the text): switch the program scene (``SetCurrentProgramScene``).
 - ``obs_source`` ``data: {source, scene?, visible?}``: show (default) or hide a source in a scene
   (the current program scene when none is given): ``GetSceneItemId`` + ``SetSceneItemEnabled``.
-- ``obs_text``   ``data: {source}``, the action's text: set a text source's text (``SetInputSettings``).
+- ``obs_text``   ``data: {source}``, the action's text: set a text source's text (``SetInputSettings``),
+  filtered as the stream shows it: control characters (but line breaks) and the bidi controls that
+  would turn the rest of a line around removed, cut at ``MAX_TEXT`` characters.
 - ``obs_media``  ``data: {source, media_action?}``: play a media source from the start (``restart``,
   the default), or ``play``/``pause``/``stop`` (``TriggerMediaInputAction``).
 
@@ -24,6 +26,7 @@ password (OBS closes with 4009) too, and the sink tries to connect again later w
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +37,8 @@ OBS_KINDS = frozenset({"obs_scene", "obs_source", "obs_text", "obs_media"})
 MEDIA_ACTIONS = {"play": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_PLAY", "pause": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_PAUSE",
                  "stop": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_STOP",
                  "restart": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_RESTART"}
+MAX_TEXT = 500  # characters a text source gets
+_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 AUTHENTICATION_FAILED = 4009  # obs-websocket's WebSocketCloseCode
 NOT_READY = 207  # RequestStatus: OBS is starting or shutting down; worth retrying
 
@@ -46,6 +51,12 @@ def _name(action: Action, key: str, *, text_too: bool = False) -> str:
     if not value:
         raise IntegrationRefused(f"{action.kind} needs data.{key}" + (" (or a text)" if text_too else ""))
     return value
+
+
+def shown_text(text: str) -> str:
+    """Viewer text as a text source may show it (see the module doc)."""
+    text = _HIDDEN.sub("", text.replace("\t", " "))
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _visible(value: Any) -> bool:
@@ -147,7 +158,7 @@ class ObsSink(IntegrationSink):
                                                     "sceneItemEnabled": _visible(action.data.get("visible"))})
         elif kind == "obs_text":
             await self.call("SetInputSettings", {"inputName": _name(action, "source"),
-                                                 "inputSettings": {"text": action.text}, "overlay": True})
+                                                 "inputSettings": {"text": shown_text(action.text)}, "overlay": True})
         elif kind == "obs_media":
             media = MEDIA_ACTIONS[str(action.data.get("media_action", "restart"))]
             await self.call("TriggerMediaInputAction", {"inputName": _name(action, "source"), "mediaAction": media})
