@@ -486,6 +486,20 @@ def _qos(v: Any, base: Path) -> int:
     return v
 
 
+def _timeout(v: Any, base: Path) -> int:
+    ms = _duration(v, base)
+    if ms <= 0:
+        raise ValueError("must be a duration longer than 0, such as 5s")
+    return ms
+
+
+def _topic_prefix(v: Any, base: Path) -> str:
+    prefix = _text(v, base)
+    if any(c in prefix for c in "+#\x00"):
+        raise ValueError("must be the start of a topic: no +, # or NUL")
+    return prefix
+
+
 def _integration(name: str, extra: dict[str, Any]) -> Schema:
     """The keys every integration has (enabled, password, pacing, cap, timeout), and its own."""
     at = ("integrations", name)
@@ -495,7 +509,7 @@ def _integration(name: str, extra: dict[str, Any]) -> Schema:
         "password": ((*at, "password"), _optional_text),
         "min_gap": ((*at, "min_gap_ms"), _duration),
         "max_per_minute": ((*at, "max_per_minute"), _positive),
-        "timeout": ((*at, "timeout_ms"), _duration),
+        "timeout": ((*at, "timeout_ms"), _timeout),
     }
 
 
@@ -620,7 +634,7 @@ SCHEMA: Schema = {
             "host": (("integrations", "mqtt", "host"), _host),
             "port": (("integrations", "mqtt", "port"), _port),
             "username": (("integrations", "mqtt", "username"), _optional_text),
-            "topic_prefix": (("integrations", "mqtt", "topic_prefix"), _text),
+            "topic_prefix": (("integrations", "mqtt", "topic_prefix"), _topic_prefix),
             "qos": (("integrations", "mqtt", "qos"), _qos),
         }),
     },

@@ -57,6 +57,18 @@ def test_bad_values_are_reported_with_their_place(tmp_path):
     assert any(p.startswith(f"{path}:7:3:") and "unknown key 'integrations.kodi'" in p for p in problems)
 
 
+def test_a_prefix_no_topic_can_take_and_a_zero_timeout_are_reported_with_their_place(tmp_path):
+    path = write(tmp_path, """integrations:
+  mqtt: {topic_prefix: "lights/#"}
+  obs: {timeout: 0s}
+""")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.problems == [
+        f"{path}:2:24: 'topic_prefix' must be the start of a topic: no +, # or NUL",
+        f"{path}:3:18: 'timeout' must be a duration longer than 0, such as 5s"]
+
+
 def test_run_refuses_an_empty_allow_list_and_a_webhook_named_like_an_integration(tmp_path):
     cfg = load_config(write(tmp_path, "source: {type: websocket}\nsinks: {overlay: {enabled: false}}\n"
                                       "integrations: {rcon: {enabled: true}}\n"))
