@@ -154,3 +154,15 @@ def test_check_names_an_rcon_command_holding_a_separator(tmp_path):
 """, "r.yaml")
     assert check_rules(load_config(cfg, env={}), rules, {}) == [
         "r.yaml:5:9: rule hi: rcon command holds ';': it is refused when it runs (it separates commands in Source games)"]
+
+
+def test_check_refuses_a_missing_rules_folder_as_run_does(tmp_path, capsys):
+    import argparse
+
+    from bot.integrations.check import run_check
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("rules: no-such-folder\nsinks: {console: false}\n")
+    code = run_check(argparse.Namespace(config=cfg, rules=None))
+    out, err = capsys.readouterr()
+    assert code == 2 and "no-such-folder" in err and "everything answered" not in out

@@ -178,7 +178,7 @@ def run_check(args: Any) -> int:
 
     try:
         cfg = load_config(args.config)
-        ruleset = load_rules(args.rules or cfg.rules) if (args.rules or cfg.rules.exists()) else None
+        ruleset = load_rules(args.rules or cfg.rules)  # as livebot run does: missing rules are a problem
     except (ConfigError, RuleLoadError) as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -188,10 +188,10 @@ def run_check(args: Any) -> int:
         print(line)
     if not lines:
         print("no sinks or integrations configured")
-    rule_problems = check_rules(cfg, ruleset, probes) if ruleset is not None else []
+    rule_problems = check_rules(cfg, ruleset, probes)
     for problem in rule_problems:
         print(problem)
     total = problems + len(rule_problems)
-    rules_said = f"{len(ruleset.rules)} rule(s) checked" if ruleset is not None else "no rules found"
+    rules_said = f"{len(ruleset.rules)} rule(s) checked"
     print(f"{rules_said}; {total} problem(s)" if total else f"{rules_said}; everything answered")
     return 1 if total else 0
