@@ -117,6 +117,20 @@ def test_the_quoting_filter_keeps_viewer_text_inside_one_string():
     assert len(said) == 1 and json.loads(said[0][len("tellraw @a "):])["text"] == nasty.replace("\n", "")
 
 
+def test_a_filter_block_that_could_undo_the_quoting_is_refused():
+    text = r"""rules:
+  - id: creeper
+    on: gift
+    do:
+      - kind: rcon
+        text: '{% filter replace("\\u0022", "\"") %}say {{ user.nickname | rcon_quote }}{% endfilter %}'
+"""
+    with pytest.raises(RuleLoadError) as err:
+        load_rules_text(text, "gifts.yaml")
+    assert err.value.problems == ["gifts.yaml:6:15: rule creeper: a filter block may not wrap an rcon command: "
+                                  "it could undo the quoting of viewer text"]
+
+
 @pytest.mark.parametrize("expr", [
     "'x' | int(user.nickname)",  # int's default: a value that is not a number comes back as the default, raw
     "'x' | int(default=user.nickname)",

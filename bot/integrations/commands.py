@@ -8,7 +8,8 @@ and it cannot break out of a quoted string or an SNBT value. Long values are cut
 
 ``check_command_template``: an ``rcon`` action's text (the command) may not put anything into the
 command but literal text and expressions whose last filter is ``rcon_quote`` (or ``int``: a number
-cannot carry text), without arguments (``int``'s default comes back as it is for a non-number). The loader refuses any other rule with ``file:line:col``.
+cannot carry text), without arguments (``int``'s default comes back as it is for a non-number), and
+no ``{% filter %}`` block around it (``replace`` could turn an escaped quote back into a quote). The loader refuses any other rule with ``file:line:col``.
 
 ``command_words``: the words that name commands in a command line: the first, and for ``execute``
 each word after a ``run`` (``execute at @r run summon ...`` runs ``summon``) — each must be in
@@ -56,7 +57,8 @@ def check_command_template(source: str) -> list[tuple[int, str]]:
         tree = ENV.parse(source)
     except Exception:  # the loader reports a template that does not parse
         return []
-    problems = []
+    problems = [(block.lineno, "a filter block may not wrap an rcon command: it could undo the quoting of "
+                               "viewer text") for block in tree.find_all(nodes.FilterBlock)]
     for output in tree.find_all(nodes.Output):
         for node in output.nodes:
             if isinstance(node, nodes.TemplateData):
