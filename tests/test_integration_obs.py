@@ -13,7 +13,8 @@ import websockets
 from bot.actions.delivery import PermanentSinkError
 from bot.actions.model import Action
 from bot.integrations.base import AuthFailed, IntegrationDown, IntegrationRefused
-from bot.integrations.obs import MAX_TEXT, ObsSink
+from bot.integrations.obs import ObsSink
+from bot.integrations.text import MAX_TEXT
 from obs_server import ObsServer, auth_string
 
 

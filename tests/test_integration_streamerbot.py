@@ -62,3 +62,17 @@ async def test_check_lists_the_action_names():
         probe = await StreamerbotSink(sb.url, password="pw", timeout_s=5).probe()
         assert probe.ok and probe.saw["actions"] == ["Lion Roar", "Rose Rain"]
         assert "0.2.6" in probe.notes[0]
+
+
+async def test_viewer_text_in_the_text_and_args_reaches_streamerbot_filtered():
+    from bot.integrations.text import MAX_TEXT
+
+    nasty = "ana\u202e\x1b[2J\x00 roars" + "!" * 3000
+    async with StreamerbotServer() as sb:
+        sink = StreamerbotSink(sb.url, timeout_s=5)
+        await sink.send([act(nasty, action="Lion Roar", args={"nickname": nasty, "count": 3})])
+        [(_, args)] = sb.done
+        assert args["text"] == args["nickname"] and args["count"] == 3
+        assert args["text"].startswith("ana[2J roars!") and len(args["text"]) == MAX_TEXT
+        assert not any(c in args["text"] for c in "\u202e\x1b\x00")
+        await sink.close()

@@ -14,8 +14,8 @@ Rule kinds (``- kind: obs_scene`` ...; names in ``data``, templates allowed):
 - ``obs_source`` ``data: {source, scene?, visible?}``: show (default) or hide a source in a scene
   (the current program scene when none is given): ``GetSceneItemId`` + ``SetSceneItemEnabled``.
 - ``obs_text``   ``data: {source}``, the action's text: set a text source's text (``SetInputSettings``),
-  filtered as the stream shows it: control characters (but line breaks) and the bidi controls that
-  would turn the rest of a line around removed, cut at ``MAX_TEXT`` characters.
+  filtered as the stream shows it (``bot.integrations.text``: control and bidi characters removed,
+  cut at ``MAX_TEXT`` characters).
 - ``obs_media``  ``data: {source, media_action?}``: play a media source from the start (``restart``,
   the default), or ``play``/``pause``/``stop`` (``TriggerMediaInputAction``).
 
@@ -26,19 +26,17 @@ password (OBS closes with 4009) too, and the sink tries to connect again later w
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from bot.actions.model import Action
 from bot.integrations.base import AuthFailed, IntegrationDown, IntegrationError, IntegrationRefused, IntegrationSink, Probe
+from bot.integrations.text import shown_text
 
 OBS_KINDS = frozenset({"obs_scene", "obs_source", "obs_text", "obs_media"})
 MEDIA_ACTIONS = {"play": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_PLAY", "pause": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_PAUSE",
                  "stop": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_STOP",
                  "restart": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_RESTART"}
-MAX_TEXT = 500  # characters a text source gets
-_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 AUTHENTICATION_FAILED = 4009  # obs-websocket's WebSocketCloseCode
 NOT_READY = 207  # RequestStatus: OBS is starting or shutting down; worth retrying
 
@@ -51,12 +49,6 @@ def _name(action: Action, key: str, *, text_too: bool = False) -> str:
     if not value:
         raise IntegrationRefused(f"{action.kind} needs data.{key}" + (" (or a text)" if text_too else ""))
     return value
-
-
-def shown_text(text: str) -> str:
-    """Viewer text as a text source may show it (see the module doc)."""
-    text = _HIDDEN.sub("", text.replace("\t", " "))
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _visible(value: Any) -> bool:
