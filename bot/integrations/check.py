@@ -23,9 +23,13 @@ from bot.engine.rules import ActionSpec, RuleSet
 from bot.integrations import build_integrations, enabled_names
 from bot.integrations.base import Probe, describe
 from bot.integrations.commands import COMMAND_KINDS, command_words
+from bot.integrations.mqtt import MqttSink
+from bot.integrations.obs import ObsSink
+from bot.integrations.rcon import RconSink
+from bot.integrations.streamerbot import StreamerbotSink
 
-KIND_OWNER = {"obs_scene": "obs", "obs_source": "obs", "obs_text": "obs", "obs_media": "obs",
-              "streamerbot": "streamerbot", "rcon": "rcon", "mqtt": "mqtt"}
+# The integration each rule kind goes to, from the sinks' own ``kinds``.
+KIND_OWNER = {kind: sink.name for sink in (ObsSink, StreamerbotSink, RconSink, MqttSink) for kind in sink.kinds}
 MAX_LISTED = 12
 
 
