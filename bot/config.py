@@ -112,57 +112,53 @@ class WebhookSinkConfig:
 
 
 @dataclass
-class ObsConfig:
-    """OBS Studio through obs-websocket v5 (``bot.integrations.obs``)."""
+class IntegrationConfig:
+    """What every integration has: on/off, a password (a secret; also LIVEBOT_<NAME>_PASSWORD),
+    pacing, a cap and a time limit. Each integration below adds its own and its own defaults."""
 
     enabled: bool = False
-    url: str = "ws://127.0.0.1:4455"
-    password: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_OBS_PASSWORD
-    min_gap_ms: int = 500
-    max_per_minute: int = 60
-    timeout_ms: int = 5000
-
-
-@dataclass
-class StreamerbotConfig:
-    """Streamer.bot's WebSocket server (``bot.integrations.streamerbot``)."""
-
-    enabled: bool = False
-    url: str = "ws://127.0.0.1:8080/"
-    password: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_STREAMERBOT_PASSWORD
+    password: str | None = field(default=None, repr=False)
     min_gap_ms: int = 0
     max_per_minute: int = 60
     timeout_ms: int = 5000
 
 
 @dataclass
-class RconConfig:
+class ObsConfig(IntegrationConfig):
+    """OBS Studio through obs-websocket v5 (``bot.integrations.obs``)."""
+
+    url: str = "ws://127.0.0.1:4455"
+    min_gap_ms: int = 500
+
+
+@dataclass
+class StreamerbotConfig(IntegrationConfig):
+    """Streamer.bot's WebSocket server (``bot.integrations.streamerbot``)."""
+
+    url: str = "ws://127.0.0.1:8080/"
+
+
+@dataclass
+class RconConfig(IntegrationConfig):
     """A game server's RCON (Minecraft...): ``bot.integrations.rcon``."""
 
-    enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 25575
-    password: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_RCON_PASSWORD
     allow: list[str] = field(default_factory=list)  # the commands (first words) that may run
     min_gap_ms: int = 1000
     max_per_minute: int = 30
-    timeout_ms: int = 5000
 
 
 @dataclass
-class MqttConfig:
+class MqttConfig(IntegrationConfig):
     """An MQTT broker, for smart lights and other devices (``bot.integrations.mqtt``)."""
 
-    enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 1883
     username: str | None = None
-    password: str | None = field(default=None, repr=False)  # secret; also LIVEBOT_MQTT_PASSWORD
     topic_prefix: str = "livebot/"
     qos: int = 1
-    min_gap_ms: int = 0
     max_per_minute: int = 120
-    timeout_ms: int = 5000
 
 
 @dataclass
@@ -513,6 +509,20 @@ def _qos(v: Any, base: Path) -> int:
     return v
 
 
+def _timeout(v: Any, base: Path) -> int:
+    ms = _duration(v, base)
+    if ms <= 0:
+        raise ValueError("must be a duration longer than 0, such as 5s")
+    return ms
+
+
+def _topic_prefix(v: Any, base: Path) -> str:
+    prefix = _text(v, base)
+    if any(c in prefix for c in "+#\x00"):
+        raise ValueError("must be the start of a topic: no +, # or NUL")
+    return prefix
+
+
 def _integration(name: str, extra: dict[str, Any]) -> Schema:
     """The keys every integration has (enabled, password, pacing, cap, timeout), and its own."""
     at = ("integrations", name)
@@ -522,7 +532,7 @@ def _integration(name: str, extra: dict[str, Any]) -> Schema:
         "password": ((*at, "password"), _optional_text),
         "min_gap": ((*at, "min_gap_ms"), _duration),
         "max_per_minute": ((*at, "max_per_minute"), _positive),
-        "timeout": ((*at, "timeout_ms"), _duration),
+        "timeout": ((*at, "timeout_ms"), _timeout),
     }
 
 
@@ -656,7 +666,7 @@ SCHEMA: Schema = {
             "host": (("integrations", "mqtt", "host"), _host),
             "port": (("integrations", "mqtt", "port"), _port),
             "username": (("integrations", "mqtt", "username"), _optional_text),
-            "topic_prefix": (("integrations", "mqtt", "topic_prefix"), _text),
+            "topic_prefix": (("integrations", "mqtt", "topic_prefix"), _topic_prefix),
             "qos": (("integrations", "mqtt", "qos"), _qos),
         }),
     },

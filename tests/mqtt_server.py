@@ -37,11 +37,12 @@ def _listening(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> bool
 
 
 @contextmanager
-def mosquitto(folder: Path, *, users: dict[str, str] | None = None) -> Iterator[int]:
-    """A broker on a free port (yielded) until the block ends; with ``users``, only they may connect."""
+def mosquitto(folder: Path, *, users: dict[str, str] | None = None, port: int | None = None) -> Iterator[int]:
+    """A broker on a free port (or ``port``: a restart) yielded until the block ends; with ``users``,
+    only they may connect."""
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto; scripts/test does)")
-    port = _free_port()
+    port = port or _free_port()
     lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest stderr"]
     if os.geteuid() == 0:
         lines.append("user root")  # (root would otherwise switch to the mosquitto user)

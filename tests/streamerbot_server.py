@@ -5,7 +5,8 @@
   ``"authentication": {"salt", "challenge"}`` when a password is set.
 - ``{"request": "Authenticate", "id", "authentication"}``: ``{"status": "ok", "id"}`` when it is
   base64(sha256(base64(sha256(password + salt)) + challenge)); otherwise
-  ``{"status": "error", "error": ..., "id"}`` and the connection is closed.
+  ``{"status": "error", "error": ..., "id"}`` and the connection is closed (with ``silent_refusal``,
+  closed without an answer: the guide does not say which a server does, so a client must take both).
 - With a password, any other request before authenticating answers status ``error``.
 - ``GetActions``: ``{"actions": [{"enabled", "group", "id", "name", "subaction_count"}], "count",
   "status": "ok", "id"}``. ``DoAction`` ``{"action": {"id"|"name"}, "args"}``: ``{"status": "ok", "id"}``,
@@ -36,6 +37,7 @@ class StreamerbotServer:
         self.actions = {name: str(uuid.uuid4()) for name in (actions or ["Lion Roar", "Confetti Cannon"])}
         self.done: list[tuple[str, dict]] = []  # (action name, args) of each DoAction run
         self.refused = 0
+        self.silent_refusal = False
         self.changed = asyncio.Event()
 
     async def __aenter__(self) -> StreamerbotServer:
@@ -68,7 +70,8 @@ class StreamerbotServer:
                         await ws.send(json.dumps({"status": "ok", "id": ident}))
                         continue
                     self.refused += 1
-                    await ws.send(json.dumps({"status": "error", "error": "Authentication failed", "id": ident}))
+                    if not self.silent_refusal:
+                        await ws.send(json.dumps({"status": "error", "error": "Authentication failed", "id": ident}))
                     await ws.close()
                     return
                 if not authenticated:

@@ -55,3 +55,17 @@ async def test_bad_topics_are_refused_and_a_down_broker_is_retried():
         await sink.send([act()])
     with pytest.raises(IntegrationDown, match="cannot connect"):
         await sink.send([act(topic="lights/flash")])
+
+
+async def test_a_broker_restarted_mid_stream_is_connected_to_again_at_once(tmp_path):
+    port = _free_port()
+    sink = MqttSink("127.0.0.1", port, timeout_s=10)
+    with mosquitto(tmp_path, port=port):
+        await sink.send([act(topic="lights/flash")])
+    async with asyncio.timeout(30):  # the broker went away: the sink sees its connection closed
+        while sink._alive():
+            await asyncio.sleep(0.005)
+    with mosquitto(tmp_path, port=port):  # back: the next action opens a new connection, no failed try first
+        await sink.send([act(topic="lights/flash")])
+        assert sink.counters["sent"] == 2 and sink.counters["connects"] == 2
+    await sink.close()

@@ -14,6 +14,7 @@ from bot.actions.delivery import PermanentSinkError
 from bot.actions.model import Action
 from bot.integrations.base import AuthFailed, IntegrationDown, IntegrationRefused
 from bot.integrations.obs import ObsSink
+from bot.integrations.text import MAX_TEXT
 from obs_server import ObsServer, auth_string
 
 
@@ -155,3 +156,14 @@ async def until(check) -> None:
     async with asyncio.timeout(30):
         while not check():
             await asyncio.sleep(0.005)
+
+
+async def test_viewer_text_reaches_a_text_source_filtered():
+    nasty = "ana\u202e" + "\x1b[31m" + "evil\u2066\x00 sent\nRose\t" + "x" * 3000
+    async with ObsServer() as obs:
+        sink = ObsSink(obs.url, timeout_s=5)
+        await sink.send([act("obs_text", nasty, source="Last Gift")])
+        shown = obs.inputs["Last Gift"]["settings"]["text"]
+        assert shown.startswith("ana[31mevil sent\nRose ") and len(shown) == MAX_TEXT
+        assert shown.endswith("…") and not any(c in shown for c in "\u202e\u2066\x1b\x00\t")
+        await sink.close()

@@ -39,6 +39,10 @@ async def test_allowed_commands_run_on_one_authenticated_connection():
     ("/stop", "'stop' is not in"),
     ("execute at @r run op ana", "'op' is not in"),
     ("say hi\nop ana", "control character"),
+    ("say hi; op ana", "';'"),  # Source-engine consoles run each part as a command of its own
+    ("say hi;op ana", "';'"),
+    ("execute at @r RUN op ana", "'op' is not in"),  # a server that reads words without case
+
     ("   ", "empty"),
 ])
 async def test_commands_outside_the_allow_list_are_refused_and_never_sent(command, why):
@@ -111,3 +115,21 @@ def test_the_quoting_filter_keeps_viewer_text_inside_one_string():
     actions = run_events([gift(0, "Rose", 1, who=user("x", nickname=nasty))], ruleset)
     said = [a.text for a in actions if a.kind == "rcon"]
     assert len(said) == 1 and json.loads(said[0][len("tellraw @a "):])["text"] == nasty.replace("\n", "")
+
+
+UNQUOTED = "a value in an rcon command must go through the quoting filter"
+UNDONE = "a filter block may not wrap an rcon command: it could undo the quoting of viewer text"
+
+
+@pytest.mark.parametrize("command, problem", [
+    ("say {{ 'x' | int(user.nickname) }}", UNQUOTED),  # int's default: a non-number comes back as the default, raw
+    ("say {{ 'x' | int(default=user.nickname) }}", UNQUOTED),
+    ("say {{ user.nickname | rcon_quote(*[1]) }}", UNQUOTED),
+    # replace would turn rcon_quote's escaped quote back into a quote
+    (r"""{% filter replace("\\u0022", "\"") %}say {{ user.nickname | rcon_quote }}{% endfilter %}""", UNDONE),
+])
+def test_ways_around_the_quoting_filter_are_refused_too(command, problem):
+    text = "rules:\n  - id: creeper\n    on: gift\n    do:\n      - kind: rcon\n        text: " + json.dumps(command) + "\n"
+    with pytest.raises(RuleLoadError) as err:
+        load_rules_text(text, "gifts.yaml")
+    assert err.value.problems[0].startswith(f"gifts.yaml:6:15: rule creeper: {problem}")

@@ -47,8 +47,32 @@ async def test_a_wrong_or_missing_password_is_refused():
         assert sb.refused == 1 and sb.done == []
 
 
+async def test_a_connection_closed_at_authentication_is_a_refused_password():
+    async with StreamerbotServer(password="right") as sb:
+        sb.silent_refusal = True  # closed without an answer
+        sink = StreamerbotSink(sb.url, password="wrong", timeout_s=5)
+        with pytest.raises(AuthFailed, match="closed the connection at authentication"):
+            await sink.connect()
+        probe = await StreamerbotSink(sb.url, password="wrong", timeout_s=5).probe()
+        assert probe.reachable and not probe.authenticated and sb.refused == 2
+
+
 async def test_check_lists_the_action_names():
     async with StreamerbotServer(password="pw", actions=["Lion Roar", "Rose Rain"]) as sb:
         probe = await StreamerbotSink(sb.url, password="pw", timeout_s=5).probe()
         assert probe.ok and probe.saw["actions"] == ["Lion Roar", "Rose Rain"]
         assert "0.2.6" in probe.notes[0]
+
+
+async def test_viewer_text_in_the_text_and_args_reaches_streamerbot_filtered():
+    from bot.integrations.text import MAX_TEXT
+
+    nasty = "ana\u202e\x1b[2J\x00 roars" + "!" * 3000
+    async with StreamerbotServer() as sb:
+        sink = StreamerbotSink(sb.url, timeout_s=5)
+        await sink.send([act(nasty, action="Lion Roar", args={"nickname": nasty, "count": 3})])
+        [(_, args)] = sb.done
+        assert args["text"] == args["nickname"] and args["count"] == 3
+        assert args["text"].startswith("ana[2J roars!") and len(args["text"]) == MAX_TEXT
+        assert not any(c in args["text"] for c in "\u202e\x1b\x00")
+        await sink.close()

@@ -57,6 +57,18 @@ def test_bad_values_are_reported_with_their_place(tmp_path):
     assert any(p.startswith(f"{path}:7:3:") and "unknown key 'integrations.kodi'" in p for p in problems)
 
 
+def test_a_prefix_no_topic_can_take_and_a_zero_timeout_are_reported_with_their_place(tmp_path):
+    path = write(tmp_path, """integrations:
+  mqtt: {topic_prefix: "lights/#"}
+  obs: {timeout: 0s}
+""")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.problems == [
+        f"{path}:2:24: 'topic_prefix' must be the start of a topic: no +, # or NUL",
+        f"{path}:3:18: 'timeout' must be a duration longer than 0, such as 5s"]
+
+
 def test_run_refuses_an_empty_allow_list_and_a_webhook_named_like_an_integration(tmp_path):
     cfg = load_config(write(tmp_path, "source: {type: websocket}\nsinks: {overlay: {enabled: false}}\n"
                                       "integrations: {rcon: {enabled: true}}\n"))
@@ -89,17 +101,40 @@ class Counting(IntegrationSink):
         self.done.append(action.text)
 
 
-async def test_actions_over_the_cap_are_dropped_and_counted_until_the_minute_is_over():
+async def test_actions_over_the_cap_are_refused_and_counted_until_the_minute_is_over():
+    from bot.integrations.base import OverCap
+
     now = [0.0]
     sink = Counting(max_per_minute=2, clock=lambda: now[0], min_gap_s=1.5)
     assert sink.pacing is not None and sink.pacing.min_gap == 1.5 and sink.max_batch == 1
     for i in range(4):
-        await sink.send([Action(ts=i, kind="thing", text=f"t{i}", rule="r")])
-    assert sink.done == ["t0", "t1"] and sink.counters["over_cap"] == 2
+        if i < 2:
+            await sink.send([Action(ts=i, kind="thing", text=f"t{i}", rule="r")])
+        else:
+            with pytest.raises(OverCap, match="max_per_minute 2"):
+                await sink.send([Action(ts=i, kind="thing", text=f"t{i}", rule="r")])
+    assert sink.done == ["t0", "t1"] and sink.counters["over_cap"] == 2 and sink.counters["refused"] == 0
     now[0] = 61
     await sink.send([Action(ts=9, kind="thing", text="t9", rule="r")])
     assert sink.done == ["t0", "t1", "t9"]
     assert Counting().pacing is None  # min_gap 0: not paced
+
+
+async def test_an_action_over_the_cap_is_dead_lettered_not_journaled_as_delivered(tmp_path):
+    import orjson
+
+    from bot.actions.dispatcher import LiveDispatcher
+    from bot.actions.journal import DeliveryJournal
+
+    sink = Counting(max_per_minute=1)
+    dead = tmp_path / "dead.jsonl"
+    d = LiveDispatcher([sink], dead_letter=dead, journal=DeliveryJournal(tmp_path / "journal"))
+    one, two = (Action(ts=i, kind="thing", text=f"t{i}", rule="r", event_id=f"e{i}") for i in (1, 2))
+    await d.dispatch([one, two])
+    await d.close()
+    assert sink.done == ["t1"] and d.stats["counting"].sent == 1
+    [line] = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    assert line["action"]["text"] == "t2" and line["reason"] == "permanent" and "max_per_minute" in line["error"]
 
 
 async def test_rcon_without_its_optional_package_says_how_to_install_it(tmp_path, monkeypatch):
@@ -120,3 +155,19 @@ async def test_rcon_without_its_optional_package_says_how_to_install_it(tmp_path
     cfg = load_config(write(tmp_path, "source: {type: websocket}\nsinks: {overlay: {enabled: false}}\n"
                                       "integrations: {rcon: {enabled: true, allow: [say]}}\n"))
     assert "livebot[rcon]" in check_for_run(cfg, "c.yaml:1:1")[0]
+
+
+def test_the_minute_cap_is_a_sliding_window():
+    from bot.sinks.cap import MinuteCap
+
+    now = [0.0]
+    cap = MinuteCap(2, clock=lambda: now[0])
+    assert cap.allowed()
+    cap.took()
+    now[0] = 30
+    cap.took()
+    assert not cap.allowed()
+    now[0] = 60  # the first is a minute old: room for one
+    assert cap.allowed()
+    cap.took()
+    assert not cap.allowed()

@@ -113,3 +113,56 @@ integrations:
     assert "streamerbot (ws://127.0.0.1:9): NOT reachable: cannot connect" in out
     assert "rule a: 'mqtt' actions go to integrations.mqtt, which is not enabled" in out
     assert "wrong" not in out + err
+
+
+async def test_an_integration_that_connects_but_cannot_be_looked_at_is_said_plainly(tmp_path):
+    from bot.config import load_config
+    from bot.integrations.check import check_sinks
+    from obs_server import Failed
+
+    class NoScenes(ObsServer):
+        def serve(self, kind, data):
+            if kind == "GetSceneList":
+                raise Failed(500, "OBS is busy")
+            return super().serve(kind, data)
+
+    async with NoScenes() as obs:
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(f"sinks: {{console: false}}\nintegrations:\n  obs: {{enabled: true, url: '{obs.url}'}}\n")
+        lines, probes, problems = await check_sinks(load_config(cfg, env={}))
+    assert problems == 1 and not probes["obs"].ok
+    [line] = [x for x in lines if x.startswith("obs ")]
+    assert line.endswith("reachable, authenticated, but could not list what it has: "
+                         "OBS refused GetSceneList (status 500: OBS is busy)"), line
+
+
+def test_check_names_an_rcon_command_holding_a_separator(tmp_path):
+    from bot.config import load_config
+    from bot.engine.loader import load_rules_text
+    from bot.integrations.check import check_rules
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("integrations:\n  rcon: {enabled: true, password: x, allow: [say]}\n")
+    rules = load_rules_text("""rules:
+  - id: hi
+    on: follow
+    do:
+      - kind: rcon
+        text: "say hi; stop"
+      - kind: rcon
+        text: "say {{ user.nickname | rcon_quote }}"
+""", "r.yaml")
+    assert check_rules(load_config(cfg, env={}), rules, {}) == [
+        "r.yaml:5:9: rule hi: rcon command holds ';': it is refused when it runs (it separates commands in Source games)"]
+
+
+def test_check_refuses_a_missing_rules_folder_as_run_does(tmp_path, capsys):
+    import argparse
+
+    from bot.integrations.check import run_check
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("rules: no-such-folder\nsinks: {console: false}\n")
+    code = run_check(argparse.Namespace(config=cfg, rules=None))
+    out, err = capsys.readouterr()
+    assert code == 2 and "no-such-folder" in err and "everything answered" not in out

@@ -12,15 +12,16 @@ fate in the dispatcher:
 - ``IntegrationRefused`` (a ``PermanentSinkError``: a wrong password, an unknown scene or action,
   a command not in the allow-list): dead-lettered at once; retrying cannot help.
 
-Actions over ``max_per_minute`` are not sent: counted (``over_cap``) and logged, as the chat sink
-does. Passwords never appear in ``repr``, logs or errors.
+- ``OverCap`` (a ``PermanentSinkError``): over ``max_per_minute``; not sent, counted (``over_cap``)
+  and dead-lettered at once, never journaled as delivered (``livebot resend`` can send it later).
+
+Passwords never appear in ``repr``, logs or errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -29,6 +30,7 @@ import structlog
 from bot.actions.delivery import PermanentSinkError
 from bot.actions.model import Action
 from bot.actions.pacing import Pacing
+from bot.sinks.cap import MinuteCap
 from bot.sources.backoff import Backoff
 
 log = structlog.get_logger("bot.integrations")
@@ -44,6 +46,10 @@ class IntegrationDown(IntegrationError):
 
 class IntegrationRefused(IntegrationError, PermanentSinkError):
     """The integration (or our own allow-list) refused the action: dead-lettered at once."""
+
+
+class OverCap(IntegrationError, PermanentSinkError):
+    """Over the integration's ``max_per_minute``: not sent, dead-lettered at once."""
 
 
 class AuthFailed(IntegrationRefused):
@@ -99,6 +105,7 @@ class IntegrationSink:
             self.name = name
         self.pacing = Pacing(min_gap=min_gap_s) if min_gap_s > 0 else None
         self.max_per_minute = max_per_minute
+        self.cap = MinuteCap(max_per_minute, clock)
         self.timeout = timeout_s
         self.clock = clock
         self.backoff = Backoff(backoff_base_s, backoff_cap_s)
@@ -107,7 +114,6 @@ class IntegrationSink:
         self._last_error = ""
         self._auth_failed = False
         self._not_installed = False
-        self._sent_at: deque[float] = deque()
         self.counters: dict[str, int] = {"sent": 0, "over_cap": 0, "connects": 0, "connect_failures": 0,
                                          "refused": 0}
 
@@ -142,20 +148,16 @@ class IntegrationSink:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, where={self.where!r})"
 
-    def _allowed(self) -> bool:
-        now = self.clock()
-        while self._sent_at and self._sent_at[0] <= now - 60:
-            self._sent_at.popleft()
-        return len(self._sent_at) < self.max_per_minute
-
     async def send(self, actions: Sequence[Action]) -> None:
+        over = 0
         for action in actions:
             try:
                 self.check_action(action)
             except IntegrationRefused:
                 self.counters["refused"] += 1
                 raise
-            if not self._allowed():
+            if not self.cap.allowed():
+                over += 1
                 self.counters["over_cap"] += 1
                 n = self.counters["over_cap"]
                 if n <= 5 or n % 100 == 0:
@@ -171,8 +173,11 @@ class IntegrationSink:
             except Exception as exc:  # the connection is in doubt: open a new one next time
                 await self._drop(exc)
                 raise IntegrationDown(f"{self.name} ({self.where}): {describe(exc)}") from None
-            self._sent_at.append(self.clock())
+            self.cap.took()
             self.counters["sent"] += 1
+        if over:  # not sent: dead-lettered, not journaled as delivered
+            raise OverCap(f"{self.name}: over its cap (integrations.{self.name}.max_per_minute "
+                          f"{self.max_per_minute}); not sent")
 
     async def connect(self) -> None:
         """Connect (and authenticate) unless connected; raise ``IntegrationDown`` or ``AuthFailed``."""
@@ -256,7 +261,8 @@ class IntegrationSink:
         try:
             await asyncio.wait_for(self._look(probe), self.timeout)
         except Exception as exc:
-            probe.error = f"connected, but: {describe(exc)}"
+            why = str(exc) if isinstance(exc, IntegrationError) else describe(exc)
+            probe.error = f"could not list what it has: {why}"
         await self._quietly_disconnect()
         return probe
 

@@ -23,9 +23,13 @@ from bot.engine.rules import ActionSpec, RuleSet
 from bot.integrations import build_integrations, enabled_names
 from bot.integrations.base import Probe, describe
 from bot.integrations.commands import COMMAND_KINDS, command_words
+from bot.integrations.mqtt import MqttSink
+from bot.integrations.obs import ObsSink
+from bot.integrations.rcon import RconSink
+from bot.integrations.streamerbot import StreamerbotSink
 
-KIND_OWNER = {"obs_scene": "obs", "obs_source": "obs", "obs_text": "obs", "obs_media": "obs",
-              "streamerbot": "streamerbot", "rcon": "rcon", "mqtt": "mqtt"}
+# The integration each rule kind goes to, from the sinks' own ``kinds``.
+KIND_OWNER = {kind: sink.name for sink in (ObsSink, StreamerbotSink, RconSink, MqttSink) for kind in sink.kinds}
 MAX_LISTED = 12
 
 
@@ -137,6 +141,8 @@ def _check_action(cfg: Config, spec: ActionSpec, probe: Probe | None) -> str | N
     if spec.kind in COMMAND_KINDS:
         allow = set(cfg.integrations.rcon.allow)
         words = [w for w in command_words(spec.text.source) if "{" not in w]
+        if ";" in spec.text.source:  # literal: a quoted value never holds one
+            return "rcon command holds ';': it is refused when it runs (it separates commands in Source games)"
         denied = [w for w in words if w not in allow]
         return f"rcon command '{denied[0]}' is not in integrations.rcon.allow" if denied else None
     if probe is None or not probe.ok:
@@ -176,7 +182,7 @@ def run_check(args: Any) -> int:
 
     try:
         cfg = load_config(args.config)
-        ruleset = load_rules(args.rules or cfg.rules) if (args.rules or cfg.rules.exists()) else None
+        ruleset = load_rules(args.rules or cfg.rules)  # as livebot run does: missing rules are a problem
     except (ConfigError, RuleLoadError) as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -186,10 +192,10 @@ def run_check(args: Any) -> int:
         print(line)
     if not lines:
         print("no sinks or integrations configured")
-    rule_problems = check_rules(cfg, ruleset, probes) if ruleset is not None else []
+    rule_problems = check_rules(cfg, ruleset, probes)
     for problem in rule_problems:
         print(problem)
     total = problems + len(rule_problems)
-    rules_said = f"{len(ruleset.rules)} rule(s) checked" if ruleset is not None else "no rules found"
+    rules_said = f"{len(ruleset.rules)} rule(s) checked"
     print(f"{rules_said}; {total} problem(s)" if total else f"{rules_said}; everything answered")
     return 1 if total else 0

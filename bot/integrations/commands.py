@@ -8,11 +8,13 @@ and it cannot break out of a quoted string or an SNBT value. Long values are cut
 
 ``check_command_template``: an ``rcon`` action's text (the command) may not put anything into the
 command but literal text and expressions whose last filter is ``rcon_quote`` (or ``int``: a number
-cannot carry text). The loader refuses any other rule with ``file:line:col``.
+cannot carry text), without arguments (``int``'s default comes back as it is for a non-number), and
+no ``{% filter %}`` block around it (``replace`` could turn an escaped quote back into a quote). The loader refuses any other rule with ``file:line:col``.
 
 ``command_words``: the words that name commands in a command line: the first, and for ``execute``
 each word after a ``run`` (``execute at @r run summon ...`` runs ``summon``) — each must be in
-the config's allow-list.
+the config's allow-list. A command holding ``;`` (Source-engine consoles run each part on its own)
+or a control character is refused whole.
 """
 
 from __future__ import annotations
@@ -55,13 +57,15 @@ def check_command_template(source: str) -> list[tuple[int, str]]:
         tree = ENV.parse(source)
     except Exception:  # the loader reports a template that does not parse
         return []
-    problems = []
+    problems = [(block.lineno, "a filter block may not wrap an rcon command: it could undo the quoting of "
+                               "viewer text") for block in tree.find_all(nodes.FilterBlock)]
     for output in tree.find_all(nodes.Output):
         for node in output.nodes:
             if isinstance(node, nodes.TemplateData):
                 continue
-            if isinstance(node, nodes.Filter) and node.name in SAFE_FILTERS:
-                continue
+            if (isinstance(node, nodes.Filter) and node.name in SAFE_FILTERS and not node.args and not node.kwargs
+                    and node.dyn_args is None and node.dyn_kwargs is None):
+                continue  # no arguments: ``int(user.nickname)`` gives back its default, raw, for a non-number
             problems.append((node.lineno, "a value in an rcon command must go through the quoting filter: "
                                           "write {{ ... | rcon_quote }} (or | int for a number); viewer "
                                           "text never enters a command raw"))
@@ -74,7 +78,7 @@ def command_words(command: str) -> list[str]:
     if not words:
         return []
     names = [words[0]]
-    names += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "run"]
+    names += [words[i + 1] for i, w in enumerate(words[:-1]) if w.lower() == "run"]
     return [n.lstrip("/").lower() for n in names]
 
 
@@ -84,6 +88,8 @@ def refuse_reason(command: str, allow: frozenset[str] | set[str]) -> str | None:
         return "the command is empty"
     if _CONTROL.search(command):
         return "the command holds a line break or another control character"
+    if ";" in command:  # Source-engine consoles run each part as a command: only the first would be checked
+        return "the command holds ';' (it separates commands in Source games; viewer text | rcon_quote never does)"
     if len(command.encode("utf-8")) > MAX_COMMAND:
         return f"the command is longer than {MAX_COMMAND} bytes"
     denied = [w for w in command_words(command) if w not in allow]

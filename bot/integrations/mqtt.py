@@ -82,6 +82,13 @@ class MqttSink(IntegrationSink):
             self._client = None
             raise IntegrationDown(f"cannot connect to the MQTT broker ({exc})") from None
 
+    def _alive(self) -> bool:
+        """False once aiomqtt has seen the connection end (its ``_disconnected`` future is done)."""
+        if self._client is None:
+            return False
+        ended = getattr(self._client, "_disconnected", None)
+        return not (ended is not None and ended.done())
+
     async def _disconnect(self) -> None:
         client, self._client = self._client, None
         if client is not None:

@@ -13,7 +13,9 @@ Rule kinds (``- kind: obs_scene`` ...; names in ``data``, templates allowed):
 - ``obs_scene``  ``data: {scene}`` (or the text): switch the program scene (``SetCurrentProgramScene``).
 - ``obs_source`` ``data: {source, scene?, visible?}``: show (default) or hide a source in a scene
   (the current program scene when none is given): ``GetSceneItemId`` + ``SetSceneItemEnabled``.
-- ``obs_text``   ``data: {source}``, the action's text: set a text source's text (``SetInputSettings``).
+- ``obs_text``   ``data: {source}``, the action's text: set a text source's text (``SetInputSettings``),
+  filtered as the stream shows it (``bot.integrations.text``: control and bidi characters removed,
+  cut at ``MAX_TEXT`` characters).
 - ``obs_media``  ``data: {source, media_action?}``: play a media source from the start (``restart``,
   the default), or ``play``/``pause``/``stop`` (``TriggerMediaInputAction``).
 
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit
 
 from bot.actions.model import Action
 from bot.integrations.base import AuthFailed, IntegrationDown, IntegrationError, IntegrationRefused, IntegrationSink, Probe
+from bot.integrations.text import shown_text
 
 OBS_KINDS = frozenset({"obs_scene", "obs_source", "obs_text", "obs_media"})
 MEDIA_ACTIONS = {"play": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_PLAY", "pause": "OBS_WEBSOCKET_MEDIA_INPUT_ACTION_PAUSE",
@@ -147,7 +150,7 @@ class ObsSink(IntegrationSink):
                                                     "sceneItemEnabled": _visible(action.data.get("visible"))})
         elif kind == "obs_text":
             await self.call("SetInputSettings", {"inputName": _name(action, "source"),
-                                                 "inputSettings": {"text": action.text}, "overlay": True})
+                                                 "inputSettings": {"text": shown_text(action.text)}, "overlay": True})
         elif kind == "obs_media":
             media = MEDIA_ACTIONS[str(action.data.get("media_action", "restart"))]
             await self.call("TriggerMediaInputAction", {"inputName": _name(action, "source"), "mediaAction": media})

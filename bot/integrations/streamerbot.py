@@ -13,6 +13,7 @@ base64(sha256(base64(sha256(password + salt)) + challenge)). Requests are
 Rule kind ``streamerbot``: ``data: {action: <name>}`` or ``data: {action_id: <guid>}``, optional
 ``args`` (a mapping; templates allowed). The args also get ``user`` (the viewer's id), ``rule`` and,
 when the action has a text, ``text``: in Streamer.bot they are ``%user%``, ``%rule%``, ``%text%``.
+Text values are filtered as viewer text is anywhere it is shown (``bot.integrations.text``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import websockets
 
 from bot.actions.model import Action
 from bot.integrations.base import AuthFailed, IntegrationDown, IntegrationRefused, IntegrationSink, Probe
+from bot.integrations.text import shown_text
 
 STREAMERBOT_KINDS = frozenset({"streamerbot"})
 
@@ -82,8 +84,12 @@ class StreamerbotSink(IntegrationSink):
             if not self._password:
                 raise AuthFailed("Streamer.bot needs a password: set integrations.streamerbot.password "
                                  "or LIVEBOT_STREAMERBOT_PASSWORD")
-            reply = await self.request("Authenticate", authentication=auth_string(
-                self._password, str(auth.get("salt", "")), str(auth.get("challenge", ""))), check=False)
+            try:
+                reply = await self.request("Authenticate", authentication=auth_string(
+                    self._password, str(auth.get("salt", "")), str(auth.get("challenge", ""))), check=False)
+            except websockets.ConnectionClosed:  # a refusal may come as a bare close, without an answer
+                raise AuthFailed("Streamer.bot closed the connection at authentication: is the password "
+                                 "right?") from None
             if reply.get("status") != "ok":
                 raise AuthFailed(f"Streamer.bot refused the password ({reply.get('error') or 'status error'})")
 
@@ -117,6 +123,7 @@ class StreamerbotSink(IntegrationSink):
         if action.text:
             args["text"] = action.text
         args.update(action.data.get("args") or {})
+        args = {k: shown_text(v) if isinstance(v, str) else v for k, v in args.items()}  # viewer text, filtered
         which = target(action)
         try:
             await self.request("DoAction", action=which, args=args)

@@ -15,12 +15,12 @@ dispatcher retries it and, past its limit, writes it to the dead-letter file.
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Awaitable, Callable, Sequence
 
 import structlog
 
 from bot.actions.model import Action
+from bot.sinks.cap import MinuteCap
 
 log = structlog.get_logger("bot.chat")
 
@@ -77,21 +77,15 @@ class ChatSink:
         self.sender = sender
         self.max_per_minute = max_per_minute
         self.clock = clock
-        self._sent_at: deque[float] = deque()
+        self.cap = MinuteCap(max_per_minute, clock)
         self.sent = 0
         self.over_budget = 0
-
-    def _allowed(self) -> bool:
-        now = self.clock()
-        while self._sent_at and self._sent_at[0] <= now - 60:
-            self._sent_at.popleft()
-        return len(self._sent_at) < self.max_per_minute
 
     async def send(self, actions: Sequence[Action]) -> None:
         for action in actions:
             if not action.text.strip():
                 continue
-            if not self._allowed():
+            if not self.cap.allowed():
                 self.over_budget += 1
                 if self.over_budget <= 5 or self.over_budget % 100 == 0:
                     log.warning("chat_over_budget", rule=action.rule, over_budget=self.over_budget,
@@ -101,7 +95,7 @@ class ChatSink:
             if len(text) > MAX_CHARS:
                 text = text[: MAX_CHARS - 1] + "…"
             await self.sender(text)
-            self._sent_at.append(self.clock())
+            self.cap.took()
             self.sent += 1
 
     async def close(self) -> None:
