@@ -24,6 +24,7 @@ that is absent is counted in ``Lossy.total``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from bot.events.formats.common import Lossy, _bool, _count, _dict, _gift_data, _int, _ms, _str
@@ -65,7 +66,12 @@ _RESULT = {0: "us", 1: "them", 2: "draw"}  # BattleResultResult, for our side
 
 # Which anchor of a battle is the room's own host: learned from the battle's start (the anchor whose
 # room is this room) and used by the armies messages that follow, which name anchors by id only.
-_our_anchor: dict[str, str] = {}
+# Keyed by (room, battle id): two rooms that battle each other share the battle id, and one process
+# (``livebot ingest``, a source per room) may decode both. It lives here, not in the engine, because
+# only the decoder sees the start's anchors beside the room; it is the one piece of state the decoder
+# keeps, bounded (the oldest battles are forgotten first).
+_OUR_ANCHOR_MAX = 4096
+_our_anchor: OrderedDict[tuple[str, str], str] = OrderedDict()
 
 
 def _id(value: Any, field: str) -> str:
@@ -489,9 +495,9 @@ def _anchors(d: dict, room: str) -> tuple[str, list[dict]]:
     return ours, others
 
 
-def _sides(d: dict, battle_id: str, ctx: _Ctx) -> tuple[int, int, list[dict]]:
+def _sides(d: dict, room: str, battle_id: str, ctx: _Ctx) -> tuple[int, int, list[dict]]:
     armies = _armies(d)
-    ours = _our_anchor.get(battle_id, "")
+    ours = _our_anchor.get((room, battle_id), "")
     if ours not in armies:
         ours = next(iter(armies), "")
         ctx.lossy = True  # which side is ours was not known: the first
@@ -500,11 +506,12 @@ def _sides(d: dict, battle_id: str, ctx: _Ctx) -> tuple[int, int, list[dict]]:
     return our_score, theirs, top
 
 
-def _remember(battle_id: str, anchor: str) -> None:
+def _remember(room: str, battle_id: str, anchor: str) -> None:
     if battle_id and anchor:
-        if len(_our_anchor) >= 1000:
-            _our_anchor.clear()
-        _our_anchor[battle_id] = anchor
+        _our_anchor[(room, battle_id)] = anchor
+        _our_anchor.move_to_end((room, battle_id))
+        if len(_our_anchor) > _OUR_ANCHOR_MAX:
+            _our_anchor.popitem(last=False)
 
 
 def _battle(d, common, v1, ctx, forced, room, ts):
@@ -514,19 +521,19 @@ def _battle(d, common, v1, ctx, forced, room, ts):
     action = d.get("action")
     action = _BATTLE_OPEN if action is None else _int(action, "action")
     ours, others = _anchors(d, room)
-    _remember(battle_id, ours)
+    _remember(room, battle_id, ours)
     if action == _BATTLE_OPEN:
         settings = _dict(_get(d, "battleSettings", "battleSetting"), "battleSettings")
         duration = ctx.expect(settings.get("duration")) if "battleUsers" not in d else settings.get("duration")
         return [(BATTLE_START, None, {"battle_id": battle_id, "opponents": others,
                                       "duration_s": _count(duration, "duration")})]
     if action in (_BATTLE_FINISH, _BATTLE_CUT_SHORT):
-        our_score, their_score, top = _sides(d, battle_id, ctx)
+        our_score, their_score, top = _sides(d, room, battle_id, ctx)
         winner = None
         for anchor, result in _pairs(d.get("battleResult"), "battleResult"):
             result = _dict(result, "battleResult")
             score = _count(result.get("score"), "score", MAX_INT)
-            if anchor == _our_anchor.get(battle_id, ours):
+            if anchor == _our_anchor.get((room, battle_id), ours):
                 winner = _RESULT.get(_int(result.get("result"), "result"))
                 our_score = score or our_score
             else:
@@ -542,7 +549,7 @@ def _armies_message(d, common, v1, ctx, forced, room, ts):
     battle_id = _battle_id(d)
     if not battle_id:
         ctx.lossy = True  # Euler v1 and TLC 1.x armies carry no battle id
-    our_score, their_score, top = _sides(d, battle_id, ctx)
+    our_score, their_score, top = _sides(d, room, battle_id, ctx)
     scores = {"battle_id": battle_id, "our_score": our_score, "their_score": their_score}
     reason = _int(_get(d, "triggerReason", "battleStatus"), "triggerReason")
     if reason == _ARMIES_END:
