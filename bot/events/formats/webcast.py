@@ -522,6 +522,8 @@ def _battle(d, common, v1, ctx, forced, room, ts):
     action = _BATTLE_OPEN if action is None else _int(action, "action")
     ours, others = _anchors(d, room)
     _remember(room, battle_id, ours)
+    if not ours and _get(d, "anchorsInfo", "anchorInfo") and (room, battle_id) not in _our_anchor:
+        ctx.lossy = True  # no anchor names this room (Euler v2 carries no anchor's room): our side is unknown
     if action == _BATTLE_OPEN:
         settings = _dict(_get(d, "battleSettings", "battleSetting"), "battleSettings")
         duration = ctx.expect(settings.get("duration")) if "battleUsers" not in d else settings.get("duration")
