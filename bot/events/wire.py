@@ -132,7 +132,8 @@ _user_cache: dict[tuple, User] = {}
 def _plain_user(user_id: Any, unique_id: Any, nickname: Any, follow_role: Any, moderator: Any, subscriber: Any,
                 level: Any) -> User:
     """A User from a flat line's seven fields (``_USER_FIELDS``) and nothing else."""
-    return User(user_id=_str(user_id, "userId"), unique_id=_str(unique_id, "uniqueId"),
+    return User(user_id="" if user_id == "0" or (type(user_id) is int and user_id == 0) else _str(user_id, "userId"),
+                unique_id=_str(unique_id, "uniqueId"),
                 nickname=_str(nickname, "nickname"), follow_role=_int(follow_role, "followRole"),
                 is_moderator=_bool(moderator), is_subscriber=_bool(subscriber), gifter_level=_int(level, "gifterLevel"))
 
@@ -280,7 +281,8 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
         data = {}
     user: User | None = None
     if kind in _USER_KINDS:
-        if not (d.get("userId") or d.get("uniqueId")):
+        user_id = d.get("userId")
+        if not ((user_id and user_id != "0") or d.get("uniqueId")):  # "0" is protobuf's unset id
             raise ValueError(f"a {name} line without a user (userId or uniqueId)")
         user = _flat_user(d)
     created = d.get("createTime")
