@@ -157,25 +157,34 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+def _draw_place(draw: Any, obj: Any) -> tuple[Any, Any] | None:
+    """A drawn place in ``obj``: (its parent container, its key or index); None if ``obj`` has none."""
+    paths = _paths(obj)
+    if not paths:
+        return None
+    path = draw(st.sampled_from(paths))
+    parent = obj
+    for k in path[:-1]:
+        parent = parent[k]
+    return parent, path[-1]
+
+
 @st.composite
 def mutated(draw: Any, templates: list[dict] = TEMPLATES) -> Any:
     """A real payload with a few values replaced by wrong types, removed, or wrapped."""
     obj = copy.deepcopy(draw(st.sampled_from(templates)))
     for _ in range(draw(st.integers(0, 4))):
-        paths = _paths(obj)
-        if not paths:
+        place = _draw_place(draw, obj)
+        if place is None:
             break
-        path = draw(st.sampled_from(paths))
-        parent = obj
-        for k in path[:-1]:
-            parent = parent[k]
+        parent, key = place
         op = draw(st.sampled_from(["replace", "replace", "delete", "wrap"]))
         if op == "delete":
-            del parent[path[-1]]
+            del parent[key]
         elif op == "wrap":
-            parent[path[-1]] = [parent[path[-1]]]
+            parent[key] = [parent[key]]
         else:
-            parent[path[-1]] = copy.deepcopy(draw(JSON))  # drawn values may be shared constants
+            parent[key] = copy.deepcopy(draw(JSON))  # drawn values may be shared constants
     return obj
 
 
@@ -369,18 +378,15 @@ def mutated_fixture(draw: Any) -> Any:
             elif isinstance(d.get("user"), dict):
                 d.update(d.pop("user"))
         else:
-            paths = _paths(obj)
-            if not paths:
+            place = _draw_place(draw, obj)
+            if place is None:
                 continue
-            path = draw(st.sampled_from(paths))
-            parent = obj
-            for k in path[:-1]:
-                parent = parent[k]
+            parent, key = place
             if op == "drop":
-                del parent[path[-1]]
+                del parent[key]
             else:
-                old = parent[path[-1]]
-                parent[path[-1]] = draw(st.sampled_from([None, 0, "", "0", "x", [], {}, True, 1.5, [old], {"v": old}]))
+                old = parent[key]
+                parent[key] = draw(st.sampled_from([None, 0, "", "0", "x", [], {}, True, 1.5, [old], {"v": old}]))
     return obj
 
 

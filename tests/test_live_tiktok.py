@@ -519,3 +519,27 @@ def test_without_tiktoklive_the_source_says_how_to_install_it(monkeypatch):
     TikTokSource("ana", client_factory=Factory([end()]))  # an injected client needs no TikTokLive
     with pytest.raises(ValueError, match="unique_id"):
         TikTokSource(" @ ", client_factory=Factory([end()]))
+
+
+def test_tiktoklive_objects_lacking_what_their_kind_needs_are_refused_not_zeroed(tl):
+    """Never zero silently, for TikTokLive's objects too: a comment without text or sender, a gift without
+    a sender or gift id, a like or follow from nobody raise ValueError (the source logs and counts it as
+    malformed), as every wire format refuses them."""
+    nobody = tl.ExtendedUser(id=0, display_id="", nickname="")
+    rose = tl.Gift(id=5655, name="Rose", diamond_count=1, type=1)
+    bad = {
+        "comment without a sender": tl.CommentEvent(common=common(tl, 1), content="hi"),
+        "comment by protobuf defaults": tl.CommentEvent(common=common(tl, 2), user=nobody, content="hi"),
+        "comment without text": tl.CommentEvent(common=common(tl, 3), user=viewer(tl), content=""),
+        "gift without a sender": tl.GiftEvent(common=common(tl, 4), gift_id=5655, repeat_count=1, gift=rose),
+        "gift without a gift id": tl.GiftEvent(common=common(tl, 5), user=viewer(tl), repeat_count=1),
+        "like from nobody": tl.LikeEvent(common=common(tl, 6), count=1, total=3),
+        "follow from nobody": tl.FollowEvent(common=common(tl, 7)),
+        "join from nobody": tl.JoinEvent(common=common(tl, 8), user=nobody),
+    }
+    for what, obj in bad.items():
+        obj = type(obj)().parse(bytes(obj))  # as TikTokLive parses it off the wire
+        with pytest.raises(ValueError):
+            to_event(obj, now=T0, room_id="cfg-room")
+            pytest.fail(what)
+    assert mapped(gift(tl, 9, 1, True)).data["gift_id"] == 5655  # a whole one still maps

@@ -132,18 +132,24 @@ _user_cache: dict[tuple, User] = {}
 def _plain_user(user_id: Any, unique_id: Any, nickname: Any, follow_role: Any, moderator: Any, subscriber: Any,
                 level: Any) -> User:
     """A User from a flat line's seven fields (``_USER_FIELDS``) and nothing else."""
-    return User(user_id=_str(user_id, "userId"), unique_id=_str(unique_id, "uniqueId"),
+    return User(user_id="" if user_id == "0" or (type(user_id) is int and user_id == 0) else _str(user_id, "userId"),
+                unique_id=_str(unique_id, "uniqueId"),
                 nickname=_str(nickname, "nickname"), follow_role=_int(follow_role, "followRole"),
                 is_moderator=_bool(moderator), is_subscriber=_bool(subscriber), gifter_level=_int(level, "gifterLevel"))
 
 
 def _flat_user(d: dict) -> User:
-    """The viewer of a flat line, from ``_USER_FIELDS`` only, remembered: the same viewer sends
-    many events. Users are never changed after decoding, so events may share one. The result
-    depends on the key alone, so it never depends on the lines decoded before."""
+    """The viewer of a flat line, from ``_USER_FIELDS`` (and ``followInfo.followStatus``) only,
+    remembered: the same viewer sends many events. Users are never changed after decoding, so
+    events may share one. The result depends on the key alone, so it never depends on the lines
+    decoded before."""
     user_id, unique_id, nickname = d.get("userId"), d.get("uniqueId"), d.get("nickname")
+    role = d.get("followRole")
+    # TLC 1.x's followRole copies followInfo.followStatus: a 0 (or none) at the top does not shadow it
+    if (not role or role == "0") and "followInfo" in d:
+        role = _dict(d["followInfo"], "followInfo").get("followStatus") or role
     # 1, 1.0 and true are equal keys but not the same text: the types are part of the key
-    key = (user_id, unique_id, nickname, type(user_id), type(unique_id), type(nickname), d.get("followRole"),
+    key = (user_id, unique_id, nickname, type(user_id), type(unique_id), type(nickname), role,
            d.get("isModerator"), d.get("isSubscriber"), d.get("gifterLevel"))
     try:
         user = _user_cache.get(key)
@@ -229,7 +235,8 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
     d = _dict(obj.get("data"), "data")
     # TLC 2.x objects (nested user / common), TLC's other events and a follow role only in followInfo
     # (TLC 1.x) go the full way; TikFinity's flat lines of the classic kinds take the fast path.
-    if kind is None or "user" in d or "common" in d or ("followInfo" in d and not d.get("followRole")):
+    # (TLC 1.x's followInfo, on every real TikFinity line, is read by ``_flat_user``: still the flat path)
+    if kind is None or "user" in d or "common" in d:
         webcast = EVENT_NAMES.get(name)
         if webcast is None:
             kind = UNKNOWN
@@ -282,7 +289,8 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
         data = {}
     user: User | None = None
     if kind in _USER_KINDS:
-        if not (d.get("userId") or d.get("uniqueId")):
+        user_id = d.get("userId")
+        if not ((user_id and user_id != "0") or d.get("uniqueId")):  # "0" is protobuf's unset id
             raise ValueError(f"a {name} line without a user (userId or uniqueId)")
         user = _flat_user(d)
     created = d.get("createTime")

@@ -87,6 +87,7 @@ _WEBCAST = frozenset({"WebcastLinkMicBattle", "WebcastLinkMicArmies", "WebcastLi
                       "WebcastBarrageMessage"})
 _FORCED = {"SuperFanJoinEvent": SUPERFAN_JOIN, "SuperFanBoxEvent": SUPERFAN_BOX}
 _NO_USER = (VIEWERS, LIVE_END, CONNECT, DISCONNECT)
+_NEEDS_USER = (CHAT, GIFT, LIKE, JOIN, FOLLOW, SHARE, SUBSCRIBE)
 
 
 def _kind_of(obj: Any) -> str:
@@ -170,7 +171,9 @@ def to_event(obj: Any, *, now: int, room_id: str = "") -> Event | None:
 
     Kinds we do not model become ``unknown`` (``data.kind`` is the class name). Returns None only
     for TikTokLive's bookkeeping (``WebsocketResponseEvent``). Raises AttributeError, TypeError or
-    ValueError on an object of an unexpected shape.
+    ValueError on an object of an unexpected shape, and ValueError on one lacking what its kind needs (a
+    chat without text or sender, a gift without a sender or gift id, a like / join / follow / share /
+    subscribe from nobody): never an event with blanks.
     """
     name = type(obj).__name__
     if name == "WebsocketResponseEvent":
@@ -205,13 +208,21 @@ def to_event(obj: Any, *, now: int, room_id: str = "") -> Event | None:
         data = {}
     created = getattr(common, "create_time", None)
     user = getattr(obj, "user", None)
+    viewer = _user(user, getattr(obj, "user_identity", None)) if user is not None and kind not in _NO_USER else None
+    # never zero silently, as every wire format (bot.events.formats.webcast): refused, not an event with blanks
+    if kind in _NEEDS_USER and (viewer is None or not (viewer.user_id or viewer.unique_id)):
+        raise ValueError(f"a {kind} without a user")
+    if kind == CHAT and not data["text"]:
+        raise ValueError("a chat without text")
+    if kind == GIFT and not data["gift_id"]:
+        raise ValueError("a gift without a gift id")
     method = _text(getattr(common, "method", ""))
     return Event(
         type=kind,
         ts=_ms(created) if created else now,
         room_id=_nonzero(getattr(common, "room_id", None) or getattr(obj, "room_id", None)) or room_id,
         msg_id=_nonzero(getattr(common, "msg_id", None)),
-        user=_user(user, getattr(obj, "user_identity", None)) if user is not None and kind not in _NO_USER else None,
+        user=viewer,
         data=data,
         raw={"event": name, "method": method} if method else {"event": name},  # small: the recorder keeps it
     )

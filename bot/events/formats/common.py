@@ -108,6 +108,7 @@ def _dict(value: Any, field: str) -> dict:
 
 
 def _first(d: dict, *keys: str) -> Any:
+    """The first of ``keys`` present and not None."""
     for k in keys:
         v = d.get(k)
         if v is not None:

@@ -24,9 +24,10 @@ that is absent is counted in ``Lossy.total``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
-from bot.events.formats.common import Lossy, _bool, _count, _dict, _gift_data, _int, _ms, _str
+from bot.events.formats.common import Lossy, _bool, _count, _dict, _first, _gift_data, _int, _ms, _str
 from bot.events.model import (BATTLE_ARMIES, BATTLE_END, BATTLE_START, BATTLE_UPDATE, CHAT, COHOST_JOIN, COHOST_LEAVE,
                               EMOTE, ENVELOPE, FOLLOW, GIFT, GOAL_UPDATE, GUEST_JOIN, GUEST_LEAVE, JOIN, LIKE,
                               LINKMIC_LAYER, LIVE_END, LIVE_PAUSE, LIVE_RESUME, MAX_INT, MOD_DELETE, QUESTION,
@@ -65,7 +66,12 @@ _RESULT = {0: "us", 1: "them", 2: "draw"}  # BattleResultResult, for our side
 
 # Which anchor of a battle is the room's own host: learned from the battle's start (the anchor whose
 # room is this room) and used by the armies messages that follow, which name anchors by id only.
-_our_anchor: dict[str, str] = {}
+# Keyed by (room, battle id): two rooms that battle each other share the battle id, and one process
+# (``livebot ingest``, a source per room) may decode both. It lives here, not in the engine, because
+# only the decoder sees the start's anchors beside the room; it is the one piece of state the decoder
+# keeps, bounded (the oldest battles are forgotten first).
+_OUR_ANCHOR_MAX = 4096
+_our_anchor: OrderedDict[tuple[str, str], str] = OrderedDict()
 
 
 def _id(value: Any, field: str) -> str:
@@ -75,15 +81,6 @@ def _id(value: Any, field: str) -> str:
     if isinstance(value, bool):
         raise ValueError(f"field '{field}' is not an id: {value!r}")
     return _str(value, field)
-
-
-def _get(d: dict, *keys: str) -> Any:
-    """The first of ``keys`` present and not None."""
-    for k in keys:
-        v = d.get(k)
-        if v is not None:
-            return v
-    return None
 
 
 def _set(d: dict, *keys: str) -> Any:
@@ -106,8 +103,8 @@ def _badges(u: dict) -> list[tuple[int, int]]:
         for b in badges:
             if not isinstance(b, dict):
                 continue
-            scene = _get(b, "sceneType", "badgeScene", "badgeSceneType")
-            extra = _dict(_get(b, "privilegeLogExtra", "logExtra"), "privilegeLogExtra")
+            scene = _first(b, "sceneType", "badgeScene", "badgeSceneType")
+            extra = _dict(_first(b, "privilegeLogExtra", "logExtra"), "privilegeLogExtra")
             out.append((_int(scene, "sceneType") if not isinstance(scene, str) or scene.isdigit() else -1,
                         _int(extra.get("level") or 0, "level")))
     return out
@@ -139,7 +136,7 @@ def read_user(d: dict, u: Any = None, *, identity: Any = None) -> User | None:
     if not level:
         level = next((lv for s, lv in badges if s == 8 and lv), 0)
     if not level:
-        grade = _dict(_get(u, "payGrade", "userHonor"), "payGrade")
+        grade = _dict(_first(u, "payGrade", "userHonor"), "payGrade")
         level = _int(grade.get("level"), "payGrade.level")
     return User(user_id=user_id, unique_id=unique_id, nickname=nickname, follow_role=follow, is_moderator=moderator,
                 is_subscriber=subscriber, gifter_level=level)
@@ -215,7 +212,7 @@ def _need_user(d: dict, what: str, **kw: Any) -> User:
 # -- the classic kinds ------------------------------------------------------------------------------
 
 def _chat(d, common, v1, ctx, forced, room, ts):
-    text = _get(d, "content", "comment")
+    text = _first(d, "content", "comment")
     if text is None or text == "":
         raise ValueError("a chat without text")
     return [(CHAT, _need_user(d, "chat"), {"text": _str(text, "content")})]
@@ -229,9 +226,9 @@ def _gift(d, common, v1, ctx, forced, room, ts):
     original = d.get("originalName")
     name = ctx.expect(_set(d, "originalName") or _set(gift, "name") or _set(details, "giftName", "name")
                       or d.get("giftName"))
-    diamonds = ctx.expect(_get(gift, "diamondCount") if gift else _get(details, "diamondCount") if details
+    diamonds = ctx.expect(_first(gift, "diamondCount") if gift else _first(details, "diamondCount") if details
                           else d.get("diamondCount"))
-    gift_type = ctx.expect(_get(gift, "type") if gift else _get(details, "giftType", "type") if details
+    gift_type = ctx.expect(_first(gift, "type") if gift else _first(details, "giftType", "type") if details
                            else d.get("giftType"))
     data = _gift_data(gift_id, name, diamonds, d.get("repeatCount"), gift_type, d.get("repeatEnd"), d.get("groupId"))
     if not data["gift_id"]:
@@ -244,20 +241,20 @@ def _gift(d, common, v1, ctx, forced, room, ts):
 
 
 def _like(d, common, v1, ctx, forced, room, ts):
-    count, total = ctx.expect(_get(d, "likeCount", "count")), ctx.expect(_get(d, "totalLikeCount", "total"))
+    count, total = ctx.expect(_first(d, "likeCount", "count")), ctx.expect(_first(d, "totalLikeCount", "total"))
     data = {"count": _count(count, "likeCount"), "total": _count(total, "totalLikeCount", MAX_INT)}
     return [(LIKE, _need_user(d, "like"), data)]
 
 
 def _viewers(d, common, v1, ctx, forced, room, ts):
-    count = _get(d, "viewerCount", "total")
+    count = _first(d, "viewerCount", "total")
     if count is None:
         raise ValueError("a viewer count without a count")
     return [(VIEWERS, None, {"count": _count(count, "viewerCount")})]
 
 
 def _member(d, common, v1, ctx, forced, room, ts):
-    action = _get(d, "actionId", "action")
+    action = _first(d, "actionId", "action")
     if action is not None and _int(action, "action") != 1:  # MemberMessageAction: 1 joined
         return [(UNKNOWN, None, {"kind": f"member:{_int(action, 'action')}"})]
     return [(JOIN, _need_user(d, "join"), {})]
@@ -279,7 +276,7 @@ def _social(d, common, v1, ctx, forced, room, ts):
 
 
 def _subscribe(d, common, v1, ctx, forced, room, ts):
-    months = _count(ctx.expect(_get(d, "subMonth", "subMonths")), "subMonth")
+    months = _count(ctx.expect(_first(d, "subMonth", "subMonths")), "subMonth")
     return [(SUBSCRIBE, _need_user(d, "subscribe"), {"months": months})]
 
 
@@ -294,8 +291,8 @@ def _control(d, common, v1, ctx, forced, room, ts):
 # -- the new kinds -----------------------------------------------------------------------------------
 
 def _question(d, common, v1, ctx, forced, room, ts):
-    q = _dict(_get(d, "data", "questionDetails", "details"), "data")
-    text = _get(q, "content", "questionText")
+    q = _dict(_first(d, "data", "questionDetails", "details"), "data")
+    text = _first(q, "content", "questionText")
     if text is None:
         text = d.get("questionText")
     if text is None or text == "":
@@ -305,7 +302,7 @@ def _question(d, common, v1, ctx, forced, room, ts):
 
 
 def _emote(d, common, v1, ctx, forced, room, ts):
-    emote_list = _list(_get(d, "emoteList", "emotes"), "emoteList")
+    emote_list = _list(_first(d, "emoteList", "emotes"), "emoteList")
     first = _dict(emote_list[0], "emoteList[0]") if emote_list else _dict(d.get("emote"), "emote")
     emote_id = _set(first, "emoteId") or _set(d, "emoteId")
     if emote_id is None:
@@ -353,7 +350,7 @@ def _goal(d, common, v1, ctx, forced, room, ts):
     subs = _list(goal.get("subGoals"), "goal.subGoals")
     sub = _dict(d.get("contributeSubgoal"), "contributeSubgoal") or (_dict(subs[0], "subGoals[0]") if subs else {})
     progress, target = ctx.expect(sub.get("progress")), ctx.expect(sub.get("target"))
-    user = read_user({}, {"userId": _get(d, "contributorIdStr", "contributorId"),
+    user = read_user({}, {"userId": _first(d, "contributorIdStr", "contributorId"),
                           "displayId": d.get("contributorDisplayId")})
     return [(GOAL_UPDATE, user, {"goal_id": _str(goal_id, "goal.id"),
                                  "description": _str(goal.get("description"), "goal.description"),
@@ -373,19 +370,19 @@ def _poll(d, common, v1, ctx, forced, room, ts):
             break
     else:
         raise ValueError("a poll without its content")
-    options = [{"text": _str(_get(_dict(o, "option"), "displayContent", "DisplayContent"), "displayContent"),
-                "votes": _count(_get(_dict(o, "option"), "votes", "Votes"), "votes", MAX_INT)}
-               for o in _list(_get(content, "optionList", "OptionList"), "optionList")]
+    options = [{"text": _str(_first(_dict(o, "option"), "displayContent", "DisplayContent"), "displayContent"),
+                "votes": _count(_first(_dict(o, "option"), "votes", "Votes"), "votes", MAX_INT)}
+               for o in _list(_first(content, "optionList", "OptionList"), "optionList")]
     basic = _dict(d.get("pollBasicInfo"), "pollBasicInfo")
-    title = _get(content, "title", "Title") or basic.get("title") or ""
-    operator = _get(content, "operator", "Operator")
+    title = _first(content, "title", "Title") or basic.get("title") or ""
+    operator = _first(content, "operator", "Operator")
     user = read_user({}, operator) if operator else None
     return [(TIKTOK_POLL, user, {"poll_id": _str(poll_id, "pollId"), "title": _str(title, "title"), "options": options,
                                  "phase": phase})]
 
 
 def _rank(d, common, v1, ctx, forced, room, ts):
-    updates = _list(_get(d, "updates", "updatesList"), "updates")  # Euler v2: updatesList
+    updates = _list(_first(d, "updates", "updatesList"), "updates")  # Euler v2: updatesList
     if not updates:
         raise ValueError("a rank update without updates")
     first = _dict(updates[0], "updates[0]")
@@ -393,12 +390,12 @@ def _rank(d, common, v1, ctx, forced, room, ts):
     if isinstance(kind, str) and kind.isdigit():  # Euler v2 carries it as text
         kind = int(kind)
     rank_type = _RANK_TYPES.get(kind, str(kind)) if isinstance(kind, int) else _str(kind or "", "rankType").lower()
-    rank = ctx.expect(_get(first, "ownRank", "ownerRank"))
+    rank = ctx.expect(_first(first, "ownRank", "ownerRank"))
     return [(RANK_UPDATE, None, {"rank": _count(rank, "ownRank"), "rank_type": rank_type})]
 
 
 def _im_delete(d, common, v1, ctx, forced, room, ts):
-    ids = [_id(x, "deleteMsgIds") for x in _list(_get(d, "deleteMsgIds", "deleteMsgIdsList"), "deleteMsgIds")]
+    ids = [_id(x, "deleteMsgIds") for x in _list(_first(d, "deleteMsgIds", "deleteMsgIdsList"), "deleteMsgIds")]
     ids = [x for x in ids if x]
     if not ids:
         raise ValueError("a moderator delete without message ids")
@@ -409,7 +406,7 @@ def _pin(d, common, v1, ctx, forced, room, ts):
     if _int(d.get("action"), "action") == 2:  # PinMessageActionType.PIN_CANCEL
         return [(UNKNOWN, None, {"kind": "WebcastRoomPinMessage:cancel"})]
     chat = _dict(d.get("chatMessage"), "chatMessage")
-    text = _get(chat, "content", "comment")
+    text = _first(chat, "content", "comment")
     if text is None:
         raise ValueError("a room pin without a pinned chat")
     operator = read_user({}, d.get("operator")) if d.get("operator") else None
@@ -420,12 +417,12 @@ def _pin(d, common, v1, ctx, forced, room, ts):
 # -- battles and co-hosts -----------------------------------------------------------------------------
 
 def _battle_id(d: dict) -> str:
-    settings = _dict(_get(d, "battleSettings", "battleSetting"), "battleSettings")
+    settings = _dict(_first(d, "battleSettings", "battleSetting"), "battleSettings")
     return _id(_set(d, "battleId") or settings.get("battleId"), "battleId")
 
 
 def _time_left(d: dict, ts: int) -> int:
-    settings = _dict(_get(d, "battleSettings", "battleSetting"), "battleSettings")
+    settings = _dict(_first(d, "battleSettings", "battleSetting"), "battleSettings")
     start, duration = _int(settings.get("startTimeMs"), "startTimeMs"), _int(settings.get("duration"), "duration")
     if not start or not duration or not ts:
         return -1
@@ -450,7 +447,7 @@ def _armies(d: dict) -> dict[str, tuple[int, list[dict]]]:
             continue
         for anchor, army in _pairs(value, key):
             army = _dict(army, key)
-            people = _list(_get(army, "userArmies", "userArmy"), "userArmies")
+            people = _list(_first(army, "userArmies", "userArmy"), "userArmies")
             top = []
             for p in people:
                 p = _dict(p, "userArmies")
@@ -458,7 +455,7 @@ def _armies(d: dict) -> dict[str, tuple[int, list[dict]]]:
                             "nickname": _str(p.get("nickname"), "nickname"),
                             "score": _count(p.get("score"), "score", MAX_INT)})
             top.sort(key=lambda x: -x["score"])
-            out[anchor] = (_count(_get(army, "hostscore", "hostScore"), "hostscore", MAX_INT), top)
+            out[anchor] = (_count(_first(army, "hostscore", "hostScore"), "hostscore", MAX_INT), top)
     for item in _list(d.get("battleArmies"), "battleArmies"):  # TLC 1.x flat
         item = _dict(item, "battleArmies")
         top = [_brief(read_user(_dict(u, "participants")), score=0) for u in
@@ -472,7 +469,7 @@ def _armies(d: dict) -> dict[str, tuple[int, list[dict]]]:
 def _anchors(d: dict, room: str) -> tuple[str, list[dict]]:
     """(our anchor's id, the other anchors as user dicts) of a battle message."""
     ours, others = "", []
-    for anchor, info in _pairs(_get(d, "anchorsInfo", "anchorInfo"), "anchorsInfo"):
+    for anchor, info in _pairs(_first(d, "anchorsInfo", "anchorInfo"), "anchorsInfo"):
         base = _dict(_dict(info, "anchorsInfo").get("user"), "anchorsInfo.user")
         uid = _id(base.get("userId"), "userId") or anchor
         if room and _id(base.get("roomId"), "roomId") == room:
@@ -489,9 +486,9 @@ def _anchors(d: dict, room: str) -> tuple[str, list[dict]]:
     return ours, others
 
 
-def _sides(d: dict, battle_id: str, ctx: _Ctx) -> tuple[int, int, list[dict]]:
+def _sides(d: dict, room: str, battle_id: str, ctx: _Ctx) -> tuple[int, int, list[dict]]:
     armies = _armies(d)
-    ours = _our_anchor.get(battle_id, "")
+    ours = _our_anchor.get((room, battle_id), "")
     if ours not in armies:
         ours = next(iter(armies), "")
         ctx.lossy = True  # which side is ours was not known: the first
@@ -500,11 +497,12 @@ def _sides(d: dict, battle_id: str, ctx: _Ctx) -> tuple[int, int, list[dict]]:
     return our_score, theirs, top
 
 
-def _remember(battle_id: str, anchor: str) -> None:
+def _remember(room: str, battle_id: str, anchor: str) -> None:
     if battle_id and anchor:
-        if len(_our_anchor) >= 1000:
-            _our_anchor.clear()
-        _our_anchor[battle_id] = anchor
+        _our_anchor[(room, battle_id)] = anchor
+        _our_anchor.move_to_end((room, battle_id))
+        if len(_our_anchor) > _OUR_ANCHOR_MAX:
+            _our_anchor.popitem(last=False)
 
 
 def _battle(d, common, v1, ctx, forced, room, ts):
@@ -514,19 +512,21 @@ def _battle(d, common, v1, ctx, forced, room, ts):
     action = d.get("action")
     action = _BATTLE_OPEN if action is None else _int(action, "action")
     ours, others = _anchors(d, room)
-    _remember(battle_id, ours)
+    _remember(room, battle_id, ours)
+    if not ours and _first(d, "anchorsInfo", "anchorInfo") and (room, battle_id) not in _our_anchor:
+        ctx.lossy = True  # no anchor names this room (Euler v2 carries no anchor's room): our side is unknown
     if action == _BATTLE_OPEN:
-        settings = _dict(_get(d, "battleSettings", "battleSetting"), "battleSettings")
+        settings = _dict(_first(d, "battleSettings", "battleSetting"), "battleSettings")
         duration = ctx.expect(settings.get("duration")) if "battleUsers" not in d else settings.get("duration")
         return [(BATTLE_START, None, {"battle_id": battle_id, "opponents": others,
                                       "duration_s": _count(duration, "duration")})]
     if action in (_BATTLE_FINISH, _BATTLE_CUT_SHORT):
-        our_score, their_score, top = _sides(d, battle_id, ctx)
+        our_score, their_score, top = _sides(d, room, battle_id, ctx)
         winner = None
         for anchor, result in _pairs(d.get("battleResult"), "battleResult"):
             result = _dict(result, "battleResult")
             score = _count(result.get("score"), "score", MAX_INT)
-            if anchor == _our_anchor.get(battle_id, ours):
+            if anchor == _our_anchor.get((room, battle_id), ours):
                 winner = _RESULT.get(_int(result.get("result"), "result"))
                 our_score = score or our_score
             else:
@@ -542,9 +542,9 @@ def _armies_message(d, common, v1, ctx, forced, room, ts):
     battle_id = _battle_id(d)
     if not battle_id:
         ctx.lossy = True  # Euler v1 and TLC 1.x armies carry no battle id
-    our_score, their_score, top = _sides(d, battle_id, ctx)
+    our_score, their_score, top = _sides(d, room, battle_id, ctx)
     scores = {"battle_id": battle_id, "our_score": our_score, "their_score": their_score}
-    reason = _int(_get(d, "triggerReason", "battleStatus"), "triggerReason")
+    reason = _int(_first(d, "triggerReason", "battleStatus"), "triggerReason")
     if reason == _ARMIES_END:
         winner = "us" if our_score > their_score else "them" if their_score > our_score else "draw"
         return [(BATTLE_END, None, {**scores, "winner": winner, "mvp": top[0] if top else None, "top": top})]
@@ -554,12 +554,12 @@ def _armies_message(d, common, v1, ctx, forced, room, ts):
 
 def _link(d, common, v1, ctx, forced, room, ts):
     # Euler v2 spells this message's fields in PascalCase (Scene, LinkerId, EnterContent.linkedUsersList)
-    cohost = _int(_get(d, "scene", "Scene"), "scene") == 2  # Scene.CO_HOST; 4 is a multi-guest live
-    enter = _dict(_get(d, "enterContent", "EnterContent"), "enterContent")
-    leave = _dict(_get(d, "leaveContent", "LeaveContent"), "leaveContent")
-    channel = {"channel_id": _id(_get(d, "linkerId", "LinkerId"), "linkerId")}
+    cohost = _int(_first(d, "scene", "Scene"), "scene") == 2  # Scene.CO_HOST; 4 is a multi-guest live
+    enter = _dict(_first(d, "enterContent", "EnterContent"), "enterContent")
+    leave = _dict(_first(d, "leaveContent", "LeaveContent"), "leaveContent")
+    channel = {"channel_id": _id(_first(d, "linkerId", "LinkerId"), "linkerId")}
     out = []
-    for item in _list(_get(enter, "linkedUsers", "linkedUsersList"), "linkedUsers"):
+    for item in _list(_first(enter, "linkedUsers", "linkedUsersList"), "linkedUsers"):
         user = read_user({}, _dict(item, "linkedUsers").get("user"))
         if user is not None:
             out.append((COHOST_JOIN if cohost else GUEST_JOIN, user, dict(channel)))
@@ -570,7 +570,7 @@ def _link(d, common, v1, ctx, forced, room, ts):
         out.append((COHOST_LEAVE if cohost else GUEST_LEAVE, user, dict(channel)))
     if enter and not out:
         raise ValueError("a link enter without users")
-    kind = _int(_get(d, "messageType", "MessageType"), "messageType")
+    kind = _int(_first(d, "messageType", "MessageType"), "messageType")
     return out or [(UNKNOWN, None, {"kind": f"WebcastLinkMessage:{kind}"})]
 
 
