@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     vp = sub.add_parser("validate", help="check rule files; print file:line:col: problem for each error")
     vp.add_argument("rules", type=Path)
+    vp.add_argument("--policy", metavar="PACK", choices=("tiktok-live", "strict"),
+                    help="check rule texts against this policy pack (tiktok-live or strict) instead of the "
+                         "settings' packs, and exit 1 on any finding")
 
     rep = sub.add_parser("report", help="session analytics: terminal summary, HTML report; two sessions: compared")
     rep.add_argument("sessions", type=Path, nargs="+", metavar="SESSION",
@@ -147,8 +150,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(problem)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
+    from bot.policy.load import report_findings
+
+    failed = report_findings(ruleset, args.policy)
     print(f"ok: {len(ruleset.rules)} rules in {len(ruleset.files)} file(s)")
-    return 0
+    return 1 if failed else 0
 
 
 def _load_config_and_rules(config: Path | None, rules: Path | None, check=None) -> tuple[Config, Any] | None:
@@ -201,6 +207,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     print(result.summary(), file=sys.stderr)
+    if engine.policy.enabled:
+        print(engine.policy.summary(), file=sys.stderr)
     if args.state:
         save_lifetime(args.state, engine.state.lifetime_snapshot())
     if args.check:

@@ -15,6 +15,7 @@ from bot.engine.templates import Fields, TemplateCompileError, Text, Value, comp
 from bot.engine.views import context_fields
 from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line
 from bot.events.model import EVENT_TYPES
+from bot.policy.load import build_policy, parse_policy
 
 FILE_KEYS = ("rules", "include", "settings")
 RULE_KEYS = ("id", "description", "enabled", "on", "every", "after", "command", "when", "do", "tiers", "tier_by",
@@ -29,7 +30,7 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "incr": ("var", "by", "per"),
 }
 SPECIAL_KINDS = ("poll", "quiz", "set", "incr")
-SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "policy"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -105,6 +106,12 @@ class _Loader:
         self._ids: dict[str, Pos] = {}
         self._loaded: set[Path] = set()
         self._snippet_uses: list[tuple[str, Pos, str]] = []  # (name, where, rule id)
+        # for the policy guard (bot.policy): the pack's own texts, and by action kind for validate
+        self._kind: str | None = None
+        self._policy_texts: list[tuple[Pos, str, str | None, str]] = []
+        self._policy_literals: list[str] = []
+        self._policy_timers: list[tuple[Pos, str, int, frozenset[str]]] = []
+        self.lines: dict[str, list[str]] = {}
 
     def finish(self) -> RuleSet:
         for name, pos, rid in self._snippet_uses:
@@ -118,7 +125,10 @@ class _Loader:
                             key=lambda ip: (order.setdefault(ip[1][0].file, len(order)), ip[1][0].line,
                                             ip[1][0].col, ip[0]))
             raise RuleLoadError([text for _, (_, text) in ranked])
-        return RuleSet(self.rules, files=self.files, settings=self.settings)
+        ruleset = RuleSet(self.rules, files=self.files, settings=self.settings)
+        ruleset.policy = build_policy(self.settings.policy, self._policy_literals, self._policy_texts,
+                                      self._policy_timers)
+        return ruleset
 
     def add(self, pos: Pos, message: str) -> None:
         self.problems.append((pos, f"{pos}: {message}"))
@@ -144,6 +154,7 @@ class _Loader:
 
     def load_text(self, text: str, file: str, folder: Path) -> None:
         self._file_order.setdefault(file, len(self._file_order))
+        self.lines[file] = text.splitlines()
         try:
             doc = load_yaml(text, file)
         except YamlError as exc:
@@ -216,8 +227,13 @@ class _Loader:
                     self._problem(snippets.value_pos[name], f"snippet '{name}' must be text")
                 else:
                     self.settings.snippets[name] = str(value)
+                    self._policy_texts.append((snippets.value_pos[name], "say", f"snippet {name}", str(value)))
+                    self._policy_literals.append(str(value))
         elif snippets is not None:
             self._problem(raw.value_pos["snippets"], "'snippets' must be a mapping of name: text")
+        if "policy" in raw:
+            self.settings.policy = parse_policy(raw["policy"], raw.value_pos["policy"], self._problem)
+            self._policy_literals += self.settings.policy.allow
 
     # -- small checkers ------------------------------------------------------------------------
 
@@ -330,7 +346,9 @@ class _Loader:
             rule.when = self._expr(raw["when"], raw.value_pos["when"], "when", rid, allowed, needs)
         if "merge" in raw:
             merge_pos = raw.value_pos["merge"]
+            self._kind = "say"
             rule.merge = self._text(raw["merge"], merge_pos, rid, frozenset({"names", "count"}), set())
+            self._kind = None
         self._milestones(raw, rule, rid, allowed, needs)
         has_do, has_tiers = "do" in raw, "tiers" in raw
         if has_do == has_tiers:
@@ -343,6 +361,10 @@ class _Loader:
         rule.needs = frozenset(needs & allowed)
         if rule.sponsor is not None:
             rule.needs |= {"sponsor"}
+            self._policy_literals += list(rule.sponsor.values())
+        if rule.every_ms and "every" in raw:
+            kinds = frozenset(a.kind for a in rule.all_actions())
+            self._policy_timers.append((raw.value_pos["every"], rule.id, rule.every_ms, kinds))
         if len(self.problems) > before or not enabled:
             return None
         return rule
@@ -510,19 +532,27 @@ class _Loader:
         spec = ActionSpec(kind=kind, text=Text(""))
         if kind in ("set", "incr"):
             return self._var_action(body, spec, rid, allowed, needs)
-        text = self._text(body.get("text", ""), vpos.get("text", pos), rid, allowed, needs)
-        data = body.get("data", {})
-        if not isinstance(data, dict):
-            self._problem(vpos.get("data", pos), "'data' must be a mapping", rid)
-            return None
-        compiled_data = self._data(data, vpos.get("data", pos), rid, allowed, needs)
+        self._kind = kind  # the texts below are checked by the policy guard as this kind's
+        try:
+            text = self._text(body.get("text", ""), vpos.get("text", pos), rid, allowed, needs)
+            data = body.get("data", {})
+            if not isinstance(data, dict):
+                self._problem(vpos.get("data", pos), "'data' must be a mapping", rid)
+                return None
+            compiled_data = self._data(data, vpos.get("data", pos), rid, allowed, needs)
+        finally:
+            self._kind = None
         if text is None or compiled_data is None:
             return None
         spec.text, spec.data = text, compiled_data
-        if kind == "poll":
-            return self._poll(body, spec, rid, allowed, needs)
-        if kind == "quiz":
-            return self._quiz(body, spec, rid, allowed, needs)
+        self._kind = "say" if kind in ("poll", "quiz") else None
+        try:
+            if kind == "poll":
+                return self._poll(body, spec, rid, allowed, needs)
+            if kind == "quiz":
+                return self._quiz(body, spec, rid, allowed, needs)
+        finally:
+            self._kind = None
         return spec
 
     def _var_action(self, body: YMap, spec: ActionSpec, rid: str | None, allowed: frozenset[str],
@@ -585,6 +615,9 @@ class _Loader:
             self._problem(pos, "expected text", rid)
             return None
         source = str(source)
+        self._policy_literals.append(source)
+        if self._kind is not None:
+            self._policy_texts.append((pos, self._kind, rid, source))
         try:
             text = kind(source, allowed, self._fields)
         except TemplateCompileError as exc:

@@ -46,6 +46,7 @@ class Settings:
     chat_max_wait_ms: int = 60_000
     top_n: int = 3
     snippets: dict[str, str] = field(default_factory=dict)
+    policy: Any = None  # bot.policy.checks.PolicySettings (settings: policy:), None: the defaults
 
 
 @dataclass(slots=True)
@@ -95,6 +96,7 @@ class RuleSet:
     by_type: dict[str, list[Rule]] = field(default_factory=dict)
     timers: list[Rule] = field(default_factory=list)
     by_id: dict[str, Rule] = field(default_factory=dict)
+    policy: Any = None  # bot.policy.guard.Policy, built by the loader; None: the default packs
 
     def __post_init__(self) -> None:
         ranked = sorted(self.rules, key=lambda r: (-r.priority, r.order))

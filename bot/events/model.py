@@ -20,10 +20,11 @@ UNKNOWN = "unknown"
 TOP_GIFTER = "top_gifter"  # made by the engine when a viewer climbs into the top gifters
 CONNECT = "connect"  # made by live sources when they (re)connect
 DISCONNECT = "disconnect"  # ... and when the connection drops or closes
+MODERATION = "moderation"  # made by the policy guard for a chat line it flags (bot.policy)
 
 EVENT_TYPES: frozenset[str] = frozenset(
     {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER,
-     CONNECT, DISCONNECT}
+     CONNECT, DISCONNECT, MODERATION}
 )
 
 # Per-type data fields, in the order they are written out.
@@ -39,6 +40,7 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     CONNECT: ("source",),
     DISCONNECT: ("source", "reason"),
     LIVE_END: ("source", "reason"),
+    MODERATION: ("reason", "strikes", "muted_until", "checks"),
 }
 
 STREAKABLE_GIFT_TYPE = 1

@@ -1,0 +1,367 @@
+"""The policy guard at run time: viewer text masked before rendering, every action screened
+before any sink, and viewer chat moderated.
+
+Design (see DEVELOPERS.md "The policy guard"):
+
+1. **Viewer values are cleaned before templates see them.** ``PolicyRuntime.guard_context``
+   replaces the viewer-supplied strings of an event's context (``user.nickname``,
+   ``user.unique_id``, ``event.text``, ``args``) by masked copies. Whatever a template does with
+   them (``upper``, ``join``, slicing), it can only print the masked text. A value of which
+   nothing readable is left becomes a sentinel; an action whose text or data carries it is
+   suppressed (a "Welcome ***!" says nothing). Results are cached by the raw string, so a
+   nickname costs one scan per stream, not one per action.
+2. **Every action is screened at the engine's exit** (``screen``), whatever its kind — built-in,
+   a rule's own, or one a new sink adds: its text and string data are scanned for links, payment
+   handles, contact details and banned words; a finding inside the rule pack's own literal text
+   (the creator's words, already judged by ``livebot validate``) is left alone, anything else is
+   masked. This catches viewer text that reaches an action without a template (the leaderboard
+   line, a quiz winner). Then the repetition rate.
+3. Each masking or suppression is counted by check id (``stats()``), recorded on the action as
+   ``data["policy"]`` (check, field, what was done; never the viewer's text), and a suppressed
+   action is kept in ``suppressed`` (a bounded list) for the trace and the control page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, deque
+from typing import Any, Iterable
+
+from bot.actions.model import Action
+from bot.events.model import Event
+from bot.policy.checks import CHECKS, PolicySettings, channels_of
+from bot.policy.detect import Detector, Finding
+from bot.policy.normalize import fold
+
+SENTINEL = "\ue000"  # a viewer value with nothing readable left; its action is suppressed
+REPEAT_KINDS = frozenset({"say", "shoutout", "cta", "alert", "tts"})
+MODERATION_CHECKS = frozenset({"banned-word", "link", "off-platform-payment", "contact"})
+_EXPR = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+_WORDY = re.compile(r"\w", re.UNICODE)
+
+
+def literal_parts(source: str) -> str:
+    """A template's own text with each ``{{ }}`` / ``{% %}`` block replaced by a same-length
+    placeholder (one token, so positions in the source still hold)."""
+    return _EXPR.sub(lambda m: "§" * len(m.group()), source)
+
+
+class Policy:
+    """What the loader builds: the settings, the detector, and the rule pack's own text."""
+
+    def __init__(self, settings: PolicySettings | None = None, literals: Iterable[str] = ()) -> None:
+        self.settings = settings or PolicySettings()
+        self.detector = Detector(self.settings)
+        checks = self.detector.checks
+        self.viewer_checks = frozenset(c for c in checks if CHECKS[c].viewer)
+        self.enabled = bool(checks)
+        self.literal_blob = "\n".join(" ".join(fold(t.replace("§", " ")).shapes) for t in literals if t)
+        self.texts: list[tuple[Any, str, str | None, str]] = []  # (pos, kind, rule id, source), for validate
+        self.timers: list[tuple[Any, str, int, frozenset[str]]] = []  # (pos, rule id, every_ms, kinds)
+
+    def checks_for(self, kind: str) -> frozenset[str]:
+        ch = channels_of(kind)
+        return frozenset(c for c in self.viewer_checks if CHECKS[c].applies & ch)
+
+    def is_creator_text(self, shapes: list[str], hit: frozenset[int]) -> bool:
+        span = " ".join(shapes[i] for i in sorted(hit)).strip(".,!?;:()[]\"'")
+        return bool(span) and span in self.literal_blob
+
+
+class PolicyRuntime:
+    """One session's guard: counters, moderation state and the repetition window."""
+
+    MAX_SUPPRESSED = 200
+
+    def __init__(self, policy: Policy | None) -> None:
+        self.policy = policy or Policy()
+        self.masked: Counter[str] = Counter()  # maskings, by check id
+        self.suppressed_by: Counter[str] = Counter()  # suppressed actions, by check id
+        self.moderations: Counter[str] = Counter()  # moderation events, by reason
+        self.suppressed: deque[dict[str, Any]] = deque(maxlen=self.MAX_SUPPRESSED)
+        self.strikes: dict[str, int] = {}
+        self.muted_until: dict[str, int] = {}
+        self._said: dict[tuple[str, str], deque[int]] = {}
+        self._chat_recent: dict[str, deque[tuple[int, str]]] = {}
+        self._clean_cache: dict[str, tuple[str, list[str] | None, tuple[tuple[str, str], ...]]] = {}
+        self._event_entries: list[dict[str, Any]] = []
+
+    def replace(self, policy: Policy | None) -> None:
+        """New rules (a reload): new settings, same counters and moderation state."""
+        self.policy = policy or Policy()
+        self._clean_cache.clear()
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy.enabled
+
+    # -- 1. viewer values --------------------------------------------------------------------
+
+    def clean(self, value: str) -> tuple[str, list[str] | None, tuple[tuple[str, str], ...]]:
+        """``value`` with risky tokens masked: (text, the tokens after masking or None when
+        unchanged, ((check, what), ...)). Nothing readable left: the text is SENTINEL."""
+        hit = self._clean_cache.get(value)
+        if hit is not None:
+            return hit
+        findings = self.policy.detector.scan(value, self.policy.viewer_checks) if value else []
+        if not findings:
+            out: tuple[str, list[str] | None, tuple[tuple[str, str], ...]] = (value, None, ())
+        else:
+            out = self._masked(value, findings)
+        if len(self._clean_cache) > 50_000:
+            self._clean_cache.clear()
+        self._clean_cache[value] = out
+        return out
+
+    def _masked(self, value: str, findings: list[Finding]) -> tuple[str, list[str], tuple[tuple[str, str], ...]]:
+        f = fold(value)
+        masked = set().union(*(x.tokens for x in findings))
+        mask = self.policy.settings.mask
+        tokens = [mask if i in masked else t for i, t in enumerate(f.raw)]
+        left = any(_WORDY.search(t) for i, t in enumerate(f.raw) if i not in masked and f.shapes[i])
+        what = tuple(dict.fromkeys((x.check, x.what) for x in findings))
+        if not left:
+            return SENTINEL, [SENTINEL] * len(tokens), what
+        counter = iter(range(len(f.raw)))
+        text = re.sub(r"\S+", lambda m: tokens[next(counter)], value)
+        text = re.sub(rf"(?:{re.escape(mask)}\s+)+{re.escape(mask)}", mask, text)  # one mask for a run
+        return text, tokens, what
+
+    def guard_context(self, base: dict[str, Any]) -> dict[str, Any]:
+        """An event's context with its viewer-supplied strings cleaned (a new dict when changed)."""
+        self._event_entries = []
+        if not self.policy.viewer_checks:
+            return base
+        out = base
+        user = base.get("user")
+        if user:
+            for key in ("nickname", "unique_id"):
+                v = user.get(key)
+                if isinstance(v, str) and v:
+                    text, _, what = self.clean(v)
+                    if what:
+                        if out is base:
+                            out = dict(base)
+                            out["user"] = user = dict(user)
+                        user[key] = text
+                        self._note(f"user.{key}", what, text)
+        event = base.get("event")
+        if event is not None:
+            v = event.get("text")
+            if isinstance(v, str) and v:
+                text, _, what = self.clean(v)
+                if what:
+                    if out is base:
+                        out = dict(base)
+                    out["event"] = event = dict(event)
+                    event["text"] = text
+                    self._note("event.text", what, text)
+        args = base.get("args")
+        if args:
+            text, tokens, what = self.clean(" ".join(args))
+            if what and tokens is not None:
+                if out is base:
+                    out = dict(base)
+                out["args"] = tokens
+                self._note("args", what, text)
+        return out
+
+    def _note(self, where: str, what: tuple[tuple[str, str], ...], text: str) -> None:
+        for check, desc in what:
+            self._event_entries.append({"check": check, "field": where, "found": desc,
+                                        "done": "suppressed" if text == SENTINEL else "masked"})
+
+    def mark(self, action: Action) -> None:
+        """Record on a freshly rendered action what the event's cleaning did to it."""
+        if not self._event_entries:
+            return
+        mask = self.policy.settings.mask
+        if _contains(action, SENTINEL) or _contains(action, mask):
+            action.data = {**action.data, "policy": [dict(e) for e in self._event_entries]}
+
+    # -- 2. every action, before any sink ----------------------------------------------------
+
+    def screen(self, actions: list[Action]) -> list[Action]:
+        if not actions or not self.policy.enabled:
+            return actions
+        out = []
+        for action in actions:
+            if self._screen_one(action):
+                out.append(action)
+        return out
+
+    def _screen_one(self, action: Action) -> bool:
+        entries: list[dict[str, Any]] = list(action.data.get("policy", ())) if action.data else []
+        before = len(entries)
+        if SENTINEL in action.text or _contains(action, SENTINEL):
+            action.text = action.text.replace(SENTINEL, self.policy.settings.mask)
+            action.data = _replace_data(action.data, SENTINEL, self.policy.settings.mask)
+            return self._suppress(action, entries or [{"check": "link", "field": "?", "found": "?",
+                                                       "done": "suppressed"}])
+        checks = self.policy.checks_for(action.kind)
+        if checks:
+            text, done = self._screen_text(action.text, checks, "text", entries)
+            if done == "nonsense":
+                return self._suppress(action, entries)
+            action.text = text
+            if action.data:
+                action.data = self._screen_data(action.data, checks, entries, "data")
+        if "repetition" in self.policy.detector.checks and action.kind in REPEAT_KINDS and action.text:
+            if self._repeated(action):
+                entries.append({"check": "repetition", "field": "text", "found": "the same line again",
+                                "done": "suppressed"})
+                return self._suppress(action, entries)
+        for e in entries:
+            self.masked[e["check"]] += 1
+        if len(entries) > before:
+            action.data = {**action.data, "policy": entries}
+        return True
+
+    def _screen_text(self, text: str, checks: frozenset[str], where: str,
+                     entries: list[dict[str, Any]]) -> tuple[str, str]:
+        if not text:
+            return text, ""
+        findings = self.policy.detector.scan(text, checks)
+        if not findings:
+            return text, ""
+        f = fold(text)
+        findings = [x for x in findings if not self.policy.is_creator_text(f.shapes, x.tokens)]
+        if not findings:
+            return text, ""
+        masked, _, what = self._masked(text, findings)
+        for check, desc in what:
+            entries.append({"check": check, "field": where, "found": desc,
+                            "done": "suppressed" if masked == SENTINEL else "masked"})
+        if masked == SENTINEL:
+            return text, "nonsense"
+        return masked, "masked"
+
+    def _screen_data(self, value: Any, checks: frozenset[str], entries: list[dict[str, Any]], where: str) -> Any:
+        if isinstance(value, str):
+            text, done = self._screen_text(value, checks, where, entries)
+            return self.policy.settings.mask if done == "nonsense" else text
+        if isinstance(value, dict):
+            return {k: (v if k == "policy" else self._screen_data(v, checks, entries, f"{where}.{k}"))
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._screen_data(v, checks, entries, where) for v in value]
+        return value
+
+    def _repeated(self, action: Action) -> bool:
+        s = self.policy.settings
+        key = (action.kind, " ".join(fold(action.text).shapes))
+        window = self._said.get(key)
+        now = action.ts
+        if window is None:
+            if len(self._said) > 4096:  # drop lines not said within the window
+                self._said = {k: w for k, w in self._said.items() if w and w[-1] > now - s.repeat_window_ms}
+            window = self._said[key] = deque()
+        while window and window[0] <= now - s.repeat_window_ms:
+            window.popleft()
+        if len(window) >= s.repeat_max:
+            return True
+        window.append(now)
+        return False
+
+    def _suppress(self, action: Action, entries: list[dict[str, Any]]) -> bool:
+        for e in entries:
+            e["done"] = "suppressed"
+        for check in dict.fromkeys(e["check"] for e in entries):
+            self.suppressed_by[check] += 1
+        action.data = {**action.data, "policy": entries}
+        self.suppressed.append(action.to_dict())
+        return False
+
+    # -- 4. moderation ---------------------------------------------------------------------------
+
+    def moderate(self, ev: Event, now: int) -> Event | None:
+        """A ``moderation`` event for a chat line with banned words, links, payment or contact
+        details, a flood of capitals or the same line again and again; else None."""
+        s = self.policy.settings
+        if not s.moderation or ev.user is None or not self.policy.enabled:
+            return None
+        text = str(ev.data.get("text", ""))
+        if not text:
+            return None
+        key = ev.user.key
+        reason = ""
+        checks = MODERATION_CHECKS & self.policy.detector.checks
+        found = self.policy.detector.scan(text, checks) if checks else []
+        if found:
+            reason = found[0].check
+        elif _caps_flood(text, s.caps_min, s.caps_ratio) and not text.startswith("!"):
+            reason = "caps"
+        shape = " ".join(fold(text).shapes)
+        recent = self._chat_recent.get(key)
+        if recent is None:
+            recent = self._chat_recent[key] = deque()
+            if len(self._chat_recent) > 20_000:
+                self._chat_recent = {k: d for k, d in self._chat_recent.items()
+                                     if d and d[-1][0] > now - s.chat_repeat_window_ms}
+                self._chat_recent[key] = recent
+        while recent and recent[0][0] <= now - s.chat_repeat_window_ms:
+            recent.popleft()
+        recent.append((now, shape))
+        if not reason and s.chat_repeat and sum(1 for _, t in recent if t == shape) >= s.chat_repeat:
+            reason = "repetition"
+        if not reason:
+            return None
+        strikes = self.strikes[key] = self.strikes.get(key, 0) + 1
+        until = now + s.mute_ms * min(strikes, 6)
+        self.muted_until[key] = until
+        self.moderations[reason] += 1
+        return Event("moderation", ev.ts, ev.room_id, f"{ev.msg_id}:moderation" if ev.msg_id else "", ev.user,
+                     {"reason": reason, "strikes": strikes, "muted_until": until,
+                      "checks": sorted({x.check for x in found}) or [reason]})
+
+    def user_fields(self, key: str, now: int) -> dict[str, Any]:
+        until = self.muted_until.get(key)
+        return {"strikes": self.strikes.get(key, 0), "muted_until": until,
+                "muted": until is not None and now < until}
+
+    # -- what happened -----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return {"masked": dict(self.masked), "suppressed": dict(self.suppressed_by),
+                "moderation": dict(self.moderations)}
+
+    def summary(self) -> str:
+        def part(c: Counter[str]) -> str:
+            return f"{sum(c.values())}" + (f" ({', '.join(f'{k} {v}' for k, v in c.most_common())})" if c else "")
+        return f"policy: masked {part(self.masked)}; suppressed {part(self.suppressed_by)}; " \
+               f"moderation events {part(self.moderations)}"
+
+
+def _contains(action: Action, needle: str) -> bool:
+    if needle in action.text:
+        return True
+    return _data_contains(action.data, needle)
+
+
+def _data_contains(value: Any, needle: str) -> bool:
+    if isinstance(value, str):
+        return needle in value
+    if isinstance(value, dict):
+        return any(_data_contains(v, needle) for k, v in value.items() if k != "policy")
+    if isinstance(value, list):
+        return any(_data_contains(v, needle) for v in value)
+    return False
+
+
+def _replace_data(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {k: _replace_data(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_data(v, old, new) for v in value]
+    return value
+
+
+def _caps_flood(text: str, minimum: int, ratio: float) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < minimum:
+        return False
+    upper = sum(1 for c in letters if c.isupper())
+    lower = sum(1 for c in letters if c.islower())
+    return upper + lower > 0 and upper / (upper + lower) >= ratio and upper >= minimum
