@@ -14,6 +14,7 @@ WORDS_DIR = Path(__file__).parent / "words"
 _DOT_TOKENS = frozenset({"dot", "(dot)", "[dot]", "{dot}", "<dot>", "[.]", "(.)", "{.}", ".", "punto", "ponto",
                          "punkt", "nokta", "titik"})
 _JOINERS = "./:@"
+_INNER_DOT = re.compile(r"[\(\[\{<]\s*(?:dot|\.)\s*[\)\]\}>]")  # bit(dot)ly, bit[.]ly
 # after "word." and a space, only these are taken as the rest of a link ("bit. ly"); "ok. me too" is not one
 _JOIN_TLDS = frozenset({"com", "net", "org", "ly", "io", "xyz", "ru", "biz", "cc", "link", "tk"})
 
@@ -59,7 +60,7 @@ def _compact(f: Folded) -> tuple[str, list[int]]:
     owner: list[int] = []
     prev = ""
     for i, s in enumerate(f.shapes):
-        piece = "." if s in _DOT_TOKENS else s
+        piece = "." if s in _DOT_TOKENS else _INNER_DOT.sub(".", s)
         glued = prev.endswith(tuple(_JOINERS))
         if glued and prev.endswith(".") and len(prev) > 1 and not piece.startswith(tuple(_JOINERS)):
             # "word. next": a sentence end, unless what follows is a top-level domain links use
@@ -212,9 +213,9 @@ class Detector:
                 hits = []
                 ws = f.words
                 for i, w in enumerate(ws):
-                    if any(b in w for b in brands):
+                    if any(b in w or b in w.replace("dot", "") for b in brands):
                         hits.append(frozenset({i}))
-                    elif i + 1 < len(ws) and any(b in w + ws[i + 1] for b in brands):
+                    elif i + 1 < len(ws) and any(b in w + ws[i + 1] and b not in ws[i + 1] for b in brands):
                         hits.append(frozenset({i, i + 1}))
                     elif f.shapes[i].strip(".,!?;:") in BRAND_TOKENS.get(check, ()):
                         hits.append(frozenset({i}))
