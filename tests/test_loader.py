@@ -238,7 +238,8 @@ def test_the_known_fields_are_those_the_engine_gives():
     engine = Engine(load_rules_text("rules: []\n"))
     values = {"text": "x", "name": "Rose", "diamonds": 1, "count": 2, "gift_id": 1, "gift_type": 2,
               "streak_end": True, "group_id": "g", "total": 3, "months": 1, "kind": "k", "rank": 1,
-              "previous_rank": None, "source": "s", "reason": "r"}
+              "previous_rank": None, "source": "s", "reason": "r",
+              "strikes": 1, "muted_until": 5, "checks": []}
     for kind in sorted(EVENT_TYPES):
         ev = Event(kind, 0, "room", "m1", user("ana"), {f: values[f] for f in DATA_FIELDS.get(kind, ())})
         engine.state.record(ev, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,19 +36,20 @@ def shipped_lists() -> dict[str, list[str]]:
     return out
 
 
-def _spans(pieces: list[str], rx: re.Pattern[str], sep: str = " ") -> list[frozenset[int]]:
+def _spans(pieces: list[str], rx: re.Pattern[str], sep: str = " ", joined: str | None = None,
+           starts: list[int] | None = None) -> list[frozenset[int]]:
     """Run ``rx`` over the pieces joined by ``sep``; each match as the set of pieces it touches."""
-    text, starts, pos = [], [], 0
-    for p in pieces:
-        starts.append(pos)
-        text.append(p)
-        pos += len(p) + len(sep)
-    joined = sep.join(text)
+    if joined is None or starts is None:
+        joined = sep.join(pieces)
+        starts, pos = [], 0
+        for p in pieces:
+            starts.append(pos)
+            pos += len(p) + len(sep)
     out = []
     for m in rx.finditer(joined):
         s, e = m.span()
-        hit = frozenset(i for i, st in enumerate(starts) if st < e and st + len(pieces[i]) > s
-                        or (s == e == st))
+        first = max(bisect_right(starts, s) - 1, 0)
+        hit = frozenset(i for i in range(first, len(starts)) if starts[i] < e and starts[i] + len(pieces[i]) > s)
         if hit:
             out.append(hit)
     return out
@@ -83,6 +85,10 @@ def _compact_hits(compact: str, owner: list[int], rx: re.Pattern[str]) -> list[f
         if hit:
             out.append(hit)
     return out
+
+
+_PATTERNS = {check: re.compile("|".join(f"(?:{rx.pattern})" for rx in rxs)) for check, rxs in PATTERNS.items()}
+_BRANDS_RX = {check: re.compile("|".join(brands)) for check, brands in BRANDS.items()}
 
 
 class Detector:
@@ -204,12 +210,13 @@ class Detector:
                     add("contact", [h], "a phone number")
         if "social-handle" in checks:
             add("social-handle", _compact_hits(compact, owner, HANDLE), "an @handle")
-        for check, rxs in PATTERNS.items():
+        for check, rx in _PATTERNS.items():
             if check in checks:
-                for rx in rxs:
-                    add(check, _spans(f.shapes, rx), check.replace("-", " "))
+                add(check, _spans(f.shapes, rx, joined=f.shape, starts=f.starts), check.replace("-", " "))
+        any_letters = "".join(f.words)
         for check, brands in BRANDS.items():
-            if check in checks:
+            if check in checks and (_BRANDS_RX[check].search(any_letters.replace("dot", "") + any_letters)
+                                    or any(sh.strip(".,!?;:") in BRAND_TOKENS.get(check, ()) for sh in f.shapes)):
                 hits = []
                 ws = f.words
                 for i, w in enumerate(ws):
