@@ -207,7 +207,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     print(result.summary(), file=sys.stderr)
-    if engine.policy.enabled:
+    if any(engine.policy.stats().values()):  # the guard masked, suppressed or moderated something
         print(engine.policy.summary(), file=sys.stderr)
     if args.state:
         save_lifetime(args.state, engine.state.lifetime_snapshot())

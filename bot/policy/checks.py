@@ -200,7 +200,7 @@ class PolicySettings:
     mute_ms: int = 600_000
     caps_ratio: float = 0.7
     caps_min: int = 12
-    chat_repeat: int = 3
+    chat_repeat: int = 4  # the same line this often within chat_repeat_window_ms (lines of 5+ characters)
     chat_repeat_window_ms: int = 30_000
 
     @property

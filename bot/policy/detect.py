@@ -119,6 +119,7 @@ class Detector:
                 continue
             if entry.endswith("*"):
                 self.prefixes.append(word)
+                self.words.add(word)  # the stem itself, for words split in two ("fu ck")
             else:
                 self.words.add(word)
                 self.squeezed.add(squeeze(word))
@@ -155,7 +156,7 @@ class Detector:
         for i, w in enumerate(words):
             if self._is_banned(w):
                 out.append(frozenset({i}))
-            elif i + 1 < len(words) and len(w) <= 4 and self._is_banned(w + words[i + 1]) \
+            elif i + 1 < len(words) and 0 < len(w) <= 4 and (w + words[i + 1]) in self.words \
                     and not self._is_banned(words[i + 1]):
                 out.append(frozenset({i, i + 1}))  # split in two: "fu ck"
         # letters spaced out: f u c k, f.u.c.k (one token each, or one token of dotted letters)

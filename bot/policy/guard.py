@@ -35,6 +35,7 @@ from bot.policy.normalize import fold
 
 SENTINEL = "\ue000"  # a viewer value with nothing readable left; its action is suppressed
 REPEAT_KINDS = frozenset({"say", "shoutout", "cta", "alert", "tts"})
+REPEAT_MIN_CHARS = 5  # "1", "2" (poll votes), "lol" said again are not spam
 MODERATION_CHECKS = frozenset({"banned-word", "link", "off-platform-payment", "contact"})
 _EXPR = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _WORDY = re.compile(r"\w", re.UNICODE)
@@ -85,6 +86,8 @@ class PolicyRuntime:
         self._chat_recent: dict[str, deque[tuple[int, str]]] = {}
         self._clean_cache: dict[str, tuple[str, list[str] | None, tuple[tuple[str, str], ...]]] = {}
         self._event_entries: list[dict[str, Any]] = []
+        self._said_limit = 4096
+        self._recent_limit = 20_000
 
     def replace(self, policy: Policy | None) -> None:
         """New rules (a reload): new settings, same counters and moderation state."""
@@ -253,8 +256,9 @@ class PolicyRuntime:
         window = self._said.get(key)
         now = action.ts
         if window is None:
-            if len(self._said) > 4096:  # drop lines not said within the window
+            if len(self._said) > self._said_limit:  # drop lines not said within the window
                 self._said = {k: w for k, w in self._said.items() if w and w[-1] > now - s.repeat_window_ms}
+                self._said_limit = max(4096, 2 * len(self._said))  # amortized: not again at once
             window = self._said[key] = deque()
         while window and window[0] <= now - s.repeat_window_ms:
             window.popleft()
@@ -295,14 +299,16 @@ class PolicyRuntime:
         recent = self._chat_recent.get(key)
         if recent is None:
             recent = self._chat_recent[key] = deque()
-            if len(self._chat_recent) > 20_000:
+            if len(self._chat_recent) > self._recent_limit:  # drop viewers quiet for the window
                 self._chat_recent = {k: d for k, d in self._chat_recent.items()
                                      if d and d[-1][0] > now - s.chat_repeat_window_ms}
+                self._recent_limit = max(20_000, 2 * len(self._chat_recent))
                 self._chat_recent[key] = recent
         while recent and recent[0][0] <= now - s.chat_repeat_window_ms:
             recent.popleft()
         recent.append((now, shape))
-        if not reason and s.chat_repeat and sum(1 for _, t in recent if t == shape) >= s.chat_repeat:
+        if not reason and s.chat_repeat and len(shape.replace(" ", "")) >= REPEAT_MIN_CHARS \
+                and sum(1 for _, t in recent if t == shape) >= s.chat_repeat:
             reason = "repetition"
         if not reason:
             return None
