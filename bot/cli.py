@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long after a rule fires to count what followed (default 2m)")
     rep.add_argument("--streak-silence", type=_duration_ms, default=5000, metavar="DURATION",
                      help="flush a gift streak whose end never came after this much silence (default 5s)")
+    rep.add_argument("--policy", action="store_true",
+                     help="also screen the session's nicknames and comments with the policy guard (what it would "
+                          "mask or moderate)")
 
     rs = sub.add_parser("resend", help="send dead-lettered actions again, each to the sink that could not take it",
                         description=RESEND_DESCRIPTION, epilog=RESEND_EPILOG,

@@ -56,13 +56,17 @@ class Policy:
         checks = self.detector.checks
         self.viewer_checks = frozenset(c for c in checks if CHECKS[c].viewer)
         self.enabled = bool(checks)
+        self._by_kind: dict[str, frozenset[str]] = {}
         self.literal_blob = "\n".join(" ".join(fold(t.replace("§", " ")).shapes) for t in literals if t)
         self.texts: list[tuple[Any, str, str | None, str]] = []  # (pos, kind, rule id, source), for validate
         self.timers: list[tuple[Any, str, int, frozenset[str]]] = []  # (pos, rule id, every_ms, kinds)
 
     def checks_for(self, kind: str) -> frozenset[str]:
-        ch = channels_of(kind)
-        return frozenset(c for c in self.viewer_checks if CHECKS[c].applies & ch)
+        got = self._by_kind.get(kind)
+        if got is None:
+            ch = channels_of(kind)
+            got = self._by_kind[kind] = frozenset(c for c in self.viewer_checks if CHECKS[c].applies & ch)
+        return got
 
     def is_creator_text(self, shapes: list[str], hit: frozenset[int]) -> bool:
         span = " ".join(shapes[i] for i in sorted(hit)).strip(".,!?;:()[]\"'")
