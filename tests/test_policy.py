@@ -220,7 +220,8 @@ def test_ordinary_chat_is_not_moderated():
     run_events([chat(i * 1000, t, "v") for i, t in enumerate(lines)], rules, engine=engine)  # one viewer
     stats = engine.policy.stats()
     assert stats["moderation"] == {} and stats["masked"] == {}
-    assert stats["suppressed"] == {"repetition": 2}  # TTS reads "1" and "lol" three times a minute, not four
+    # TTS reads the same line at most 3 times a minute: the 4th "1", and the 4th to 6th "lol" (LOL counts too)
+    assert stats["suppressed"] == {"repetition": 4}
 
 
 # -- at load -----------------------------------------------------------------------------------
@@ -304,3 +305,31 @@ def test_guard_off_with_no_packs():
     actions = run_events([chat(1000, "bit.ly/x", "u")], rules)
     assert any(a.kind == "say" for a in actions) and any("bit.ly/x" in a.text for a in actions)
     assert user  # (the helper is used by other tests; keep the import honest)
+
+
+def test_replay_and_report_summarize_what_the_guard_did(tmp_path, capsys):
+    import json
+
+    session = tmp_path / "s.jsonl"
+    lines = [
+        {"type": "chat", "ts": 1000, "msg_id": "a", "user": {"user_id": "1", "unique_id": "ana", "nickname": "Ana"},
+         "data": {"text": "hello"}},
+        {"type": "chat", "ts": 2000, "msg_id": "b", "user": {"user_id": "2", "unique_id": "sp", "nickname": "Sp bit.ly/x"},
+         "data": {"text": "hi there"}},
+        {"type": "chat", "ts": 3000, "msg_id": "c", "user": {"user_id": "3", "unique_id": "x", "nickname": "paypal.me/x"},
+         "data": {"text": "yo"}},
+    ]
+    session.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - id: w\n    on: chat\n    do: [ { say: 'Welcome {{ user.nickname }}!' } ]\n",
+                     encoding="utf-8")
+    out = tmp_path / "actions.jsonl"
+    assert main(["replay", str(session), "--rules", str(rules), "--quiet", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "policy: masked 1 (link 1); suppressed 1 action(s) (by check: link 1, off-platform-payment 1)" in err
+    texts = [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert texts == ["Welcome Ana!", "Welcome Sp ***!"]
+    assert main(["report", str(session), "--actions", str(out), "--policy"]) == 0
+    report = capsys.readouterr().out
+    assert "actions with masked viewer text: 1 part(s): masked link (user.nickname) 1" in report
+    assert "nicknames the guard masks: link 2, off-platform-payment 1" in report  # paypal.me/x is both

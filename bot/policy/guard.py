@@ -57,7 +57,10 @@ class Policy:
         self.viewer_checks = frozenset(c for c in checks if CHECKS[c].viewer)
         self.enabled = bool(checks)
         self._by_kind: dict[str, frozenset[str]] = {}
-        self.literal_blob = "\n".join(" ".join(fold(t.replace("§", " ")).shapes) for t in literals if t)
+        literals = [t for t in literals if t]
+        self.literal_blob = "\n".join(" ".join(fold(t.replace("§", " ")).shapes) for t in literals)
+        # the pack's own words, token by token: screen() scans only the other tokens of a text
+        self.literal_tokens = frozenset(tok for t in literals for tok in literal_parts(t).split() if "§" not in tok)
         self.texts: list[tuple[Any, str, str | None, str]] = []  # (pos, kind, rule id, source), for validate
         self.timers: list[tuple[Any, str, int, frozenset[str]]] = []  # (pos, rule id, every_ms, kinds)
 
@@ -81,7 +84,8 @@ class PolicyRuntime:
     def __init__(self, policy: Policy | None) -> None:
         self.policy = policy or Policy()
         self.masked: Counter[str] = Counter()  # maskings, by check id
-        self.suppressed_by: Counter[str] = Counter()  # suppressed actions, by check id
+        self.suppressed_by: Counter[str] = Counter()  # suppressed actions, by check id (one per check it hit)
+        self.suppressed_actions = 0
         self.moderations: Counter[str] = Counter()  # moderation events, by reason
         self.suppressed: deque[dict[str, Any]] = deque(maxlen=self.MAX_SUPPRESSED)
         self.strikes: dict[str, int] = {}
@@ -226,12 +230,19 @@ class PolicyRuntime:
 
     def _screen_text(self, text: str, checks: frozenset[str], where: str,
                      entries: list[dict[str, Any]]) -> tuple[str, str]:
+        """Scan the tokens of ``text`` that are not the pack's own words (those are judged at load:
+        the creator's text, and what it shares with a viewer's, is left alone); mask findings."""
         if not text:
             return text, ""
-        findings = self.policy.detector.scan(text, checks)
-        if not findings:
-            return text, ""
         f = fold(text)
+        own = self.policy.literal_tokens
+        foreign = [i for i, t in enumerate(f.raw) if t not in own]
+        if not foreign:
+            return text, ""
+        found = self.policy.detector.scan(" ".join(f.raw[i] for i in foreign), checks)
+        if not found:
+            return text, ""
+        findings = [Finding(x.check, frozenset(foreign[i] for i in x.tokens), x.what) for x in found]
         findings = [x for x in findings if not self.policy.is_creator_text(f.shapes, x.tokens)]
         if not findings:
             return text, ""
@@ -272,6 +283,7 @@ class PolicyRuntime:
         return False
 
     def _suppress(self, action: Action, entries: list[dict[str, Any]]) -> bool:
+        self.suppressed_actions += 1
         for e in entries:
             e["done"] = "suppressed"
         for check in dict.fromkeys(e["check"] for e in entries):
@@ -338,7 +350,9 @@ class PolicyRuntime:
     def summary(self) -> str:
         def part(c: Counter[str]) -> str:
             return f"{sum(c.values())}" + (f" ({', '.join(f'{k} {v}' for k, v in c.most_common())})" if c else "")
-        return f"policy: masked {part(self.masked)}; suppressed {part(self.suppressed_by)}; " \
+        by = f" (by check: {', '.join(f'{k} {v}' for k, v in self.suppressed_by.most_common())})" \
+            if self.suppressed_by else ""
+        return f"policy: masked {part(self.masked)}; suppressed {self.suppressed_actions} action(s){by}; " \
                f"moderation events {part(self.moderations)}"
 
 
