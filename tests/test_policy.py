@@ -333,3 +333,18 @@ def test_replay_and_report_summarize_what_the_guard_did(tmp_path, capsys):
     report = capsys.readouterr().out
     assert "actions with masked viewer text: 1 part(s): masked link (user.nickname) 1" in report
     assert "nicknames the guard masks: link 2, off-platform-payment 1" in report  # paypal.me/x is both
+
+
+def test_strikes_and_mutes_survive_a_snapshot_and_restore():
+    from bot.engine.snapshot import restore, snapshot
+
+    rules = load_rules_text(MODERATED)
+    first = Engine(rules)
+    run_events([chat(0, "you are a fucking clown", "troll")], rules, engine=first)
+    saved = snapshot(first)
+    second = Engine(rules)
+    restore(second, saved)
+    actions = run_events([chat(60_000, "hello again", "troll")], rules, engine=second)
+    assert actions == []  # still muted after the restart: no welcome, no TTS
+    assert second.policy.user_fields("id-troll", 60_000) == {"strikes": 1, "muted_until": 600_000, "muted": True}
+    assert second.policy.stats()["moderation"] == {"banned-word": 1}

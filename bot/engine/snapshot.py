@@ -72,6 +72,7 @@ def snapshot(engine: Any) -> dict[str, Any]:
         "milestones": [[r, u, v] for (r, u), v in engine._milestone_seen.items()],
         "recent_ids": engine.dedup.recent(RECENT_IDS),
         "polls": {"poll": _poll(engine), "quiz": _quiz(engine)},
+        "policy": engine.policy.snapshot(),  # moderation strikes and mutes, the guard's counts
     }
 
 
@@ -103,6 +104,7 @@ def restore(engine: Any, snap: dict[str, Any]) -> None:
         for msg_id in snap["recent_ids"]:
             engine.dedup.is_duplicate(msg_id)
         _restore_polls(engine, snap.get("polls"))
+        engine.policy.restore(snap.get("policy"))  # (absent from snapshots before the policy guard)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ValueError(f"a damaged engine snapshot: {type(exc).__name__}: {exc}") from None
 

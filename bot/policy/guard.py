@@ -341,6 +341,23 @@ class PolicyRuntime:
         return {"strikes": self.strikes.get(key, 0), "muted_until": until,
                 "muted": until is not None and now < until}
 
+    # -- saved with the engine (bot.engine.snapshot) --------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"strikes": self.strikes, "muted_until": self.muted_until, "masked": dict(self.masked),
+                "suppressed_by": dict(self.suppressed_by), "suppressed_actions": self.suppressed_actions,
+                "moderations": dict(self.moderations)}
+
+    def restore(self, snap: dict[str, Any] | None) -> None:
+        if not snap:
+            return
+        self.strikes = {str(k): int(v) for k, v in snap.get("strikes", {}).items()}
+        self.muted_until = {str(k): int(v) for k, v in snap.get("muted_until", {}).items()}
+        self.masked.update({str(k): int(v) for k, v in snap.get("masked", {}).items()})
+        self.suppressed_by.update({str(k): int(v) for k, v in snap.get("suppressed_by", {}).items()})
+        self.suppressed_actions += int(snap.get("suppressed_actions", 0))
+        self.moderations.update({str(k): int(v) for k, v in snap.get("moderations", {}).items()})
+
     # -- what happened -----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
