@@ -37,6 +37,7 @@ SENTINEL = "\ue000"  # a viewer value with nothing readable left; its action is 
 REPEAT_KINDS = frozenset({"say", "shoutout", "cta", "alert", "tts"})
 REPEAT_MIN_CHARS = 5  # "1", "2" (poll votes), "lol" said again are not spam
 MODERATION_CHECKS = frozenset({"banned-word", "link", "off-platform-payment", "contact"})
+_PUNCT = ".,!?;:()[]{}\"'…"  # around a word in a rendered text ("Ana!" is the clean "Ana")
 _EXPR = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _WORDY = re.compile(r"\w", re.UNICODE)
 
@@ -94,6 +95,7 @@ class PolicyRuntime:
         self._chat_recent: dict[str, deque[tuple[int, str]]] = {}
         self._clean_cache: dict[str, tuple[str, list[str] | None, tuple[tuple[str, str], ...]]] = {}
         self._event_entries: list[dict[str, Any]] = []
+        self._clean_tokens: set[str] = set()
         self._said_limit = 4096
         self._recent_limit = 20_000
 
@@ -121,7 +123,10 @@ class PolicyRuntime:
             out = self._masked(value, findings)
         if len(self._clean_cache) > 50_000:
             self._clean_cache.clear()
+            self._clean_tokens.clear()
         self._clean_cache[value] = out
+        # its tokens, as they now read, are known to be clean: screen() need not scan them again
+        self._clean_tokens.update(t.strip(_PUNCT) for t in (out[0].split() if out[0] != SENTINEL else ()))
         return out
 
     def _masked(self, value: str, findings: list[Finding]) -> tuple[str, list[str], tuple[tuple[str, str], ...]]:
@@ -235,8 +240,8 @@ class PolicyRuntime:
         if not text:
             return text, ""
         f = fold(text)
-        own = self.policy.literal_tokens
-        foreign = [i for i, t in enumerate(f.raw) if t not in own]
+        own, clean = self.policy.literal_tokens, self._clean_tokens
+        foreign = [i for i, t in enumerate(f.raw) if t not in own and t.strip(_PUNCT) not in clean]
         if not foreign:
             return text, ""
         found = self.policy.detector.scan(" ".join(f.raw[i] for i in foreign), checks)
