@@ -348,3 +348,16 @@ def test_strikes_and_mutes_survive_a_snapshot_and_restore():
     assert actions == []  # still muted after the restart: no welcome, no TTS
     assert second.policy.user_fields("id-troll", 60_000) == {"strikes": 1, "muted_until": 600_000, "muted": True}
     assert second.policy.stats()["moderation"] == {"banned-word": 1}
+
+
+@pytest.mark.parametrize("text,phone", [
+    ("call 555 123 4567", True), ("+1 (555) 123-4567", True), ("07700 900123", True), ("1-800-555-1234", True),
+    ("Tonight's top gifters: 1. Mateo (1,015) · 2. Tariq180 (820) · 3. Nia.908 (500)", False),
+    ("2. (820) · 3. (500) · 4. (100)", False), ("we hit 1,000,000 likes", False), ("room 12 at 3 pm", False),
+])
+def test_phone_numbers_and_not_count_lists(text, phone):
+    from bot.policy.checks import PolicySettings
+    from bot.policy.detect import Detector
+
+    found = [f.check for f in Detector(PolicySettings()).scan(text)]
+    assert ("contact" in found) is phone, found

@@ -91,6 +91,17 @@ _PATTERNS = {check: re.compile("|".join(f"(?:{rx.pattern})" for rx in rxs)) for 
 _BRANDS_RX = {check: re.compile("|".join(brands)) for check, brands in BRANDS.items()}
 
 
+def _is_phone(text: str) -> bool:
+    """9 to 15 digits in groups of two or more ("555 123 4567", "+1 (555) 123-4567"), not a count
+    list such as "2. (820) · 3. (500)" (one-digit groups), nor a number with a thousands comma."""
+    groups = re.findall(r"\d+", text)
+    digits = sum(map(len, groups))
+    if not 9 <= digits <= 15:
+        return False
+    first_ok = len(groups[0]) >= 2 or text.lstrip().startswith("+") or digits >= 11
+    return first_ok and all(len(g) >= 2 for g in groups[1:])
+
+
 class Detector:
     """Everything a pack looks for, compiled once from the settings."""
 
@@ -205,10 +216,11 @@ class Detector:
             add("link", _compact_hits(compact, owner, LINK), "a link")
         if "contact" in checks:
             add("contact", _compact_hits(compact, owner, EMAIL), "an e-mail address")
-            for h in _spans(f.shapes, PHONE):
-                digits = sum(ch.isdigit() for i in h for ch in f.shapes[i])
-                if 9 <= digits <= 15:
-                    add("contact", [h], "a phone number")
+            for m in PHONE.finditer(f.shape):
+                if _is_phone(m.group()):
+                    st, en = m.span()
+                    add("contact", [frozenset(i for i, s0 in enumerate(f.starts)
+                                              if s0 < en and s0 + len(f.shapes[i]) > st)], "a phone number")
         if "social-handle" in checks:
             add("social-handle", _compact_hits(compact, owner, HANDLE), "an @handle")
         for check, rx in _PATTERNS.items():
