@@ -194,7 +194,7 @@ class PolicySettings:
     phrases: list[str] = field(default_factory=list)
     allow: list[str] = field(default_factory=list)
     mask: str = "***"
-    repeat_max: int = 3
+    repeat_max: int | None = None  # None: not set (strict then allows 3 a window; tiktok-live no limit at run time)
     repeat_window_ms: int = 60_000
     moderation: bool = True
     mute_ms: int = 600_000
@@ -202,6 +202,14 @@ class PolicySettings:
     caps_min: int = 12
     chat_repeat: int = 4  # the same line this often within chat_repeat_window_ms (lines of 5+ characters)
     chat_repeat_window_ms: int = 30_000
+
+    @property
+    def repeat_limit(self) -> int | None:
+        """The same bot line at most this often per ``repeat_window_ms``, at run time: as set, else
+        3 with the strict pack, else none (the chat budget's ``dedup`` already drops repeats)."""
+        if self.repeat_max is not None:
+            return self.repeat_max
+        return 3 if "strict" in self.packs else None
 
     @property
     def check_ids(self) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from bot.policy.detect import Detector, Finding
 from bot.policy.normalize import fold
 
 SENTINEL = "\ue000"  # a viewer value with nothing readable left; its action is suppressed
-REPEAT_KINDS = frozenset({"say", "shoutout", "cta", "alert", "tts"})
+REPEAT_KINDS = frozenset({"say", "shoutout", "tts"})  # lines said in chat or aloud
 REPEAT_MIN_CHARS = 5  # "1", "2" (poll votes), "lol" said again are not spam
 MODERATION_CHECKS = frozenset({"banned-word", "link", "off-platform-payment", "contact"})
 _PUNCT = ".,!?;:()[]{}\"'…"  # around a word in a rendered text ("Ana!" is the clean "Ana")
@@ -58,6 +58,7 @@ class Policy:
         self.viewer_checks = frozenset(c for c in checks if CHECKS[c].viewer)
         self.enabled = bool(checks)
         self._by_kind: dict[str, frozenset[str]] = {}
+        self.repeat_limit = self.settings.repeat_limit if "repetition" in checks else None
         literals = [t for t in literals if t]
         self.literal_blob = "\n".join(" ".join(fold(t.replace("§", " ")).shapes) for t in literals)
         # the pack's own words, token by token: screen() scans only the other tokens of a text
@@ -222,7 +223,7 @@ class PolicyRuntime:
             action.text = text
             if action.data:
                 action.data = self._screen_data(action.data, checks, entries, "data")
-        if "repetition" in self.policy.detector.checks and action.kind in REPEAT_KINDS and action.text:
+        if self.policy.repeat_limit and action.kind in REPEAT_KINDS and action.text:
             if self._repeated(action):
                 entries.append({"check": "repetition", "field": "text", "found": "the same line again",
                                 "done": "suppressed"})
@@ -282,7 +283,7 @@ class PolicyRuntime:
             window = self._said[key] = deque()
         while window and window[0] <= now - s.repeat_window_ms:
             window.popleft()
-        if len(window) >= s.repeat_max:
+        if len(window) >= (self.policy.repeat_limit or 0):
             return True
         window.append(now)
         return False
