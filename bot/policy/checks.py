@@ -80,9 +80,9 @@ CHECKS: dict[str, Check] = {c.id: c for c in (
           "such as voice-to-text or on-screen comment displays show or say)",
           "high", output=True),
     Check("repetition",
-          "the same bot line over and over (more than policy.repeat.max times per policy.repeat.window, or a "
-          "chat timer faster than once a minute): CG 'Accounts and Features > Comments' (spam); CG 'Deceptive "
-          "Behaviors and Fake Engagement' (automation tools)",
+          "the same bot line over and over (a chat timer faster than once a minute; at run time a say, shout-out "
+          "or TTS line more than policy.repeat.max times per policy.repeat.window): CG 'Accounts and Features > "
+          "Comments' (spam); CG 'Deceptive Behaviors and Fake Engagement' (automation tools)",
           "medium", viewer=False),
     # strict only
     Check("follow-like-request",
