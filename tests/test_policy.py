@@ -34,13 +34,20 @@ rules:
 # An independent reading of the output: what a person (or TTS) would take from it, letters only.
 _LOOK = str.maketrans({"а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ѕ": "s",
                        "ᴀ": "a", "ᴘ": "p", "ʏ": "y", "ʟ": "l", "0": "o", "1": "i", "3": "e", "4": "a", "5": "s",
-                       "7": "t", "@": "a", "$": "s"})
+                       "7": "t", "@": "a", "$": "s", "β": "b", "ι": "i", "τ": "t", "ν": "v", "ο": "o"})
 
 
 def _read(text: str) -> str:
     s = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
     s = "".join(c for c in s if unicodedata.category(c) not in ("Cf", "Mn")).casefold().translate(_LOOK)
     return re.sub(r"[^a-z]", "", s.replace("dot", ""))
+
+
+def _shows(text: str, forbidden: str) -> bool:
+    """Whether a reader finds ``forbidden`` in ``text`` (digits: among its digits)."""
+    if forbidden.isdigit():
+        return forbidden in re.sub(r"\D", "", text)
+    return forbidden in _read(text)
 
 
 # (nickname or comment, what must not come out of it), built to slip past a plain filter
@@ -59,14 +66,20 @@ ADVERSARIAL = [
     ("$anaxo22 on cash app", "anaxo"),
     ("DM me to pay", "dmmetopay"),
     ("ana@mail.com", "mailcom"),
-    ("call 555 123 4567", "five"),  # (digits: checked separately below)
+    ("call 555 123 4567", "5551234567"),
     ("f u c k", "fuck"),
-    ("fuuuuck you", "fuck"),
+    ("fuuuuck you", "fuuuuck"),
     ("sh\u200bit stream", "shit"),
     ("ｆｕｃｋ", "fuck"),
     ("f.u.c.k", "fuck"),
-    ("Send 10 roses and I will follow you back!", "sendroses"),
+    ("Send 10 roses and I will follow you back!", "rosesandiwillfollow"),
     ("tap the screen 100 times", "tapthescreen"),
+    ("𝐛𝐢𝐭.𝐥𝐲/𝐱", "bitly"),  # mathematical bold
+    ("ⓑⓘⓣ.ⓛⓨ/x", "bitly"),  # circled letters
+    ("bit。ly/x", "bitly"),  # ideographic full stop
+    ("ΒΙΤ.LY/x", "bitly"),  # Greek capitals
+    ("p\u200da\u200dy\u200dp\u200da\u200dl", "paypal"),  # zero-width joiners
+    ("V3NM0 me", "venmo"),  # leet in capitals
     ("telegram: @ana_x", "telegram"),
 ]
 
@@ -80,8 +93,15 @@ def test_adversarial_viewer_text_never_reaches_chat_tts_or_overlay(payload, forb
     actions = run_events(evs, rules)
     for a in actions:
         blob = a.text + " " + " ".join(str(v) for k, v in a.data.items() if k != "policy")
-        assert forbidden not in _read(blob), (a.kind, blob)
-        assert "5551234567" not in re.sub(r"\D", "", blob)
+        assert not _shows(blob, forbidden), (a.kind, blob)
+
+
+@pytest.mark.parametrize("payload,forbidden", ADVERSARIAL)
+def test_without_the_guard_each_payload_does_come_out(payload, forbidden):
+    """The check above can fail: with the guard off, the reader finds every payload in the output."""
+    rules = load_rules_text("settings:\n  policy: { packs: [] }\n" + ECHO)
+    actions = run_events([chat(2000, payload, "u2")], rules)
+    assert any(_shows(a.text, forbidden) for a in actions)
 
 
 def test_masked_parts_are_recorded_on_the_action_and_counted():
