@@ -62,6 +62,8 @@ ADVERSARIAL = [
     ("get coins at freecoins[.]xyz", "freecoinsxyz"),
     ("раураl.me/ana", "paypal"),  # Cyrillic look-alikes
     ("pay me on venmo @ana-22", "venmo"),
+    ("venmo: @anaxq", "anaxq"),  # the handle goes too, not only the brand
+    ("pay me on venmo @anaxq", "anaxq"),
     ("c a s h a p p $anaxo", "cashapp"),
     ("$anaxo22 on cash app", "anaxo"),
     ("DM me to pay", "dmmetopay"),
@@ -387,3 +389,22 @@ def test_phone_numbers_and_not_count_lists(text, phone):
 
     found = [f.check for f in Detector(PolicySettings()).scan(text)]
     assert ("contact" in found) is phone, found
+
+
+def test_merged_chat_lines_are_screened_too():
+    """The chat budget merges waiting lines with the viewers' raw names: the exit screen masks them."""
+    rules = load_rules_text("""
+settings:
+  chat: { per_minute: 1, burst: 1 }
+rules:
+  - id: welcome
+    on: chat
+    merge: "Welcome {{ names }}!"
+    do: [ { say: "Welcome {{ user.nickname }}!" } ]
+""")
+    evs = [chat(0, "hi", "first")] + [chat(100 + i, "hi", User(str(i), f"u{i}", n))
+                                      for i, n in enumerate(["Ana", "ｂｉｔ．ｌｙ/x", "Bo cashapp $bo"])]
+    actions = run_events(evs, rules, until=600_000)
+    assert any("Ana" in a.text for a in actions)
+    for a in actions:
+        assert not _shows(a.text, "bitly") and not _shows(a.text, "cashapp") and "$bo" not in a.text, a.text

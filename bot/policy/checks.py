@@ -136,7 +136,7 @@ PATTERNS: dict[str, list[re.Pattern[str]]] = {
         r"\btap\s*,?\s*tap\s*,?\s*tap\b",
     )],
     "off-platform-payment": [re.compile(p) for p in (
-        r"(?<![\w$])\$[a-z][a-z0-9_-]{2,19}\b",  # a $cashtag
+        r"(?<![\w$])\$[a-z][a-z0-9_-]{1,19}\b",  # a $cashtag
         r"\b(?:dm|message|inbox|pm|text)\s+(?:me\s+)?(?:to|2|for|4)\s+(?:pay|payment|buy|order|send\s+money)\b",
         r"\b(?:pay|send|tip|donate)\s+(?:me\s+)?(?:on|via|through|with|using|at|to)\s+(?:my\s+)?"
         r"(?:cash\s*app|paypal|venmo|zelle|revolut|gcash|crypto|btc|bitcoin|usdt|bank)\b",

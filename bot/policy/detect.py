@@ -91,6 +91,22 @@ _PATTERNS = {check: re.compile("|".join(f"(?:{rx.pattern})" for rx in rxs)) for 
 _BRANDS_RX = {check: re.compile("|".join(brands)) for check, brands in BRANDS.items()}
 
 
+_WITH_HANDLE = frozenset({"off-platform-payment", "contact"})
+_HANDLE_TOKEN = re.compile(r"^[:(\[]*[@$][\w.-]{1,30}[)\].,!?:;]*$|^[\w.-]*@[\w.-]+$")
+
+
+def _with_handles(f: Folded, hit: frozenset[int]) -> frozenset[int]:
+    """A hit with the @handles or $cashtags right beside it (one token each way, past a ':')."""
+    out = set(hit)
+    lo, hi = min(hit), max(hit)
+    for j in (lo - 1, hi + 1, hi + 2):
+        if 0 <= j < len(f.shapes) and _HANDLE_TOKEN.match(f.shapes[j]):
+            if j == hi + 2 and f.shapes[hi + 1] not in (":", "-", "is", "at", "@"):
+                continue
+            out.add(j)
+    return frozenset(out)
+
+
 def _is_phone(text: str) -> bool:
     """9 to 15 digits in groups of two or more ("555 123 4567", "+1 (555) 123-4567"), not a count
     list such as "2. (820) · 3. (500)" (one-digit groups), nor a number with a thousands comma."""
@@ -204,6 +220,8 @@ class Detector:
         seen: set[tuple[str, frozenset[int]]] = set()
 
         def add(check: str, hits: list[frozenset[int]], what: str) -> None:
+            if check in _WITH_HANDLE:  # "venmo @ana-22", "telegram: @x": the handle goes with the brand
+                hits = [_with_handles(f, h) for h in hits]
             for h in hits:
                 if (check, h) not in seen and not self._allowed(f, h):
                     seen.add((check, h))
