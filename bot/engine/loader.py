@@ -346,9 +346,9 @@ class _Loader:
             rule.when = self._expr(raw["when"], raw.value_pos["when"], "when", rid, allowed, needs)
         if "merge" in raw:
             merge_pos = raw.value_pos["merge"]
-            self._kind = "say"
+            self._kind = "say"  # (for the policy guard: a merged line is a chat line)
             rule.merge = self._text(raw["merge"], merge_pos, rid, frozenset({"names", "count"}), set())
-            self._kind = None
+        self._kind = None
         self._milestones(raw, rule, rid, allowed, needs)
         has_do, has_tiers = "do" in raw, "tiers" in raw
         if has_do == has_tiers:
@@ -497,6 +497,7 @@ class _Loader:
 
     def _action(self, item: Any, pos: Pos, rid: str | None, allowed: frozenset[str],
                 needs: set[str]) -> ActionSpec | None:
+        self._kind = None  # (set below for the texts of this action; a var's value is not output)
         kinds = BUILTIN_KINDS + SPECIAL_KINDS
         usage = (f"an action is '- <kind>: text' with kind one of {', '.join(kinds)}, "
                  "or '- kind: <your kind>' with 'text' and 'data'")
@@ -532,27 +533,21 @@ class _Loader:
         spec = ActionSpec(kind=kind, text=Text(""))
         if kind in ("set", "incr"):
             return self._var_action(body, spec, rid, allowed, needs)
-        self._kind = kind  # the texts below are checked by the policy guard as this kind's
-        try:
-            text = self._text(body.get("text", ""), vpos.get("text", pos), rid, allowed, needs)
-            data = body.get("data", {})
-            if not isinstance(data, dict):
-                self._problem(vpos.get("data", pos), "'data' must be a mapping", rid)
-                return None
-            compiled_data = self._data(data, vpos.get("data", pos), rid, allowed, needs)
-        finally:
-            self._kind = None
+        self._kind = kind  # the texts below are checked by the policy guard as this kind's (bot.policy)
+        text = self._text(body.get("text", ""), vpos.get("text", pos), rid, allowed, needs)
+        data = body.get("data", {})
+        if not isinstance(data, dict):
+            self._problem(vpos.get("data", pos), "'data' must be a mapping", rid)
+            return None
+        compiled_data = self._data(data, vpos.get("data", pos), rid, allowed, needs)
+        self._kind = "say" if kind in ("poll", "quiz") else None  # their result/win/timeout lines are chat
         if text is None or compiled_data is None:
             return None
         spec.text, spec.data = text, compiled_data
-        self._kind = "say" if kind in ("poll", "quiz") else None
-        try:
-            if kind == "poll":
-                return self._poll(body, spec, rid, allowed, needs)
-            if kind == "quiz":
-                return self._quiz(body, spec, rid, allowed, needs)
-        finally:
-            self._kind = None
+        if kind == "poll":
+            return self._poll(body, spec, rid, allowed, needs)
+        if kind == "quiz":
+            return self._quiz(body, spec, rid, allowed, needs)
         return spec
 
     def _var_action(self, body: YMap, spec: ActionSpec, rid: str | None, allowed: frozenset[str],
