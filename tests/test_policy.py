@@ -408,3 +408,24 @@ rules:
     assert any("Ana" in a.text for a in actions)
     for a in actions:
         assert not _shows(a.text, "bitly") and not _shows(a.text, "cashapp") and "$bo" not in a.text, a.text
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "x" * n,  # one long word: an e-mail pattern once backtracked over it (found by the fuzzer)
+    lambda n: "a " * (n // 2),  # one-letter words: the spaced-out-letters join
+    lambda n: "1" * n,  # digits: the phone pattern
+    lambda n: "1 " * (n // 2),
+    lambda n: "a." * (n // 2),  # dots: the link pattern
+    lambda n: "@" + "a" * n,
+    lambda n: "x" * n + "@",
+    lambda n: "send " * (n // 5),
+])
+def test_hostile_long_viewer_text_is_screened_in_linear_time(make):
+    """50,000 characters: a pattern that backtracks quadratically would run for an hour (pytest-timeout
+    stops it); the guard must finish, and mask or pass the text like any other."""
+    from bot.policy.guard import PolicyRuntime
+
+    guard = PolicyRuntime(None)
+    text = make(50_000)
+    guard.clean(text)
+    guard.moderate(chat(0, text, "v"), 0)

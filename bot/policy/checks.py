@@ -114,7 +114,7 @@ DEFAULT_PACKS = ("tiktok-live",)
 _I_WILL = r"(?:i\s*['’]?\s*ll|i\s+will|i\s+do|we\s*['’]?\s*ll|we\s+will|you\s*['’]?\s*ll|u\s*['’]?\s*ll|you\s+get|u\s+get|get|unlock|i\s+(?:follow|dance|sing|shout))"
 _GIFTS = (r"(?:roses?|gifts?|coins?|diamonds?|lions?|universes?|galax(?:y|ies)|hearts?|donuts?|tik\s*toks?|"
           r"perfumes?|hats?|gg|sunglasses|corgis?|finger\s+hearts?|ice\s+creams?)")
-_N = r"(?:\d[\d,.]*k?|a|an|one|two|three|five|ten|twenty|fifty|hundred|some|more|\w+)"
+_N = r"(?:\d[\d,.]{0,12}k?|a|an|one|two|three|five|ten|twenty|fifty|hundred|some|more|\w{1,20})"
 
 PATTERNS: dict[str, list[re.Pattern[str]]] = {
     "gift-for-favour": [re.compile(p) for p in (
@@ -177,10 +177,12 @@ TLDS = ("com|net|org|io|ly|gg|me|co|tv|link|xyz|app|site|shop|store|info|biz|to|
         "top|vip|fun|click|win|bet|icu|pro|tk|ml|ga|cf|gq|pw|ws|su|cn|in|br|mx|es|fr|it|nl|pl|id|ph|vn|th|tr|"
         "ua|kz|ae|sa|pk|ng|za|eu|asia|cash|money|gift|gifts|free|page|one|lol|sex|xxx|porn|cam|chat|dev|ai|"
         "am|fm|ai|gl|gd|sh|st|su|sx|la|lt|lv|ms|nu|tw|jp|kr|hk|au|ca|ch|at|be|se|no|fi|dk|cz|ro|hu|gr|pt|ie")
-LINK = re.compile(rf"(?:(?:https?|hxxps?)://\S+|\bwww\.\S+|(?<![\w@.-])[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:{TLDS})"
+LINK = re.compile(rf"(?:(?:https?|hxxps?)://\S+|\bwww\.\S+|(?<![\w@.-])[a-z0-9][a-z0-9-]{{0,62}}(?:\.[a-z0-9-]{{1,63}}){{0,6}}\.(?:{TLDS})"
                   rf"(?![a-z0-9])(?:[/:?#]\S*)?)")
-EMAIL = re.compile(rf"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{{2,}}")
-PHONE = re.compile(r"(?<![\d])\+?\d[\d\s().-]{7,}\d(?![\d])")
+EMAIL = re.compile(rf"[a-z0-9._%+-]{{1,64}}@[a-z0-9-]{{1,63}}(?:\.[a-z0-9-]{{1,63}}){{0,6}}\.[a-z]{{2,24}}")
+PHONE = re.compile(r"(?<![\d])\+?\d[\d\s().-]{7,24}\d(?![\d])")
+# Every quantifier that can meet a long run of text is bounded, so no pattern backtracks for long
+# over a hostile 100,000-character nickname (tests/test_policy.py, and the rule fuzzer, found one).
 HANDLE = re.compile(r"(?<![\w.])@[a-z0-9_.]{2,30}")
 
 

@@ -49,7 +49,13 @@ def _spans(pieces: list[str], rx: re.Pattern[str], sep: str = " ", joined: str |
     for m in rx.finditer(joined):
         s, e = m.span()
         first = max(bisect_right(starts, s) - 1, 0)
-        hit = frozenset(i for i in range(first, len(starts)) if starts[i] < e and starts[i] + len(pieces[i]) > s)
+        hit = set()
+        for i in range(first, len(starts)):
+            if starts[i] >= e:
+                break
+            if starts[i] + len(pieces[i]) > s:
+                hit.add(i)
+        hit = frozenset(hit)
         if hit:
             out.append(hit)
     return out
@@ -91,6 +97,7 @@ _PATTERNS = {check: re.compile("|".join(f"(?:{rx.pattern})" for rx in rxs)) for 
 _BRANDS_RX = {check: re.compile("|".join(brands)) for check, brands in BRANDS.items()}
 
 
+MAX_WORD = 24
 _WITH_HANDLE = frozenset({"off-platform-payment", "contact"})
 _HANDLE_TOKEN = re.compile(r"^[:(\[]*[@$][\w.-]{1,30}[)\].,!?:;]*$|^[\w.-]*@[\w.-]+$")
 
@@ -195,7 +202,7 @@ class Detector:
             if j - i >= 3:
                 run = "".join(words[i:j])
                 for a in range(i, j):
-                    for b in range(j, a + 2, -1):
+                    for b in range(min(j, a + MAX_WORD), a + 2, -1):  # a word is at most MAX_WORD letters
                         if self._is_banned("".join(words[a:b])):
                             out.append(frozenset(range(a, b)))
                             break
