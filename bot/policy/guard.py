@@ -317,6 +317,8 @@ class PolicyRuntime:
             reason = found[0].check
         elif _caps_flood(text, s.caps_min, s.caps_ratio) and not text.startswith("!"):
             reason = "caps"
+        if reason or not s.chat_repeat or len(text) < REPEAT_MIN_CHARS:
+            return self._moderated(ev, now, reason, found) if reason else None
         shape = " ".join(fold(text).shapes)
         recent = self._chat_recent.get(key)
         if recent is None:
@@ -329,11 +331,15 @@ class PolicyRuntime:
         while recent and recent[0][0] <= now - s.chat_repeat_window_ms:
             recent.popleft()
         recent.append((now, shape))
-        if not reason and s.chat_repeat and len(shape.replace(" ", "")) >= REPEAT_MIN_CHARS \
+        if len(shape.replace(" ", "")) >= REPEAT_MIN_CHARS \
                 and sum(1 for _, t in recent if t == shape) >= s.chat_repeat:
-            reason = "repetition"
-        if not reason:
-            return None
+            return self._moderated(ev, now, "repetition", found)
+        return None
+
+    def _moderated(self, ev: Event, now: int, reason: str, found: list[Finding]) -> Event:
+        s = self.policy.settings
+        assert ev.user is not None
+        key = ev.user.key
         strikes = self.strikes[key] = self.strikes.get(key, 0) + 1
         until = now + s.mute_ms * min(strikes, 6)
         self.muted_until[key] = until
@@ -406,6 +412,8 @@ def _replace_data(value: Any, old: str, new: str) -> Any:
 
 
 def _caps_flood(text: str, minimum: int, ratio: float) -> bool:
+    if len(text) < minimum or text.islower():
+        return False
     letters = [c for c in text if c.isalpha()]
     if len(letters) < minimum:
         return False
