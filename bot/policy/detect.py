@@ -214,9 +214,9 @@ class Detector:
 
     # -- the scan --------------------------------------------------------------------------
 
-    def scan(self, text: str, checks: frozenset[str] | None = None) -> list[Finding]:
+    def scan(self, text: str, checks: frozenset[str] | None = None) -> tuple[Finding, ...]:
         """Every finding of ``checks`` (default: the pack's) in ``text``."""
-        return list(_scan_cached(self, text, self.checks if checks is None else checks))
+        return _scan_cached(self, text, self.checks if checks is None else checks)
 
     def _scan(self, text: str, checks: frozenset[str]) -> tuple[Finding, ...]:
         f = fold(text)

@@ -59,6 +59,7 @@ class Policy:
         self.enabled = bool(checks)
         self._by_kind: dict[str, frozenset[str]] = {}
         self.repeat_limit = self.settings.repeat_limit if "repetition" in checks else None
+        self.moderation_checks = MODERATION_CHECKS & checks
         literals = [t for t in literals if t]
         self.literal_blob = "\n".join(" ".join(fold(t.replace("§", " ")).shapes) for t in literals)
         # the pack's own words, token by token: screen() scans only the other tokens of a text
@@ -97,6 +98,7 @@ class PolicyRuntime:
         self._clean_cache: dict[str, tuple[str, list[str] | None, tuple[tuple[str, str], ...]]] = {}
         self._event_entries: list[dict[str, Any]] = []
         self._clean_tokens: set[str] = set()
+        self._sentinels = False  # a viewer value was found with nothing readable left (since the start)
         self._said_limit = 4096
         self._recent_limit = 20_000
 
@@ -122,6 +124,7 @@ class PolicyRuntime:
             out: tuple[str, list[str] | None, tuple[tuple[str, str], ...]] = (value, None, ())
         else:
             out = self._masked(value, findings)
+            self._sentinels = self._sentinels or out[0] == SENTINEL
         if len(self._clean_cache) > 50_000:
             self._clean_cache.clear()
             self._clean_tokens.clear()
@@ -210,7 +213,7 @@ class PolicyRuntime:
     def _screen_one(self, action: Action) -> bool:
         entries: list[dict[str, Any]] = list(action.data.get("policy", ())) if action.data else []
         before = len(entries)
-        if SENTINEL in action.text or _contains(action, SENTINEL):
+        if self._sentinels and (SENTINEL in action.text or _contains(action, SENTINEL)):
             action.text = action.text.replace(SENTINEL, self.policy.settings.mask)
             action.data = _replace_data(action.data, SENTINEL, self.policy.settings.mask)
             return self._suppress(action, entries or [{"check": "link", "field": "?", "found": "?",
@@ -311,7 +314,7 @@ class PolicyRuntime:
             return None
         key = ev.user.key
         reason = ""
-        checks = MODERATION_CHECKS & self.policy.detector.checks
+        checks = self.policy.moderation_checks
         found = self.policy.detector.scan(text, checks) if checks else []
         if found:
             reason = found[0].check
