@@ -429,3 +429,23 @@ def test_hostile_long_viewer_text_is_screened_in_linear_time(make):
     text = make(50_000)
     guard.clean(text)
     guard.moderate(chat(0, text, "v"), 0)
+
+
+def test_a_rule_reading_the_leaderboard_or_variables_is_screened_in_full():
+    """guard_context cleans the event's viewer values; the leaderboard's names (and variables a
+    rule may fill from it) are not among them, so such rules' actions get the second scan."""
+    rules = load_rules_text("""
+rules:
+  - id: g
+    on: gift
+    do:
+      - set: { var: champ, value: "{{ leaderboard[0].nickname }}" }
+  - id: top
+    command: "!top"
+    do:
+      - say: "Top: {{ leaderboard | ranked(3) }}"
+      - say: "Champion: {{ vars.champ }}"
+""")
+    actions = run_events([gift(1000, "Rose", 10, who=User("1", "u", "visit free-coins.com")),
+                          chat(2000, "!top", "ana")], rules)
+    assert [a.text for a in actions] == ["Top: 1. visit *** (10)", "Champion: visit ***"]

@@ -406,7 +406,7 @@ class Engine:
                 data = _render_data(spec.data, context) if spec.data else {}
                 action = Action(now, spec.kind, text, rule.id, user, event_id, data)
                 if ev is not None:
-                    self.policy.mark(action)  # what the guard masked in this event's viewer text
+                    self.policy.mark(action, rule)  # what the guard masked in this event's viewer text
                 made.append((spec, action, None))
         except Exception as exc:  # a text that fails to render drops this firing, not the stream
             self._rule_error(rule, "do", exc)

@@ -98,6 +98,8 @@ class PolicyRuntime:
         self._clean_cache: dict[str, tuple[str, list[str] | None, tuple[tuple[str, str], ...]]] = {}
         self._event_entries: list[dict[str, Any]] = []
         self._clean_tokens: set[str] = set()
+        self._trusted: set[int] = set()  # ids of this batch's actions rendered only from cleaned values
+        self._rule_trust: dict[str, tuple[Any, bool]] = {}
         self._sentinels = False  # a viewer value was found with nothing readable left (since the start)
         self._said_limit = 4096
         self._recent_limit = 20_000
@@ -191,8 +193,12 @@ class PolicyRuntime:
             self._event_entries.append({"check": check, "field": where, "found": desc,
                                         "done": "suppressed" if text == SENTINEL else "masked"})
 
-    def mark(self, action: Action) -> None:
-        """Record on a freshly rendered action what the event's cleaning did to it."""
+    def mark(self, action: Action, rule: Any = None) -> None:
+        """Record on a freshly rendered action what the event's cleaning did to it. An action of a
+        rule that reads nothing but the cleaned context (no leaderboard, no variables a rule may
+        have filled from one) needs no second scan in ``screen``: noted for this batch."""
+        if rule is not None and self._reads_only_cleaned(rule):
+            self._trusted.add(id(action))
         if not self._event_entries:
             return
         mask = self.policy.settings.mask
@@ -201,13 +207,24 @@ class PolicyRuntime:
 
     # -- 2. every action, before any sink ----------------------------------------------------
 
+    def _reads_only_cleaned(self, rule: Any) -> bool:
+        got = self._rule_trust.get(rule.id)
+        if got is None or got[0] is not rule:
+            sources = [a.text.source for a in rule.all_actions()] + [str(v) for a in rule.all_actions()
+                                                                     for v in _sources(a.data)]
+            ok = not (rule.needs & _UNCLEANED) and not any("vars" in src for src in sources)
+            got = self._rule_trust[rule.id] = (rule, ok)
+        return got[1]
+
     def screen(self, actions: list[Action]) -> list[Action]:
         if not actions or not self.policy.enabled:
+            self._trusted.clear()
             return actions
         out = []
         for action in actions:
             if self._screen_one(action):
                 out.append(action)
+        self._trusted.clear()  # (a chat line the budget holds back is screened in full when it goes)
         return out
 
     def _screen_one(self, action: Action) -> bool:
@@ -218,7 +235,7 @@ class PolicyRuntime:
             action.data = _replace_data(action.data, SENTINEL, self.policy.settings.mask)
             return self._suppress(action, entries or [{"check": "link", "field": "?", "found": "?",
                                                        "done": "suppressed"}])
-        checks = self.policy.checks_for(action.kind)
+        checks = self.policy.checks_for(action.kind) if id(action) not in self._trusted else None
         if checks:
             text, done = self._screen_text(action.text, checks, "text", entries)
             if done == "nonsense":
@@ -386,6 +403,18 @@ class PolicyRuntime:
             if self.suppressed_by else ""
         return f"policy: masked {part(self.masked)}; suppressed {self.suppressed_actions} action(s){by}; " \
                f"moderation events {part(self.moderations)}"
+
+
+_UNCLEANED = frozenset({"leaderboard", "vars"})  # context values not cleaned by guard_context
+
+
+def _sources(value: Any) -> list[Any]:
+    """The template sources inside an action's compiled ``data``."""
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _sources(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _sources(v)]
+    return [getattr(value, "source", "")]
 
 
 def _contains(action: Action, needle: str) -> bool:
