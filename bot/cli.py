@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     vp = sub.add_parser("validate", help="check rule files; print file:line:col: problem for each error")
     vp.add_argument("rules", type=Path)
+    vp.add_argument("--policy", metavar="PACK", choices=("tiktok-live", "strict"),
+                    help="check rule texts against this policy pack (tiktok-live or strict) instead of the "
+                         "settings' packs, and exit 1 on any finding")
 
     rep = sub.add_parser("report", help="session analytics: terminal summary, HTML report; two sessions: compared")
     rep.add_argument("sessions", type=Path, nargs="+", metavar="SESSION",
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long after a rule fires to count what followed (default 2m)")
     rep.add_argument("--streak-silence", type=_duration_ms, default=5000, metavar="DURATION",
                      help="flush a gift streak whose end never came after this much silence (default 5s)")
+    rep.add_argument("--policy", action="store_true",
+                     help="also screen the session's nicknames and comments with the policy guard (what it would "
+                          "mask or moderate)")
 
     rs = sub.add_parser("resend", help="send dead-lettered actions again, each to the sink that could not take it",
                         description=RESEND_DESCRIPTION, epilog=RESEND_EPILOG,
@@ -165,8 +171,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(problem)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
+    from bot.policy.load import report_findings
+
+    failed = report_findings(ruleset, args.policy)
     print(f"ok: {len(ruleset.rules)} rules in {len(ruleset.files)} file(s)")
-    return 0
+    return 1 if failed else 0
 
 
 def _load_config_and_rules(config: Path | None, rules: Path | None, check=None) -> tuple[Config, Any] | None:
@@ -249,6 +258,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if (why := not_a_session(source)) is not None:  # a binary or another kind of file
         print(f"livebot: {why}", file=sys.stderr)
         return 1
+    if any(engine.policy.stats().values()):  # the guard masked, suppressed or moderated something
+        print(engine.policy.summary(), file=sys.stderr)
     if args.state:
         save_lifetime(args.state, engine.state.lifetime_snapshot())
     if args.check:

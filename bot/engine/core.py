@@ -31,6 +31,7 @@ from bot.engine import trace as T
 from bot.events.dedup import Deduper
 from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, TOP_GIFTER, Event
 from bot.events.streaks import StreakFolder
+from bot.policy.guard import PolicyRuntime
 
 log = structlog.get_logger("bot.engine")
 LOGGED_ERRORS_PER_RULE = 5
@@ -90,6 +91,9 @@ class Engine:
         # sounds, voices); their lifetime rows (lifetime goals, points, ...) kept with the lifetime totals.
         self.features = Features(s, self.state.lifetime, self.state, rules.by_type)
         self.state.extra_lifetime = self.features.lifetime
+        # The policy guard (bot.policy): viewer text masked before rendering, every action screened
+        # on its way out, chat moderated. ``policy.stats()`` counts what it did, by check id.
+        self.policy = PolicyRuntime(rules.policy)
         # Nothing is due before this time: a lower bound of the next deadline, so feed() can skip
         # the deadline checks. Lowered wherever something new is scheduled; exact after _run_due.
         self._due_floor = NEVER
@@ -107,22 +111,25 @@ class Engine:
 
     def feed(self, event: Event, now: int) -> list[Action]:
         """Process one event from a source at time ``now`` (after anything already due)."""
-        out = self.advance(now) if now >= self._due_floor or self.timers is None else []
+        out = self._advance(now) if now >= self._due_floor or self.timers is None else []
         if self.dedup.is_duplicate(event.msg_id):
             self.counters["duplicates"] += 1
             if self._trace is not None:
                 self._trace((T.DUPLICATE, now, event, None, None, None))
-            return out
+            return self.policy.screen(out)
         if event.type != GIFT:
             self._process(event, now, out)
-            return out
+            return self.policy.screen(out)
         for ev in self.streaks.fold(event, now):
             self._process(ev, now, out)
         self._lower_floor(now + self.streaks.silence_ms)  # a streak frame schedules a flush
-        return out
+        return self.policy.screen(out)
 
     def advance(self, now: int) -> list[Action]:
         """Fire everything due by ``now``, in time order."""
+        return self.policy.screen(self._advance(now))
+
+    def _advance(self, now: int) -> list[Action]:
         if self.timers is None:
             self.timers = Timers(self.rules.timers, now)
         out: list[Action] = []
@@ -143,7 +150,7 @@ class Engine:
         each at its own due time. Timers stop here."""
         out: list[Action] = []
         self._run_due(None, out, with_timers=False)
-        return out
+        return self.policy.screen(out)
 
     def fresh(self, lifetime: dict[str, dict[str, Any]] | None = None) -> Engine:
         """A new engine with these rules and settings and no session state (the next stream)."""
@@ -171,6 +178,7 @@ class Engine:
         """Swap in new rules; session state, cooldowns, open streaks and polls are kept."""
         self.rules = rules
         self.pause(self.paused)
+        self.policy.replace(rules.policy)
         if self.timers is not None:
             self.timers.replace(rules.timers, now)
         self._due_floor = now
@@ -245,6 +253,8 @@ class Engine:
             if self.timers is not None:
                 self.timers.on_chat(now)
             if ev.user is not None:
+                if (moderated := self.policy.moderate(ev, now)) is not None:
+                    self._process(moderated, now, out)  # before the line's own rules: they see the mute
                 if self.poll is not None and self.poll.vote(user_key, text, now):
                     voted = True
                     if (due := self.poll.update_due()) is not None:
@@ -300,7 +310,7 @@ class Engine:
                     tr.append((rule, *why))
                 continue
             if base is None:
-                base = self._event_context(ev, args, voted)
+                base = self.policy.guard_context(self._event_context(ev, args, voted, now))
             context = self._rule_context(rule, base, now)
             if rule.when is not None and not self._holds(rule, context):
                 why, self._why = self._why, None
@@ -422,13 +432,15 @@ class Engine:
 
     # -- contexts ----------------------------------------------------------------------------
 
-    def _event_context(self, ev: Event, args: list[str], vote: bool = False) -> dict[str, Any]:
+    def _event_context(self, ev: Event, args: list[str], vote: bool = False, now: int = 0) -> dict[str, Any]:
         view = {"type": ev.type, "ts": ev.ts, "msg_id": ev.msg_id, "room_id": ev.room_id, **ev.data}
         if ev.type == CHAT:
             view["vote"] = vote  # the line was a vote of the open poll ("1"): not chat to greet
         if ev.type == GIFT or ev.type == GIFT_PROGRESS:
             view["total_diamonds"] = int(ev.data.get("diamonds", 0)) * int(ev.data.get("count", 1))
         user = self.state.user_view(ev.user) if ev.user is not None else None
+        if user is not None:
+            user.update(self.policy.user_fields(ev.user.key, now))  # strikes, muted, muted_until
         return {"event": view, "user": user, "args": args}
 
     def _rule_context(self, rule: Rule, base: dict[str, Any], now: int) -> dict[str, Any]:
@@ -536,7 +548,10 @@ class Engine:
                     data = {**data, "variant": variant, "variants": len(spec.options["variants"])}
                 if test:
                     data["test"] = True
-                made.append((spec, Action(now, spec.kind, text, rule.id, user, event_id, data), None))
+                action = Action(now, spec.kind, text, rule.id, user, event_id, data)
+                if ev is not None:
+                    self.policy.mark(action, rule)  # what the guard masked in this event's viewer text
+                made.append((spec, action, None))
         except Exception as exc:  # a text that fails to render drops this firing, not the stream
             self._rule_error(rule, "do", exc)
             self._why = (T.ERROR, f"do: {type(exc).__name__}: {exc}")

@@ -23,6 +23,7 @@ from bot.engine.views import context_fields
 from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line, read_text
 from bot.events.model import EVENT_TYPES
 from bot.integrations.commands import COMMAND_KINDS, check_command_template
+from bot.policy.load import build_policy, parse_policy
 
 MAX_RULES = 10_000  # in one rule set (all its files)
 _WHY_MAX = "the limit is {:,}: every event is checked against every rule of its type"
@@ -40,7 +41,7 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "giveaway": GIVEAWAY_KEYS,  # bot/engine/giveaways.py
 }
 SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound", "redeem", "giveaway", "voice")
-SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds", "points", "tts"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
+SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds", "points", "tts", "policy"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
 MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -117,6 +118,12 @@ class _Loader:
         self._loaded: set[Path] = set()
         self._snippet_uses: list[tuple[str, Pos, str]] = []  # (name, where, rule id)
         self._rule_count = 0
+        # for the policy guard (bot.policy): the pack's own texts, and by action kind for validate
+        self._kind: str | None = None
+        self._policy_texts: list[tuple[Pos, str, str | None, str]] = []
+        self._policy_literals: list[str] = []
+        self._policy_timers: list[tuple[Pos, str, int, frozenset[str]]] = []
+        self.lines: dict[str, list[str]] = {}
 
     def finish(self) -> RuleSet:
         for name, pos, rid in self._snippet_uses:
@@ -139,7 +146,10 @@ class _Loader:
                             key=lambda ip: (order.setdefault(ip[1][0].file, len(order)), ip[1][0].line,
                                             ip[1][0].col, ip[0]))
             raise RuleLoadError([text for _, (_, text) in ranked])
-        return RuleSet(self.rules, files=self.files, settings=self.settings)
+        ruleset = RuleSet(self.rules, files=self.files, settings=self.settings)
+        ruleset.policy = build_policy(self.settings.policy, self._policy_literals, self._policy_texts,
+                                      self._policy_timers)
+        return ruleset
 
     def add(self, pos: Pos, message: str) -> None:
         self.problems.append((pos, f"{pos}: {message}"))
@@ -168,6 +178,7 @@ class _Loader:
 
     def load_text(self, text: str, file: str, folder: Path) -> None:
         self._file_order.setdefault(file, len(self._file_order))
+        self.lines[file] = text.splitlines()
         try:  # (a file of more rules than a rule set may hold is refused where its limit is passed)
             too_many = f"too many rules: more than {MAX_RULES:,} in this file ({_WHY_MAX.format(MAX_RULES)})"
             doc = load_yaml(text, file, (MAX_RULES, too_many))
@@ -246,6 +257,8 @@ class _Loader:
                     self._problem(snippets.value_pos[name], f"snippet '{name}' must be text")
                 else:
                     self.settings.snippets[name] = str(value)
+                    self._policy_texts.append((snippets.value_pos[name], "say", f"snippet {name}", str(value)))
+                    self._policy_literals.append(str(value))
         elif snippets is not None:
             self._problem(raw.value_pos["snippets"], "'snippets' must be a mapping of name: text")
         if "goals" in raw:  # on-stream features: bot/engine/goals.py, bot/engine/subathon.py
@@ -258,6 +271,9 @@ class _Loader:
             self.settings.points = parse_points(self, raw["points"], raw.value_pos["points"])
         if "tts" in raw:
             self.settings.tts = parse_tts(self, raw["tts"], raw.value_pos["tts"])
+        if "policy" in raw:
+            self.settings.policy = parse_policy(raw["policy"], raw.value_pos["policy"], self._problem)
+            self._policy_literals += self.settings.policy.allow
 
     # -- small checkers ------------------------------------------------------------------------
 
@@ -371,7 +387,9 @@ class _Loader:
             rule.when = self._expr(raw["when"], raw.value_pos["when"], "when", rid, allowed, needs)
         if "merge" in raw:
             merge_pos = raw.value_pos["merge"]
+            self._kind = "say"  # (for the policy guard: a merged line is a chat line)
             rule.merge = self._text(raw["merge"], merge_pos, rid, frozenset({"names", "count"}), set())
+        self._kind = None
         self._milestones(raw, rule, rid, allowed, needs)
         has_do, has_tiers = "do" in raw, "tiers" in raw
         if has_do == has_tiers:
@@ -384,6 +402,10 @@ class _Loader:
         rule.needs = frozenset(needs & allowed)
         if rule.sponsor is not None:
             rule.needs |= {"sponsor"}
+            self._policy_literals += list(rule.sponsor.values())
+        if rule.every_ms and "every" in raw:
+            kinds = frozenset(a.kind for a in rule.all_actions())
+            self._policy_timers.append((raw.value_pos["every"], rule.id, rule.every_ms, kinds))
         if len(self.problems) > before or not enabled:
             return None
         return rule
@@ -516,6 +538,7 @@ class _Loader:
 
     def _action(self, item: Any, pos: Pos, rid: str | None, allowed: frozenset[str],
                 needs: set[str]) -> ActionSpec | None:
+        self._kind = None  # (set below for the texts of this action; a var's value is not output)
         kinds = BUILTIN_KINDS + SPECIAL_KINDS
         usage = (f"an action is '- <kind>: text' with kind one of {', '.join(kinds)}, "
                  "or '- kind: <your kind>' with 'text' and 'data'")
@@ -563,12 +586,14 @@ class _Loader:
         spec = ActionSpec(kind=kind, text=Text(""))
         if kind in ("set", "incr"):
             return self._var_action(body, spec, rid, allowed, needs)
+        self._kind = kind  # the texts below are checked by the policy guard as this kind's (bot.policy)
         text = self._text(body.get("text", ""), vpos.get("text", pos), rid, allowed, needs)
         data = body.get("data", {})
         if not isinstance(data, dict):
             self._problem(vpos.get("data", pos), "'data' must be a mapping", rid)
             return None
         compiled_data = self._data(data, vpos.get("data", pos), rid, allowed, needs)
+        self._kind = "say" if kind in ("poll", "quiz") else None  # their result/win/timeout lines are chat
         if text is None or compiled_data is None:
             return None
         if kind in COMMAND_KINDS:  # a game command: viewer text only through the quoting filter
@@ -645,6 +670,9 @@ class _Loader:
             self._problem(pos, "expected text", rid)
             return None
         source = str(source)
+        self._policy_literals.append(source)
+        if self._kind is not None:
+            self._policy_texts.append((pos, self._kind, rid, source))
         try:
             text = kind(source, allowed, self._fields)
         except TemplateCompileError as exc:

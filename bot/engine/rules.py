@@ -53,6 +53,7 @@ class Settings:
     sounds: dict[str, str] = field(default_factory=dict)  # gift name or id → sound file (bot/engine/sounds.py)
     points: Any = None  # bot.engine.points.PointsSpec
     tts: Any = None  # bot.engine.voices.VoiceSpec
+    policy: Any = None  # bot.policy.checks.PolicySettings (settings: policy:), None: the defaults
 
 
 @dataclass(slots=True)
@@ -102,6 +103,7 @@ class RuleSet:
     by_type: dict[str, list[Rule]] = field(default_factory=dict)
     timers: list[Rule] = field(default_factory=list)
     by_id: dict[str, Rule] = field(default_factory=dict)
+    policy: Any = None  # bot.policy.guard.Policy, built by the loader; None: the default packs
 
     def __post_init__(self) -> None:
         ranked = sorted(self.rules, key=lambda r: (-r.priority, r.order))

@@ -77,6 +77,7 @@ def snapshot(engine: Any) -> dict[str, Any]:
         "polls": {"poll": _poll(engine), "quiz": _quiz(engine)},
         # -- h17 on-stream features (bot/engine/features.py): goals' counts, the subathon timer --
         "features": engine.features.snapshot(),
+        "policy": engine.policy.snapshot(),  # moderation strikes and mutes, the guard's counts
     }
 
 
@@ -113,6 +114,7 @@ def restore(engine: Any, snap: dict[str, Any]) -> None:
             engine.features.restore(snap["features"])
             if (due := engine.features.next_due()) is not None:
                 engine._lower_floor(due)
+        engine.policy.restore(snap.get("policy"))  # (absent from snapshots before the policy guard)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ValueError(f"a damaged engine snapshot: {type(exc).__name__}: {exc}") from None
 

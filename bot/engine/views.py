@@ -21,6 +21,7 @@ EVENT_EXTRA: dict[str, tuple[str, ...]] = {
 }
 USER_IDENTITY = tuple(User().to_dict())
 USER_SESSION = ("chats", "gifts", "diamonds", "likes", "first_seen", "last_thanked")
+USER_POLICY = ("strikes", "muted", "muted_until")  # the policy guard's moderation (bot.policy)
 USER_LIFETIME = ("diamonds", "gifts", "chats", "likes", "first_seen", "sessions")
 STATS = ("events", "chats", "gifts", "follows", "shares", "joins", "subscribes", "diamonds", "likes", "viewers",
          "peak_viewers", "chats_per_minute", "minutes")
@@ -34,7 +35,7 @@ def _leaves(names: tuple[str, ...], what: str = "") -> Fields:
     return Fields(dict.fromkeys(names), what)
 
 
-USER = Fields({**dict.fromkeys(USER_IDENTITY + USER_SESSION), "lifetime": _leaves(USER_LIFETIME),
+USER = Fields({**dict.fromkeys(USER_IDENTITY + USER_SESSION + USER_POLICY), "lifetime": _leaves(USER_LIFETIME),
                "vars": None})
 COMMON = {"stats": _leaves(STATS), "since": _leaves(SINCE), "rule": _leaves(RULE), "tier": _leaves(TIER),
           "sponsor": _leaves(SPONSOR), "goals": None, "points": None}  # goals: by goal id (bot/engine/features.py)

@@ -28,6 +28,8 @@ FIRST_CHAT = "first_chat"  # a viewer's first chat line ever (bot/engine/credits
 POINTS_CONTROL = "points_control"  # give or take a viewer's points (the daemon's POST /points/adjust)
 FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT, POINTS_CONTROL})
 
+MODERATION = "moderation"  # made by the policy guard for a chat line it flags (bot.policy)
+
 # Collaborations and TikTok's other room events (issue 13; see EVENTS-SPEC in the README's field table).
 # "us" is the creator whose room we read (the room's host), "them" the opponent side of a battle.
 BATTLE_START = "battle_start"
@@ -59,7 +61,7 @@ COLLAB_TYPES: frozenset[str] = frozenset(
 
 EVENT_TYPES: frozenset[str] = frozenset(
     {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER,
-     CONNECT, DISCONNECT}
+     CONNECT, DISCONNECT, MODERATION}
 ) | COLLAB_TYPES | FEATURE_TYPES
 
 # Per-type data fields, in the order they are written out.
@@ -104,6 +106,7 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     SUBATHON_CONTROL: ("op", "ms"),
     FIRST_CHAT: ("text",),
     POINTS_CONTROL: ("user_key", "points"),
+    MODERATION: ("reason", "strikes", "muted_until", "checks"),
 }
 
 STREAKABLE_GIFT_TYPE = 1

@@ -63,6 +63,11 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         print_compare(stats[0], stats[1], (actions[0], actions[1]), **opts)
         html = render_compare_html(stats[0], stats[1], (actions[0], actions[1]), **opts) if args.html else None
+    if actions_paths or getattr(args, "policy", False):  # the policy guard's summary (bot.policy.report)
+        from bot.policy.report import actions_summary, print_policy, session_summary
+
+        print_policy(sys.stdout, actions_summary(actions_paths[-1]) if actions_paths else None,
+                     session_summary(sessions[-1]) if args.policy else None)
     if html is not None:
         try:
             write_html(args.html, html)
