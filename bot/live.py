@@ -26,10 +26,10 @@ from bot.engine.core import Engine
 from bot.control.metrics import Latency
 from bot.engine.rules import RuleSet
 from bot.events.model import CONNECT, DISCONNECT, LIVE_END, Event
-from bot.events.wire import DecodeError, decode_line
 from bot.sources.queue import EventQueue, stamp  # noqa: F401 - stamp is what sources call
 from bot.livecounts import ProcessCounts
 from bot.sources.recorder import Recorder
+from bot.sources.replay import ReplaySource
 from bot.store.keeper import StateKeeper
 
 log = structlog.get_logger("bot.live")
@@ -244,29 +244,18 @@ class LiveRunner:
             return
         if self.recorder is not None and self.recorder.resume(path):
             self._saved_file = self.recorder.path or Path(path)  # (the snapshot names it already)
-        caught = malformed = 0
+        caught = 0
         batch: list[Event] = []
-        last_ts = 0
+        source = ReplaySource(path)  # (as a replay reads it: a cut or malformed line is logged, counted, skipped)
+        end: int | None = offset
         try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                for line in f:
-                    if not line.strip():
-                        continue
-                    try:
-                        events = decode_line(line, fallback_ts=last_ts)
-                    except DecodeError:
-                        malformed += 1  # the line a kill cut
-                        continue
-                    for ev in events:
-                        last_ts = ev.ts
-                        batch.append(ev)
-                    if len(batch) >= self.batch:
-                        caught += len(batch)
-                        self._catching_up = (path, f.tell())  # (for a snapshot saved meanwhile)
-                        await self._handle(batch, record=False)
-                        batch = []
-                end = f.tell()
+            for events, end in source.lines_from(offset):
+                batch += events
+                if len(batch) >= self.batch:
+                    caught += len(batch)
+                    self._catching_up = (path, end)  # (for a snapshot saved meanwhile: past this line)
+                    await self._handle(batch, record=False)
+                    batch = []
         except (OSError, ValueError) as exc:
             log.warning("catch_up_unreadable", path=path, error=str(exc))
             end = None
@@ -276,7 +265,7 @@ class LiveRunner:
             await self._handle(batch, record=False)
         self._catching_up = None
         self.caught_up = caught
-        log.info("caught_up", path=path, events=caught, malformed=malformed)
+        log.info("caught_up", path=path, events=caught, malformed=source.malformed)
 
     def save_after_dispatch(self) -> None:
         """Call once the dispatcher has closed: what it could not deliver by then is in the

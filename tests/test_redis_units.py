@@ -15,7 +15,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.engine.core import Engine
 from bot.events.model import Event, User
 from bot.scale import scripts
-from bot.scale.fullsnap import full_restore, full_snapshot
+from bot.engine.snapshot import full_restore, full_snapshot
 from bot.scale.ingest import (append_events, decode_entry, decode_value, encode_event, read_events, register_room,
                               run_ingest)
 from bot.scale.keys import Keys, check_room

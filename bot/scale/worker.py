@@ -7,7 +7,7 @@ of a lease), so its events are processed in order by one engine. Workers heartbe
 hands back its extra rooms (after a checkpoint) when another worker joins. A worker that dies
 stops renewing: its leases expire and the others take its rooms.
 
-Taking a room: load its engine snapshot (``bot.scale.fullsnap``) and lifetime totals, then
+Taking a room: load its engine snapshot (``bot.engine.snapshot.full_snapshot``) and lifetime totals, then
 ``XAUTOCLAIM`` the group's pending entries (the previous owner's unacknowledged ones) and
 process them in id order, then new entries (``>``). Reads are done by a script that checks the
 lease, so entries are only ever delivered to the room's owner, and a takeover sees them all.
@@ -63,7 +63,7 @@ from bot.engine.rules import RuleSet
 from bot.events.model import LIVE_END
 from bot.scale import scripts
 from bot.scale.scripts import split_entries
-from bot.scale.fullsnap import full_restore, full_snapshot
+from bot.engine.snapshot import full_restore, full_snapshot
 from bot.sources.backoff import Backoff
 from bot.scale.ingest import decode_value, register_room
 from bot.scale.keys import ROOM_NAME, Keys
