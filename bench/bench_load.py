@@ -287,7 +287,7 @@ def main() -> None:
         for (_rule, kind), n in counts.items():
             kinds[kind] += n
         print(f"{name:<15} by kind: {', '.join(f'{k} {v:,}' for k, v in kinds.most_common()) or 'none'}; "
-              f"thank-gift lines {sum(n for (r, _k), n in counts.items() if r == 'thank-gift'):,} "
+              f"thank-gift {', '.join(f'{k} {n:,}' for (r, k), n in sorted(counts.items(), key=str) if r == 'thank-gift') or 'none'} "
               f"(lines standing for merged ones {merged_lines(out / file, dead_file):,})")
     print(f"chat budget     thank-you and other chat lines queued {budget['queued']:,}, merged {budget['merged']:,}, "
           f"dropped (budget full) {budget['dropped_full']:,}, dropped (stale) {budget['dropped_stale']:,}, "
