@@ -466,6 +466,37 @@ async def test_ingest_registers_its_room_again_when_redis_lost_it_without_an_err
         await asyncio.wait_for(pumping, 30)
 
 
+async def test_a_worker_whose_user_may_not_run_info_still_works(r, redis_server, tmp_path):  # noqa: F811
+    await r.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "&*", "+@all", "-info")
+    client = redis_asyncio.from_url(redis_server.url.replace("redis://", "redis://limited:pw@"))
+    try:
+        await register_room(r, "a")
+        await append_events(r, "a", [gift_event("a", 0)])
+        w, sink = worker_for(client, tmp_path, "w1")
+        for _ in range(2):
+            await w._tick()  # (the run-id check is refused: said once, then skipped)
+        await w._read()
+        await w._read()
+        assert [a.event_id for a in sink.actions] == ["a-000000"]
+    finally:
+        await client.aclose()
+        await r.execute_command("ACL", "DELUSER", "limited")
+
+
+async def test_a_stream_end_does_not_publish_every_held_chat_line_at_once(r, tmp_path):
+    rules = THANKS.replace("rules:\n", "settings:\n  chat: {per_minute: 6, burst: 3}\nrules:\n")
+    await register_room(r, "a")
+    t = now_ms()
+    await append_events(r, "a", [gift_event("a", i, recv=t) for i in range(20)]
+                        + [Event("live_end", 3000, "a", "end-1", None, {"source": "websocket"}, received=t)])
+    w, sink = worker_for(r, tmp_path, "w1", rules=rules)
+    await w._tick()
+    await w._read()
+    await w._read()
+    assert [a["text"] for a in await actions_in(r, "a")] == ["thanks V0", "thanks V1", "thanks V2"]  # the burst
+    assert w.counters["chat_held_at_close"] == 10  # (the queue keeps 10; 7 were dropped as it was full)
+
+
 async def test_a_stale_worker_cannot_publish_or_acknowledge(r, tmp_path):
     await register_room(r, "a")
     await append_events(r, "a", [gift_event("a", i) for i in range(3)])

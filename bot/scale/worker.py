@@ -137,7 +137,7 @@ class Worker:
         self.redis_errors = 0
         self._resync: set[str] = set()  # rooms to take again from their checkpoint (after a Redis error)
         self._grouped: set[str] = set()  # rooms whose stream and consumer group this worker made sure of
-        self._run_id: bytes | str | None = None  # Redis' run id (INFO server): a new one is a restarted Redis
+        self._run_id: str | bool | None = None  # Redis' run id (INFO server): a new one is a restarted Redis
         self._s = {name: client.register_script(getattr(scripts, name))
                    for name in ("MEMBERSHIP", "LEAVE", "RELEASE", "READ", "PUBLISH", "CHECKPOINT")}
 
@@ -266,7 +266,17 @@ class Worker:
         two steps (perhaps without its data: no rooms set, no streams, no groups, no leases, no
         snapshots) may show no error at all. Then every room held is taken again from what Redis
         has (``_retake``), and its stream, group and place in the rooms set are made again."""
-        info = await self.client.info("server")
+        if self._run_id is False:  # INFO is not allowed (a restricted ACL user): only errors tell
+            return False
+        import redis
+
+        try:
+            info = await self.client.info("server")
+        except redis.ResponseError as exc:  # (NOPERM): keep working without the check, said once
+            log.warning("redis_run_id_unavailable", worker=self.id, error=str(exc),
+                        hint="allow INFO to notice a Redis restarted without its data between two steps")
+            self._run_id = False
+            return False
         run_id = info.get("run_id")
         restarted = self._run_id is not None and run_id != self._run_id
         self._run_id = run_id
@@ -464,8 +474,13 @@ class Worker:
             ev.received = now
             room.events += 1
             actions += engine.feed(ev, now)
-            if ev.type == LIVE_END:
-                actions += engine.close()
+            if ev.type == LIVE_END:  # (the lines the chat budget still holds are not all sent at once)
+                closing, held = engine.close_live(now)
+                actions += closing
+                if held:
+                    self.counters["chat_held_at_close"] += len(held)
+                    log.warning("chat_lines_held_at_close", room=room.name, lines=len(held), reason="shutdown",
+                                texts=[a.text for a in held])
                 out.append((room, actions))
                 await self._publish(out)
                 if room.name not in self.rooms:
