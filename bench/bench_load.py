@@ -193,6 +193,28 @@ async def run_bot(url: str, out: Path, capacity: int, minutes: float, progress: 
             "recorder": recorder, "source": source}
 
 
+def per_kind(path: Path, key: str | None = None) -> Counter:
+    """Lines of a JSONL actions (or dead-letter, ``key="action"``) file by (rule, kind)."""
+    out: Counter = Counter()
+    if path.exists():
+        for line in open(path, "rb"):
+            d = orjson.loads(line)
+            a = d[key] if key else d
+            out[(a.get("rule"), a.get("kind"))] += 1
+    return out
+
+
+def merged_lines(path: Path, dead: bool) -> int:
+    """Lines that stand for several chat lines merged by the budget."""
+    n = 0
+    if path.exists():
+        for line in open(path, "rb"):
+            d = orjson.loads(line)
+            a = d["action"] if dead else d
+            n += bool((a.get("data") or {}).get("merged"))
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30, help="how long the burst lasts (default 30)")
@@ -241,7 +263,9 @@ def main() -> None:
     shed = Counter({k: v for k, v in runner.queue.shed.items() if k != "like_hearts"})
     gifts_sent, gifts_handled = sent["gift"], events.get("gift", 0)
     thanked = engine.fired["thank-gift"]
-    budget = engine.budget.counters
+    budget = runner.counts.budget(runner.engine)  # (the whole process: the 4005 at the end started a fresh engine)
+    at_sink = per_kind(out / "actions.jsonl")
+    dead = per_kind(out / "dead.jsonl", key="action")
     rec_lines = sum(1 for f in recorder.files for _ in open(f, "rb"))
     rec_mb = sum(f.stat().st_size for f in recorder.files) / 2**20
     jsonl = dispatcher.stats["jsonl"]
@@ -255,11 +279,20 @@ def main() -> None:
     print(f"accounted       sent {total_sent:,} = handled {handled:,} + shed {sum(shed.values()):,} + malformed "
           f"{source.malformed}: {'yes' if total_sent == handled + sum(shed.values()) + source.malformed else 'NO'}")
     ok = gifts_sent == gifts_handled == thanked and shed["gift"] == 0
-    print(f"gifts           sent {gifts_sent:,}, handled {gifts_handled:,}, shed {shed['gift']}, thanked (thank-gift "
-          f"firings) {thanked:,}: {'every gift kept and thanked' if ok else 'NOT EQUAL'}")
+    print(f"gifts           sent {gifts_sent:,}, handled {gifts_handled:,}, shed {shed['gift']}, thank-gift rule "
+          f"firings {thanked:,} (before the chat budget): {'every gift kept and fired on' if ok else 'NOT EQUAL'}")
+    for name, counts, file, dead_file in (("JSONL sink", at_sink, "actions.jsonl", False),
+                                          ("dead letters", dead, "dead.jsonl", True)):
+        kinds: Counter = Counter()
+        for (_rule, kind), n in counts.items():
+            kinds[kind] += n
+        print(f"{name:<15} by kind: {', '.join(f'{k} {v:,}' for k, v in kinds.most_common()) or 'none'}; "
+              f"thank-gift {', '.join(f'{k} {n:,}' for (r, k), n in sorted(counts.items(), key=str) if r == 'thank-gift') or 'none'} "
+              f"(lines standing for merged ones {merged_lines(out / file, dead_file):,})")
     print(f"chat budget     thank-you and other chat lines queued {budget['queued']:,}, merged {budget['merged']:,}, "
           f"dropped (budget full) {budget['dropped_full']:,}, dropped (stale) {budget['dropped_stale']:,}, "
-          f"deduplicated {budget['deduplicated']:,} (20 lines a minute, by design)")
+          f"deduplicated {budget['deduplicated']:,}, held at the stream's end (dead-lettered) "
+          f"{budget['held_at_close']:,} (20 lines a minute, by design)")
     print(f"actions         {sum(result.actions.values()):,} ({', '.join(f'{k} {v:,}' for k, v in result.actions.most_common(6))}); "
           f"JSONL sink sent {jsonl.sent:,}, dead-lettered {jsonl.dead_lettered:,}")
     print(f"queue           high water {runner.queue.high_water:,} (capacity {args.capacity:,})")

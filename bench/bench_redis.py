@@ -108,8 +108,12 @@ def child_inproc(path: Path, rules: Path) -> dict:
     tune_gc()
     events = actions = 0
     start = time.perf_counter()
+    from bot.config import engine_options, load_config
+
+    # (the workers' engine settings: the same config, so the overlay's board updates are fired here too)
+    options = engine_options(load_config(write_config(path.parent, rules.resolve())))
     for recs in records.values():
-        engine = Engine(ruleset)
+        engine = Engine(ruleset, **options)
         last = 0
         for raw in recs:
             ev = decode_value(raw)

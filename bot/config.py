@@ -15,6 +15,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from bot.engine.durations import parse_duration
+from bot.events.model import MAX_INT
 from bot.engine.yamlfile import Pos, YamlError, YMap, did_you_mean, load_yaml, one_line, read_text
 
 
@@ -310,7 +311,7 @@ def _rate(v: Any, _: Path) -> float:
     return float(v)
 
 
-MAX_DURATION_MS = 2**53 - 1  # what JSON readers take as a whole number (some 285,000 years)
+MAX_DURATION_MS = MAX_INT  # what JSON readers take as a whole number (some 285,000 years)
 
 
 def _duration(v: Any, _: Path) -> int:

@@ -179,7 +179,8 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
         if store is not None:
             store.close()
     log.info("stopped", events=sum(result.events.values()), actions=sum(result.actions.values()),
-             shed=sum(result.shed.values()), recorded=recorder.written if recorder else 0)
+             shed=sum(result.shed.values()), recorded=recorder.written if recorder else 0,
+             **runner.counts.summary(runner.engine))
     return result
 
 

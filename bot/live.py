@@ -25,10 +25,11 @@ from bot.engine.core import Engine
 from bot.control.metrics import Latency
 from bot.engine.rules import RuleSet
 from bot.events.model import CONNECT, DISCONNECT, LIVE_END, Event
-from bot.events.wire import DecodeError, decode_line
 from bot.sinks.console import ConsoleSink
 from bot.sources.queue import EventQueue, stamp  # noqa: F401 - stamp is what sources call
+from bot.livecounts import ProcessCounts
 from bot.sources.recorder import Recorder
+from bot.sources.replay import ReplaySource
 from bot.store.keeper import StateKeeper
 
 log = structlog.get_logger("bot.live")
@@ -126,6 +127,7 @@ class LiveRunner:
         self.stop = asyncio.Event()
         self.result = LiveResult()
         self.latency = Latency()
+        self.counts = ProcessCounts()  # engine and chat budget counters over the process, across stream ends
         self.connected: dict[str, bool] = {}  # by source name, from connect/disconnect events
         self.last_event_at: float | None = None  # monotonic time of the last viewer event
         self.heartbeat = time.monotonic()  # the loop's last turn (a stalled loop fails /healthz)
@@ -243,29 +245,18 @@ class LiveRunner:
             return
         if self.recorder is not None and self.recorder.resume(path):
             self._saved_file = self.recorder.path or Path(path)  # (the snapshot names it already)
-        caught = malformed = 0
+        caught = 0
         batch: list[Event] = []
-        last_ts = 0
+        source = ReplaySource(path)  # (as a replay reads it: a cut or malformed line is logged, counted, skipped)
+        end: int | None = offset
         try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                for line in f:
-                    if not line.strip():
-                        continue
-                    try:
-                        events = decode_line(line, fallback_ts=last_ts)
-                    except DecodeError:
-                        malformed += 1  # the line a kill cut
-                        continue
-                    for ev in events:
-                        last_ts = ev.ts
-                        batch.append(ev)
-                    if len(batch) >= self.batch:
-                        caught += len(batch)
-                        self._catching_up = (path, f.tell())  # (for a snapshot saved meanwhile)
-                        await self._handle(batch, record=False)
-                        batch = []
-                end = f.tell()
+            for events, end in source.lines_from(offset):
+                batch += events
+                if len(batch) >= self.batch:
+                    caught += len(batch)
+                    self._catching_up = (path, end)  # (for a snapshot saved meanwhile: past this line)
+                    await self._handle(batch, record=False)
+                    batch = []
         except (OSError, ValueError) as exc:
             log.warning("catch_up_unreadable", path=path, error=str(exc))
             end = None
@@ -275,7 +266,7 @@ class LiveRunner:
             await self._handle(batch, record=False)
         self._catching_up = None
         self.caught_up = caught
-        log.info("caught_up", path=path, events=caught, malformed=malformed)
+        log.info("caught_up", path=path, events=caught, malformed=source.malformed)
 
     def save_after_dispatch(self) -> None:
         """Call once the dispatcher has closed: what it could not deliver by then is in the
@@ -298,8 +289,12 @@ class LiveRunner:
 
     def _end_stream(self, now: int) -> list[Action]:
         """The stream ended: what was open ends too (as at the end of a replay of its recording),
-        and the next stream starts with fresh session state (lifetime totals carried over)."""
-        out = self.engine.close()
+        and the next stream starts with fresh session state (lifetime totals carried over). Chat
+        lines the budget still holds are dead-lettered (``shutdown``): the stream they were for is
+        over, and sending them all at once would flood the chat."""
+        out, held = self.engine.close_live(now)
+        self._bury_held(held, "the stream ended (live_end) with these chat lines still held by the chat budget")
+        self.counts.ended(self.engine)
         if self._catching_up is not None:  # the stream ended before the crash: its file is done
             recording: Path | None = Path(self._catching_up[0])
             if self.recorder is not None:
@@ -314,7 +309,21 @@ class LiveRunner:
             self.engine = self.engine.fresh(self.engine.state.lifetime_snapshot())
         return out
 
+    def _bury_held(self, held: list[Action], why: str) -> None:
+        """Chat lines the budget held at a close: dead-lettered as ``shutdown`` (logged if the
+        dispatcher keeps no dead letters), never sent at once past the budget."""
+        if not held:
+            return
+        log.warning("chat_lines_held_at_close", lines=len(held), reason="shutdown", why=why)
+        bury = getattr(self.dispatcher, "bury", None)
+        if bury is not None:
+            bury(held, "shutdown", why)
+        else:
+            for a in held:
+                log.warning("chat_line_not_sent", rule=a.rule, kind=a.kind, user=a.user, text=a.text)
+
     async def _dispatch(self, actions: list[Action]) -> None:
+        self.counts.log_budget(self.engine)
         if actions:
             self.result.actions.update(a.rule for a in actions)
             self.result.action_kinds.update((a.rule, a.kind) for a in actions)
@@ -365,7 +374,11 @@ class LiveRunner:
             end = Event(DISCONNECT, self.clock.now(), data={"source": "livebot", "reason": "shutdown"})
             await self._handle([end], record=self.recorder is not None and self.recorder.is_open)
         if self.keeper is None:  # the session ends here: open streaks, polls and chat lines too
-            await self._dispatch(self.engine.close())
+            # (what the budget allows by now goes out; what it still holds is dead-lettered)
+            out, held = self.engine.close_live(max(self._last, self.clock.now()))
+            await self._dispatch(out)
+            self._bury_held(held, "livebot stopped with these chat lines still held by the chat budget")
+            self.counts.log_budget(self.engine, force=True)
         else:  # the stream goes on without us: keep its state (open streaks and polls too) for a restart
             await asyncio.sleep(0)  # (the sinks first, as in _handle)
             self._final = self._saved_beside()

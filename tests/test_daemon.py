@@ -5,14 +5,17 @@ that keeps the leaderboard and cooldowns."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
 import aiohttp
 import orjson
 import websockets
+from waiting import until
 from ws_server import WsServer
 
 RULES_V1 = """
@@ -62,6 +65,18 @@ class Feed(WsServer):
                 await ws.send(get.result())
         except websockets.ConnectionClosed:
             pass
+
+
+def saved_diamonds(db: Path) -> int | None:
+    """The diamonds of the stream in progress as the state database last saved them."""
+    if not db.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            row = conn.execute("SELECT data FROM snapshot").fetchone()
+    except sqlite3.Error:  # (being created)
+        return None
+    return None if row is None else orjson.loads(row[0])["state"]["diamonds"]
 
 
 class Bot:
@@ -225,7 +240,7 @@ rules:
         feed.queue.put_nowait(gift(2, diamonds=100))
         feed.queue.put_nowait(gift(3, diamonds=500))
         await wait_actions(tmp_path / "actions.jsonl", 1)
-        await asyncio.sleep(0.5)  # a few snapshot intervals
+        await until(lambda: saved_diamonds(tmp_path / "state.db") == 600, "a state save that holds both gifts")
         assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL
 
         feed.connected.clear()

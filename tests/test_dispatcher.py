@@ -18,8 +18,9 @@ from bot.actions.dispatcher import Dispatcher, LiveDispatcher
 from bot.actions.model import Action
 from bot.actions.pacing import Pacing, SinkQueue, gift_worth
 from bot.testing import CaptureSink
+from waiting import guard, until
 
-GUARD = 5.0  # seconds: only so that a bug hangs a test for a while rather than forever
+GUARD = guard(30.0)  # seconds: only so that a bug hangs a test for a while rather than forever
 
 
 class FakeTime:
@@ -255,6 +256,7 @@ async def test_close_is_bounded_and_dead_letters_what_is_left(tmp_path):
     stuck, fine = GatedSink("stuck"), Named("fine")
     d = LiveDispatcher([stuck, fine], dead_letter=tmp_path / "dead.jsonl", max_batch=2, drain_timeout=0.05)
     await d.dispatch([act(i) for i in range(5)])
+    await until(lambda: d.stats["fine"].sent == 5, "the fine sink's five")  # (a busy machine: not in 50 ms)
     await asyncio.wait_for(d.close(), GUARD)  # returns although "stuck" never finishes a send
     s = d.stats["stuck"]
     assert s.sent == 0 and s.shutdown == 5 and s.dead_lettered == 5 and s.in_flight == s.queue_depth == 0

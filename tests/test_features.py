@@ -11,7 +11,7 @@ from bot.engine.core import Engine
 from bot.engine.loader import RuleLoadError, load_rules_text
 from bot.engine.snapshot import restore, snapshot
 from bot.events.model import Event, User
-from bot.scale.fullsnap import full_restore, full_snapshot
+from bot.engine.snapshot import full_restore, full_snapshot
 from bot.store.keeper import StateKeeper
 from bot.store.sqlite import SqliteStore
 from bot.testing import chat, event, gift, run_events

@@ -21,7 +21,8 @@ import pytest
 
 from bot.config import Config, load_config
 from bot.events.model import GIFT, Event, User
-from bot.scale.ingest import RoomPump, encode_event, read_events, run_ingest, spill_file, spill_folder
+from bot.scale.ingest import (RoomPump, encode_event, read_events, register_room, run_ingest, spill_file,
+                              spill_folder)
 from bot.scale.keys import Keys
 from bot.sources.queue import stamp
 from redis_server import kill_redis, redis_pid, redis_running, restart_redis, running
@@ -352,6 +353,7 @@ async def test_a_hung_redis_cannot_hold_the_stop_and_a_cancelled_pump_spills_wha
         cfg = load_config(path)
         feed, stop = Feed(), asyncio.Event()
         bob = RoomPump(r, "bob", None, cfg, asyncio.Event(), spill_dir=tmp_path / "spill")  # never stopped
+        await register_room(r, "bob")  # (as run_ingest registers its rooms: bob's first batch finds it known)
         with capture_logs() as logs:
             async with (running(run_ingest(cfg, server.url, sources={"alice": feed}, stop=stop), stop) as task,
                         running(bob.pump()) as bob_task):

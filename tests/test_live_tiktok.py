@@ -25,6 +25,7 @@ from bot.sources.backoff import Backoff
 from bot.sources.queue import EventQueue
 from bot.sources.tiktok import TikTokLiveMissing, TikTokSource, classify, to_event
 from bot.testing import CaptureSink, run_events
+from waiting import guard
 
 RULES = load_rules_text("""
 rules:
@@ -433,7 +434,7 @@ async def test_stop_ends_a_connection_and_a_wait_promptly():
     while not len(queue):
         await asyncio.sleep(0)
     stop.set()
-    await asyncio.wait_for(task, timeout=1)
+    await asyncio.wait_for(task, timeout=guard(30))  # (a hang guard: the wait it ends is an hour)
     assert factory.clients[0].closed.is_set()
     assert kinds(queue.get_nowait()) == ["connect"]  # the runner writes the shutdown marker, not us
 
@@ -444,7 +445,7 @@ async def test_stop_ends_a_connection_and_a_wait_promptly():
     while not src.errors["offline"]:
         await asyncio.sleep(0)
     stop.set()
-    await asyncio.wait_for(task, timeout=1)
+    await asyncio.wait_for(task, timeout=guard(30))  # (a hang guard: the wait it ends is an hour)
 
 
 async def test_cancelling_the_source_closes_the_client():

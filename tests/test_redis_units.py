@@ -15,7 +15,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.engine.core import Engine
 from bot.events.model import Event, User
 from bot.scale import scripts
-from bot.scale.fullsnap import full_restore, full_snapshot
+from bot.engine.snapshot import full_restore, full_snapshot
 from bot.scale.ingest import (append_events, decode_entry, decode_value, encode_event, read_events, register_room,
                               run_ingest)
 from bot.scale.keys import Keys, check_room
@@ -339,9 +339,11 @@ rules:
 """
 
 
-def worker_for(client, tmp_path: Path, name: str, rules: str = THANKS, **redis) -> tuple[Worker, CaptureSink]:
+def worker_for(client, tmp_path: Path, name: str, rules: str = THANKS, overlay: bool = False,
+               **redis) -> tuple[Worker, CaptureSink]:
     (tmp_path / "rules.yaml").write_text(rules)
     cfg = Config()
+    cfg.overlay_enabled = overlay  # (off: thank-yous only, no board updates)
     cfg.redis.lease_ms = 1000
     for k, v in redis.items():
         setattr(cfg.redis, k, v)
@@ -382,6 +384,117 @@ async def test_a_takeover_replays_the_unacknowledged_entries_without_thanking_tw
     await append_events(r, "a", [gift_event("a", 99)])
     await w1._read()
     assert w1.rooms == {} and len(sink1.actions) == 20
+
+
+async def test_a_worker_builds_its_engine_from_the_config_so_board_updates_reach_the_actions_stream(r, tmp_path):
+    await register_room(r, "a")
+    await append_events(r, "a", [gift_event("a", 0, 10, "ana"), gift_event("a", 1, 5, "bo")])
+    w, sink = worker_for(r, tmp_path, "w1", overlay=True)
+    w.cfg.overlay_board = 3
+    await w._tick()
+    await w._read()
+    await w._read()
+    published = await actions_in(r, "a")
+    assert sorted(a["kind"] for a in published) == ["leaderboard", "leaderboard", "say", "say"]
+    assert [a.kind for a in sink.actions] == [a["kind"] for a in published]
+
+
+async def test_a_worker_makes_its_rooms_group_once_and_again_after_redis_lost_it(r, tmp_path):
+    await register_room(r, "a")
+    await append_events(r, "a", [gift_event("a", 0)])
+    w, sink = worker_for(r, tmp_path, "w1")
+    made = []
+    create = r.xgroup_create
+
+    async def counted(*args, **kwargs):
+        made.append(args[0])
+        return await create(*args, **kwargs)
+
+    r.xgroup_create = counted
+    try:
+        await w._tick()
+        await w._read()
+        await w._read()
+        await w._release(w.rooms["a"])
+        await w._tick()  # taken again: the group is not made again
+        assert made == [K.events("a")] and "a" in w.rooms
+        # Redis restarts without its data (as FLUSHALL): the next tick sees a new run id (faked
+        # here, as the same server keeps its id), takes the room again and makes its group again
+        await r.flushall()
+        w._run_id = "an-earlier-run"
+        await w._tick()
+        assert made == [K.events("a"), K.events("a")] and "a" in w.rooms
+        assert await r.sismember(K.rooms, "a")
+        await append_events(r, "a", [gift_event("a", 1)])
+        for _ in range(3):
+            await w._read()
+        assert [a.event_id for a in sink.actions] == ["a-000000", "a-000001"]
+    finally:
+        r.xgroup_create = create
+
+
+async def test_ingest_registers_its_room_again_when_redis_lost_it_without_an_error(r, redis_server, tmp_path):  # noqa: F811
+    """The client reconnects silently: a Redis that came back empty between two batches makes no
+    append fail, so each batch asks (in its round trip) whether the room is still registered."""
+    from bot.scale.ingest import RoomPump
+
+    cfg = Config()
+    stop = asyncio.Event()
+    pump = RoomPump(r, "a", None, cfg, stop, spill_dir=tmp_path / "spill")
+    await register_room(r, "a")
+    pumping = asyncio.create_task(pump.pump())
+
+    async def until(check) -> None:  # (a hang guard, not a measurement)
+        for _ in range(6000):
+            if await check():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("timed out")
+
+    try:
+        pump.queue.put(gift_event("a", 1))
+        await until(lambda: r.xlen(K.events("a")))
+        await r.flushall()  # (what a restart without persistence leaves)
+        pump.queue.put(gift_event("a", 2))
+        await until(lambda: r.sismember(K.rooms, "a"))
+        assert await r.sismember(K.rooms, "a")
+        [group] = await r.xinfo_groups(K.events("a"))
+        assert group["name"] == b"workers" and group["entries-read"] in (None, 0)
+        assert [ev.msg_id for _, ev in await read_events(r, "a")] == ["a-000002"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(pumping, 30)
+
+
+async def test_a_worker_whose_user_may_not_run_info_still_works(r, redis_server, tmp_path):  # noqa: F811
+    await r.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "&*", "+@all", "-info")
+    client = redis_asyncio.from_url(redis_server.url.replace("redis://", "redis://limited:pw@"))
+    try:
+        await register_room(r, "a")
+        await append_events(r, "a", [gift_event("a", 0)])
+        w, sink = worker_for(client, tmp_path, "w1")
+        for _ in range(2):
+            await w._tick()  # (the run-id check is refused: said once, then skipped)
+        await w._read()
+        await w._read()
+        assert [a.event_id for a in sink.actions] == ["a-000000"]
+    finally:
+        await client.aclose()
+        await r.execute_command("ACL", "DELUSER", "limited")
+
+
+async def test_a_stream_end_does_not_publish_every_held_chat_line_at_once(r, tmp_path):
+    rules = THANKS.replace("rules:\n", "settings:\n  chat: {per_minute: 6, burst: 3}\nrules:\n")
+    await register_room(r, "a")
+    t = now_ms()
+    await append_events(r, "a", [gift_event("a", i, recv=t) for i in range(20)]
+                        + [Event("live_end", 3000, "a", "end-1", None, {"source": "websocket"}, received=t)])
+    w, sink = worker_for(r, tmp_path, "w1", rules=rules)
+    await w._tick()
+    await w._read()
+    await w._read()
+    assert [a["text"] for a in await actions_in(r, "a")] == ["thanks V0", "thanks V1", "thanks V2"]  # the burst
+    assert w.counters["chat_held_at_close"] == 10  # (the queue keeps 10; 7 were dropped as it was full)
 
 
 async def test_a_stale_worker_cannot_publish_or_acknowledge(r, tmp_path):

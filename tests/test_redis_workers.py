@@ -29,7 +29,7 @@ rules:
 """
 CONFIG = """
 rules: rules.yaml
-sinks: {console: false}
+sinks: {console: false, overlay: {enabled: false}}  # (thank-yous only: no board updates)
 http: {enabled: false}
 reload: {watch: false}
 redis:

@@ -41,6 +41,7 @@ from bot.sources.queue import EventQueue
 from bot.sources.webhook import WebhookSource, sign
 from bot.sources.websocket import WebSocketSource
 from bot.testing import CaptureSink
+from waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -597,7 +598,8 @@ async def test_no_secret_in_logs_reprs_status_or_metrics(tmp_path, caplog, capsy
             cfg.source.type = "webhook"
             cfg.state_redis = None  # no Redis here
             daemon = asyncio.create_task(run_daemon(cfg, ruleset, sinks=[]))
-            await asyncio.sleep(0.5)
+            # (SIGTERM only once the daemon handles it: before, it would end this test's process)
+            await until(lambda: any(e["event"] == "started" for e in logs) or daemon.done(), "the daemon to start")
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(daemon, 20)
 

@@ -70,20 +70,25 @@ class LiveCollector:
                        {k: v for k, v in r.queue.shed.items() if k != "like_hearts"})
         yield _gauge("livebot_queue_depth", "Events waiting between the sources and the engine.", len(r.queue))
         yield _gauge("livebot_queue_high_water", "The most events ever waiting at once.", r.queue.high_water)
-        engine = r.engine
+        counts = getattr(r, "counts", None)  # (process totals: a stream's end does not reset them)
+        engine_counts = counts.engine(r.engine) if counts is not None else r.engine.counters
         yield _counter("livebot_duplicates", "Events dropped as duplicates (by msg_id).", [],
-                       {(): engine.counters["duplicates"]})
+                       {(): engine_counts["duplicates"]})
         yield _counter("livebot_events_lossy", "Events decoded without a field their kind is expected to carry.", [],
                        {(): lossy()})
         yield _counter("livebot_rule_errors", "Rule firings dropped by an error at run time.", [],
-                       {(): engine.counters["rule_errors"]})
+                       {(): engine_counts["rule_errors"]})
         yield _counter("livebot_rule_suppressed", "Times a rule did not fire for an event or timer, by rule and "
                        "the first reason (when, cooldown, user_cooldown, once, max_per_hour, permission, tier, "
                        "milestone, min_chat, stopped, paused, error); this stream.", ["rule", "reason"],
-                       dict(engine.suppressed))
+                       dict(r.engine.suppressed))
         if self.control is not None:
             yield _counter("livebot_muted_actions", "Actions kept from a sink by a mute (control page), by sink.",
                            ["sink"], dict(self.control.muted_counts))
+        if counts is not None:
+            yield _counter("livebot_chat_budget", "Chat lines through the chat budget, by outcome (queued, merged, "
+                           "deduplicated, dropped_full, dropped_stale, held_at_close).", ["outcome"],
+                           dict(counts.budget(r.engine)))
         for src in r.sources:
             name = getattr(src, "name", "source")
             connects = int(getattr(src, "connects", 0))

@@ -94,6 +94,8 @@ class ControlServer(HttpServer):
                 ("events", ", ".join(f"{t} {n}" for t, n in r.result.events.most_common()) or "none"),
                 ("actions", ", ".join(f"{t} {n}" for t, n in r.result.actions.most_common()) or "none"),
                 ("shed", ", ".join(f"{t} {n}" for t, n in r.queue.shed.items()) or "none"),
+                ("chat budget", ", ".join(f"{k} {n}" for k, n in r.counts.budget(r.engine).items()
+                                          if k in ("merged", "dropped_full", "dropped_stale", "held_at_close"))),
                 ("diamonds this stream", f"{r.engine.state.diamonds:,}"),
                 ("top gifters", " · ".join(f"{g['rank']}. {g['nickname']} ({g['diamonds']:,})"
                                            for g in r.engine.board.top(5)) or "none yet")]

@@ -54,7 +54,7 @@ class ChatBudget:
         # merge rules whose burst has had its line sent alone: rule id -> that line's sort key[0]
         # (minus its worth). Forgotten when none of the rule's lines wait any more.
         self._lead: dict[str, float] = {}
-        self.counters: Counter[str] = Counter()  # queued, merged, deduplicated
+        self.counters: Counter[str] = Counter()  # queued, merged, deduplicated, dropped_full/_stale, held_at_close
         # The trace's notes (bot.engine.trace), when someone keeps them: (action, outcome, detail, now).
         self.notes: Any = None
 
@@ -134,6 +134,15 @@ class ChatBudget:
         if self._lead:
             waiting = {w.action.rule for w in self._queue}
             self._lead = {rule: key for rule, key in self._lead.items() if rule in waiting}
+        return out
+
+    def take_waiting(self) -> list[Action]:
+        """Every line still waiting, best first, taken off the queue (counted ``held_at_close``): at a
+        live stop or stream end they may not all go out at once, so the caller keeps them apart."""
+        out = [w.action for w in sorted(self._queue)]
+        self._queue = []
+        self._lead = {}
+        self.counters["held_at_close"] += len(out)
         return out
 
     def _merge_with(self, first: _Waiting) -> list[_Waiting]:

@@ -152,6 +152,14 @@ class Engine:
         self._run_due(None, out, with_timers=False)
         return self.policy.screen(out)
 
+    def close_live(self, now: int) -> tuple[list[Action], list[Action]]:
+        """A live end of session at ``now`` (a stop, or the stream's end): as ``close``, but the chat
+        budget releases only what it allows by ``now``; the lines it still holds are returned apart
+        (actions, held), for the caller to dead-letter, instead of all going out at once."""
+        out: list[Action] = []
+        self._run_due(None, out, with_timers=False, budget_until=now)
+        return out, self.budget.take_waiting()
+
     def fresh(self, lifetime: dict[str, dict[str, Any]] | None = None) -> Engine:
         """A new engine with these rules and settings and no session state (the next stream)."""
         new = Engine(self.rules, streak_silence_ms=self.streaks.silence_ms, dedup_window=self.dedup.window,
@@ -189,7 +197,7 @@ class Engine:
 
     # -- what is due -------------------------------------------------------------------------
 
-    def _next_due(self, with_timers: bool) -> tuple[int, str] | None:
+    def _next_due(self, with_timers: bool, budget_until: int | None = None) -> tuple[int, str] | None:
         """The earliest pending deadline and what it is (on a tie, in this order)."""
         best: tuple[int, str] | None = None
         due = self.streaks.next_deadline()
@@ -207,15 +215,15 @@ class Engine:
         if self.quiz is not None and (best is None or self.quiz.ends < best[0]):
             best = (self.quiz.ends, "quiz")
         due = self.budget.next_due()
-        if due is not None and (best is None or due < best[0]):
+        if due is not None and (best is None or due < best[0]) and (budget_until is None or due <= budget_until):
             best = (due, "budget")
         due = self.features.next_due(with_timers)
         if due is not None and (best is None or due < best[0]):
             best = (due, "features")
         return best
 
-    def _run_due(self, now: int | None, out: list[Action], with_timers: bool) -> None:
-        while (nxt := self._next_due(with_timers)) is not None and (now is None or nxt[0] <= now):
+    def _run_due(self, now: int | None, out: list[Action], with_timers: bool, budget_until: int | None = None) -> None:
+        while (nxt := self._next_due(with_timers, budget_until)) is not None and (now is None or nxt[0] <= now):
             due, what = nxt
             if what == "streak":
                 for ev in self.streaks.flush_due(due):

@@ -21,7 +21,7 @@ from bot.engine.rules import (EVENT_NAMES, PERMISSIONS, POLL_NAMES, QUIZ_NAMES, 
 from bot.engine.templates import Fields, TemplateCompileError, Text, Value, compile_condition, compile_value
 from bot.engine.views import context_fields
 from bot.engine.yamlfile import Pos, YamlError, YList, YMap, did_you_mean, load_yaml, one_line, read_text
-from bot.events.model import EVENT_TYPES
+from bot.events.model import EVENT_TYPES, MAX_INT
 from bot.integrations.commands import COMMAND_KINDS, check_command_template
 from bot.policy.load import build_policy, parse_policy
 
@@ -43,7 +43,7 @@ ACTION_KEYS: dict[str, tuple[str, ...]] = {
 SPECIAL_KINDS = ("poll", "quiz", "set", "incr", "subathon", "credits", "sound", "redeem", "giveaway", "voice")
 SETTINGS_KEYS = {"": ("chat", "leaderboard", "snippets", "goals", "subathon", "sounds", "points", "tts", "policy"), "chat": ("per_minute", "burst", "dedup", "max_wait"),
                  "leaderboard": ("top",)}
-MAX_DURATION_MS = 2**53 - 1  # some 285,000 years
+MAX_DURATION_MS = MAX_INT  # some 285,000 years
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME_RX = re.compile(r"\b(" + "|".join(sorted(EVENT_NAMES | POLL_NAMES | QUIZ_NAMES)) + r")\b")

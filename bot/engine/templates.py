@@ -29,6 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from bot.integrations.commands import rcon_quote
 from bot.engine.yamlfile import did_you_mean
+from bot.events.model import MAX_INT
 
 MAX_STRING = 2000  # longest string a template may build with * or render in total
 MAX_POWER = 10**12
@@ -565,7 +566,7 @@ class Text:
         return out if len(out) <= MAX_STRING else out[:MAX_STRING]
 
 
-MAX_SAFE_INT = 2**53 - 1  # beyond this, JSON readers (JavaScript) lose digits: such a number stays text
+MAX_SAFE_INT = MAX_INT  # beyond this, JSON readers (JavaScript) lose digits: such a number stays text
 
 
 def _native(value: Any) -> Any:

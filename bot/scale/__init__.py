@@ -7,7 +7,6 @@
 - ``bot.scale.worker``: the worker: leases, fair share, takeover, exactly-once actions.
 - ``bot.scale.scripts``: the Lua scripts that make each step atomic and fenced by the lease.
 - ``bot.scale.store``: ``RedisStore``, the SQLite store's interface on Redis.
-- ``bot.scale.fullsnap``: the engine snapshot a takeover needs.
 - ``bot.scale.keys``: key names.
 
 Needs the ``redis`` package (``redis.asyncio``) and Redis >= 6.2 (``XAUTOCLAIM``).

@@ -6,6 +6,9 @@ the receive time (``recv``, the engine's time for the event). A pump per room ta
 queued and appends it to ``{prefix}:events:{room}`` with one pipelined ``XADD ... MAXLEN ~``
 per batch. The room is registered in ``{prefix}:rooms`` and its stream gets the workers'
 consumer group (created at id 0, so no event appended before the first worker is missed).
+Each batch's round trip also asks whether the room is still registered: the Redis client
+reconnects silently, so a Redis restarted without its data between two batches makes no append
+fail; the pump registers the room and its group again at once (``append_checked``).
 
 If Redis is unreachable the batch is kept and retried with backoff; meanwhile the queue fills
 and sheds by its policy (gifts, follows and subscribes are never shed). Events wait in memory
@@ -92,8 +95,23 @@ async def append_events(client: Any, room: str, events: Iterable[Event], *, pref
                         maxlen: int = 100_000, keep_raw: bool = False) -> list[bytes]:
     """Append events to the room's stream in one pipelined round trip; returns their entry ids.
     Events without a receive time get the current time (as a live source would stamp them)."""
-    key = Keys(prefix).events(check_room(room))
+    ids, _ = await append_checked(client, room, events, prefix=prefix, maxlen=maxlen, keep_raw=keep_raw, check=False)
+    return ids
+
+
+async def append_checked(client: Any, room: str, events: Iterable[Event], *, prefix: str = "livebot",
+                         maxlen: int = 100_000, keep_raw: bool = False,
+                         check: bool = True) -> tuple[list[bytes], bool]:
+    """``append_events``, and (``check``) in the same round trip whether the room is still in
+    ``{p}:rooms``: (entry ids, registered). A Redis that restarted without its data has lost the
+    room and its consumer group, and the client reconnects silently, so no append fails: the
+    pump registers the room again when this says False (the group at id 0, so the events just
+    appended are read too)."""
+    keys = Keys(prefix)
+    key = keys.events(check_room(room))
     pipe = client.pipeline(transaction=False)
+    if check:
+        pipe.sismember(keys.rooms, room)
     clock = WallClock()
     n = 0
     for ev in events:
@@ -102,8 +120,11 @@ async def append_events(client: Any, room: str, events: Iterable[Event], *, pref
         pipe.xadd(key, {FIELD: encode_event(ev, keep_raw)}, maxlen=maxlen or None, approximate=True)
         n += 1
     if not n:
-        return []
-    return await pipe.execute()
+        return [], True
+    ids = await pipe.execute()
+    if not check:
+        return ids, True
+    return ids[1:], bool(ids[0])
 
 
 async def read_events(client: Any, room: str, *, prefix: str = "livebot") -> list[tuple[bytes, Event]]:
@@ -192,7 +213,8 @@ class RoomPump:
         # For /healthz and /metrics (bot.control.worker_server): the pump's last turn (monotonic),
         # when its appends started failing (None while they succeed), the source's connection.
         self.heartbeat = time.monotonic()
-        self.needs_register = False  # set when Redis was down at start: registered at the first success
+        self.needs_register = False  # Redis was down at start, failed, or lost the room: registered at the next success
+        self.registered_again = 0  # batches that found the room gone from Redis (it came back empty)
         self.failing_since: float | None = None
         self.connected: bool | None = None
         self._pending: list[Event] = []  # taken from the queue, not appended yet
@@ -237,7 +259,6 @@ class RoomPump:
 
         errors = (redis.RedisError, OSError, asyncio.TimeoutError)
         backoff = Backoff(0.2, 10.0)
-        lost_redis = self.needs_register  # (Redis was down when ingest started)
         self._spill_waiting = self._spill_found()
         while True:
             now = time.monotonic()
@@ -250,9 +271,9 @@ class RoomPump:
                     self._spill_all("drain time up")
                     return
             try:
-                if lost_redis:  # a Redis that restarted empty has lost the room and its group: make them again
+                if self.needs_register:  # a Redis that restarted empty has lost the room and its group
                     await self._bounded(register_room(self.client, self.room, prefix=self.prefix, group=self.group))
-                    lost_redis = False
+                    self.needs_register = False
                 if self._spill_waiting:  # the spilled events go first, in order
                     if not await self._unspill():
                         continue  # the file could not be read: logged, left for the operator
@@ -261,8 +282,7 @@ class RoomPump:
                         self._pending = self._prepared(await self.queue.get(timeout=0.25, limit=self.batch))
                         if not self._pending:
                             continue
-                    await self._bounded(append_events(self.client, self.room, self._pending, prefix=self.prefix,
-                                                      maxlen=self.maxlen, keep_raw=self.keep_raw))
+                    await self._append(self._pending)
                     self.appended += len(self._pending)
                     self._pending = []
             except errors as exc:
@@ -270,7 +290,7 @@ class RoomPump:
                 now = time.monotonic()
                 if self.failing_since is None:
                     self.failing_since = now
-                lost_redis = True
+                self.needs_register = True  # (cheap, and a Redis that failed may come back empty)
                 delay = backoff.next_delay()
                 log.error("append_failed", room=self.room, events=len(self._pending), retry_in=round(delay, 2),
                           error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
@@ -286,6 +306,18 @@ class RoomPump:
                 continue
             backoff.reset()
             self.failing_since = None
+
+    async def _append(self, events: list[Event]) -> None:
+        """One batch, and whether Redis still knows the room (asked in the same round trip, so a
+        Redis that came back empty between batches is noticed though no append failed): if not,
+        the room and its group are made again before the next batch (``needs_register``)."""
+        _, registered = await self._bounded(append_checked(self.client, self.room, events, prefix=self.prefix,
+                                                           maxlen=self.maxlen, keep_raw=self.keep_raw))
+        if not registered:
+            self.registered_again += 1
+            log.warning("room_not_registered", room=self.room, events=len(events),
+                        hint="Redis lost its data (restarted without persistence?): registering the room again")
+            self.needs_register = True
 
     def _prepared(self, events: list[Event]) -> list[Event]:
         for ev in events:
@@ -462,8 +494,7 @@ class RoomPump:
             for ev in events:
                 if not ev.room_id:
                     ev.room_id = self.room
-            await self._bounded(append_events(self.client, self.room, events, prefix=self.prefix,
-                                              maxlen=self.maxlen, keep_raw=self.keep_raw))
+            await self._append(events)
             self.appended += len(events)
             self.unspilled += len(events)
             self._spill_run += len(events)

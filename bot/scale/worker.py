@@ -7,7 +7,7 @@ of a lease), so its events are processed in order by one engine. Workers heartbe
 hands back its extra rooms (after a checkpoint) when another worker joins. A worker that dies
 stops renewing: its leases expire and the others take its rooms.
 
-Taking a room: load its engine snapshot (``bot.scale.fullsnap``) and lifetime totals, then
+Taking a room: load its engine snapshot (``bot.engine.snapshot.full_snapshot``) and lifetime totals, then
 ``XAUTOCLAIM`` the group's pending entries (the previous owner's unacknowledged ones) and
 process them in id order, then new entries (``>``). Reads are done by a script that checks the
 lease, so entries are only ever delivered to the room's owner, and a takeover sees them all.
@@ -55,7 +55,7 @@ import structlog
 
 from bot.actions.dispatcher import Dispatcher
 from bot.actions.model import Action
-from bot.config import Config
+from bot.config import Config, engine_options
 from bot.control.reload import RuleReloader
 from bot.engine.core import Engine
 from bot.engine.loader import RuleLoadError, load_rules
@@ -63,9 +63,9 @@ from bot.engine.rules import RuleSet
 from bot.events.model import LIVE_END
 from bot.scale import scripts
 from bot.scale.scripts import split_entries
-from bot.scale.fullsnap import full_restore, full_snapshot
+from bot.engine.snapshot import full_restore, full_snapshot
 from bot.sources.backoff import Backoff
-from bot.scale.ingest import decode_value
+from bot.scale.ingest import decode_value, register_room
 from bot.scale.keys import ROOM_NAME, Keys
 from bot.scale.store import decode_snapshot
 from bot.sinks.base import Sink
@@ -136,6 +136,8 @@ class Worker:
         self.failures = 0
         self.redis_errors = 0
         self._resync: set[str] = set()  # rooms to take again from their checkpoint (after a Redis error)
+        self._grouped: set[str] = set()  # rooms whose stream and consumer group this worker made sure of
+        self._run_id: str | bool | None = None  # Redis' run id (INFO server): a new one is a restarted Redis
         self._s = {name: client.register_script(getattr(scripts, name))
                    for name in ("MEMBERSHIP", "LEAVE", "RELEASE", "READ", "PUBLISH", "CHECKPOINT")}
 
@@ -232,6 +234,8 @@ class Worker:
     # -- membership: heartbeat, leases, fair share ---------------------------------------------
 
     async def _tick(self) -> None:
+        if await self._check_restart():  # before the leases are renewed: a lost one is taken again
+            await self._retake()
         held = list(self.rooms)
         _now, alive, renewed, names = await self._s["MEMBERSHIP"](
             keys=[self.keys.workers, self.keys.rooms] + [self.keys.owner(r) for r in held],
@@ -257,29 +261,55 @@ class Worker:
                     await self._take(name)
         self._forget_unused_rules()
 
+    async def _check_restart(self) -> bool:
+        """Redis' run id, once a tick: the client reconnects silently, so a Redis restarted between
+        two steps (perhaps without its data: no rooms set, no streams, no groups, no leases, no
+        snapshots) may show no error at all. Then every room held is taken again from what Redis
+        has (``_retake``), and its stream, group and place in the rooms set are made again."""
+        if self._run_id is False:  # INFO is not allowed (a restricted ACL user): only errors tell
+            return False
+        import redis
+
+        try:
+            info = await self.client.info("server")
+        except redis.ResponseError as exc:  # (NOPERM): keep working without the check, said once
+            log.warning("redis_run_id_unavailable", worker=self.id, error=str(exc),
+                        hint="allow INFO to notice a Redis restarted without its data between two steps")
+            self._run_id = False
+            return False
+        run_id = info.get("run_id")
+        restarted = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        if restarted:
+            self.counters["redis_restarts"] += 1
+            log.warning("redis_restarted", worker=self.id, rooms=len(self.rooms))
+            self._grouped.clear()
+            self._resync.update(self.rooms)
+        return restarted
+
+    async def _ensure_group(self, name: str) -> None:
+        """The room's stream, its consumer group (at id 0) and its place in the rooms set: made once
+        per room (``register_room``, as ingest does), and again only after Redis lost them."""
+        if name not in self._grouped:
+            await register_room(self.client, name, prefix=self.rc.prefix, group=self.rc.group)
+            self._grouped.add(name)
+
     def _preference(self, room: str) -> bytes:
         """Rendezvous hashing: workers starting together prefer different rooms."""
         return hashlib.blake2b(f"{room}\0{self.id}".encode(), digest_size=8).digest()
 
     async def _take(self, name: str) -> None:
         """We hold the lease: load the room's state, then replay its pending entries."""
-        import redis
-
         path = self._rules_path(name)
         ruleset = self._ruleset(path)
         if ruleset is None:  # its rules do not load: leave the room (its events wait in the stream)
             await self._s["RELEASE"](keys=[self.keys.owner(name)], args=[self.id])
             return
         stream = self.keys.events(name)
-        try:
-            await self.client.xgroup_create(stream, self.rc.group, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self._ensure_group(name)
         raw_snap = await self.client.hmget(self.keys.snapshot(name), ["saved_at", "data"])
         lifetime = {k.decode(): orjson.loads(v) for k, v in (await self.client.hgetall(self.keys.lifetime(name))).items()}
-        engine = Engine(ruleset, streak_silence_ms=self.cfg.streak_silence_ms, dedup_window=self.cfg.dedup_window,
-                        lifetime=lifetime)
+        engine = Engine(ruleset, **engine_options(self.cfg), lifetime=lifetime)
         now = wall_ms()
         room = Room(name, engine, path, taken_at=now, checkpoint_at=time.monotonic())
         stale: tuple[int, Engine] | None = None
@@ -384,8 +414,9 @@ class Worker:
             tag = res[0]
             if tag == b"!":
                 log.error("read_failed", room=room.name, error=res[1].decode() if isinstance(res[1], bytes) else res[1])
-                if b"NOGROUP" in (res[1] if isinstance(res[1], bytes) else b""):
-                    await self.client.xgroup_create(self.keys.events(room.name), self.rc.group, id="0", mkstream=True)
+                if b"NOGROUP" in (res[1] if isinstance(res[1], bytes) else b""):  # Redis lost it: make it again
+                    self._grouped.discard(room.name)
+                    await self._ensure_group(room.name)
                 continue
             entries = split_entries(res[1])
             if tag == b">":
@@ -443,8 +474,13 @@ class Worker:
             ev.received = now
             room.events += 1
             actions += engine.feed(ev, now)
-            if ev.type == LIVE_END:
-                actions += engine.close()
+            if ev.type == LIVE_END:  # (the lines the chat budget still holds are not all sent at once)
+                closing, held = engine.close_live(now)
+                actions += closing
+                if held:
+                    self.counters["chat_held_at_close"] += len(held)
+                    log.warning("chat_lines_held_at_close", room=room.name, lines=len(held), reason="shutdown",
+                                texts=[a.text for a in held])
                 out.append((room, actions))
                 await self._publish(out)
                 if room.name not in self.rooms:

@@ -71,6 +71,31 @@ class ReplaySource:
                     yield ev
             self.lines = number
 
+    def lines_from(self, offset: int = 0) -> Iterator[tuple[list[Event], int]]:
+        """From byte ``offset`` on: each line's events, with the byte offset just past the line (a
+        catch-up after a restart, ``LiveRunner._catch_up``, must know how far it fed). Malformed lines
+        (a line a kill cut) are logged with their number counted from ``offset``, counted and skipped."""
+        last_ts = 0
+        with self._open() as f:
+            f.seek(offset)
+            pos = offset
+            for number, line in enumerate(f, 1):
+                pos += len(line)
+                if not line.strip():
+                    continue
+                try:
+                    decoded = decode_line(line, fallback_ts=last_ts, room_id=self.room_id)
+                except DecodeError as exc:
+                    self.malformed += 1
+                    if self.malformed <= LOGGED_MALFORMED:
+                        log.warning("malformed_line", file=str(self.path), line=number, from_offset=offset,
+                                    error=str(exc))
+                    continue
+                for ev in decoded:
+                    self.read[ev.type] += 1
+                    last_ts = ev.ts
+                yield decoded, pos
+
     async def batches(self) -> AsyncIterator[list[Event]]:
         batch: list[Event] = []
         for ev in self.events():

@@ -16,8 +16,7 @@ from typing import Any, Callable
 import structlog
 
 from bot.engine.core import Engine
-from bot.engine.snapshot import RECENT_IDS
-from bot.scale.fullsnap import full_restore, full_snapshot
+from bot.engine.snapshot import RECENT_IDS, full_restore, full_snapshot
 from bot.store.sqlite import SqliteStore
 
 log = structlog.get_logger("bot.state")
