@@ -217,6 +217,7 @@ class Config:
     http_enabled: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = 8787
+    http_token: str | None = field(default=None, repr=False)  # needed by POST /subathon, /points when not on 127.0.0.1
     reload_watch: bool = True
     reload_poll_ms: int = 1000
     state_redis: str | None = field(default=None, repr=False)  # Redis URL for the state (bot.scale.store)
@@ -238,8 +239,9 @@ ENV_SECRETS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("integrations", "streamerbot", "password"), ("LIVEBOT_STREAMERBOT_PASSWORD",)),
     (("integrations", "rcon", "password"), ("LIVEBOT_RCON_PASSWORD",)),
     (("integrations", "mqtt", "password"), ("LIVEBOT_MQTT_PASSWORD",)),
+    (("http_token",), ("LIVEBOT_HTTP_TOKEN",)),
 )
-SECRET_NAMES = frozenset({"sign_api_key", "secret", "session_id", "chat_session_id", "password"})
+SECRET_NAMES = frozenset({"sign_api_key", "secret", "session_id", "chat_session_id", "password", "http_token"})
 URL_NAMES = frozenset({"url", "state_redis"})  # URLs whose password and query values are secret (apiKey=...)
 
 
@@ -607,6 +609,7 @@ SCHEMA: Schema = {
         "enabled": (("http_enabled",), _bool),
         "host": (("http_host",), _text),
         "port": (("http_port",), _port),
+        "token": (("http_token",), _optional_text),
     },
     "reload": {
         "watch": (("reload_watch",), _bool),

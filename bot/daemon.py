@@ -137,7 +137,7 @@ async def run_daemon(cfg: Config, ruleset: RuleSet, *, source: LiveSource | None
                         on_stream_end=reports.stream_ended if cfg.report_folder else None)
     reloader = RuleReloader(cfg.rules, ruleset, runner.replace_rules, poll_s=cfg.reload_poll_ms / 1000)
     server = ControlServer(runner, host=cfg.http_host, port=cfg.http_port, reloader=reloader,
-                           config=cfg.redacted()) if cfg.http_enabled else None
+                           config=cfg.redacted(), token=cfg.http_token) if cfg.http_enabled else None
     if overlay is not None and server is not None:
         overlay.server.add_routes(server.app)  # one port: the overlay beside /status and /metrics
         # goals and the subathon clock as the engine has them, for a page that connects before any update

@@ -22,7 +22,7 @@ log = structlog.get_logger("bot.control")
 
 class ControlServer:
     def __init__(self, runner: Any, *, host: str = "127.0.0.1", port: int = 8787, reloader: Any = None,
-                 stall_s: float = 10.0, config: dict[str, Any] | None = None) -> None:
+                 stall_s: float = 10.0, config: dict[str, Any] | None = None, token: str | None = None) -> None:
         self.runner = runner
         self.host = host
         self.port = port
@@ -36,9 +36,11 @@ class ControlServer:
         self.app.router.add_get("/metrics", self.metrics)
         self.app.router.add_get("/status", self.status_page)
         from bot.control.subathon import add_routes as subathon_routes  # POST /subathon/... (h17)
-        subathon_routes(self.app, runner)
+        from bot.control.guard import Guard
+        guard = Guard(host, token)  # who may use the endpoints below (another site's page never)
+        subathon_routes(self.app, runner, guard)
         from bot.control.points import add_routes as points_routes  # GET /points.csv, POST /points/adjust (h17)
-        points_routes(self.app, runner)
+        points_routes(self.app, runner, guard)
         self._site_runner: web.AppRunner | None = None
 
     def health(self) -> tuple[bool, dict[str, Any]]:
