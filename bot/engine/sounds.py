@@ -39,6 +39,9 @@ def parse_sounds(loader: Any, raw: Any, pos: Any) -> dict[str, str]:
     return out
 
 
+SOUNDS_RULE = "sounds"  # the rule name of the engine's per-gift sounds: not a rule's firing (report, console)
+
+
 def gift_sound(sounds: dict[str, str], ev: Event, now: int) -> Action | None:
     if ev.type != GIFT or not sounds:
         return None
@@ -46,4 +49,4 @@ def gift_sound(sounds: dict[str, str], ev: Event, now: int) -> Action | None:
     if file is None:
         return None
     user = ev.user.unique_id if ev.user is not None else None
-    return Action(now, "sound", file, "sounds", user, ev.msg_id or None, {"gift": str(ev.data.get("name", ""))})
+    return Action(now, "sound", file, SOUNDS_RULE, user, ev.msg_id or None, {"gift": str(ev.data.get("name", ""))})

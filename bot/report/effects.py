@@ -27,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from bot.report.stats import S_CHATS, S_DIAMONDS, S_FOLLOWS, SessionStats
+from bot.engine.sounds import SOUNDS_RULE
 from bot.sinks.console import DISPLAY_KINDS
 
 DEFAULT_WINDOW_MS = 120_000
@@ -126,7 +127,9 @@ def analyze_actions(path: str | Path, session: SessionStats, window_ms: int = DE
             except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
                 out.malformed += 1
                 continue
-            if kind in DISPLAY_KINDS:  # the overlay's leaderboard and poll counts: shown, not a rule's firing
+            if kind in DISPLAY_KINDS or (kind == "sound" and rule == SOUNDS_RULE):
+                # the overlay's leaderboard, poll counts, goals, subathon clock and the per-gift sounds of
+                # settings: sounds: shown or played, not a rule's firing
                 out.display += 1
                 continue
             if start is None or end is None or ts < start or ts > end + window_ms:
