@@ -137,9 +137,9 @@ class Points:
         nickname = who[1] or who[0]
         perks = self.spec.perks
         found = perks.get(asked.strip().lower())
-        if found is None:
+        if found is None:  # what they typed is not repeated: the bot never says a viewer's free text
             names = ", ".join(f"{n} ({c:,})" for n, c in perks.values()) or "none"
-            return [Action(now, "say", f"@{nickname} no perk called '{asked.strip()[:40]}'. Perks: {names}", rule,
+            return [Action(now, "say", f"@{nickname} no such perk. Perks: {names}", rule,
                            who[0], event_id, {"perk": None})]
         name, cost = found
         have = self.balance(key)
