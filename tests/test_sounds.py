@@ -152,7 +152,7 @@ async def test_the_page_plays_sounds_one_at_a_time(sink):
             await page.wait_for_function("() => document.documentElement.dataset.ws === 'open'")
             await sink.send([Action(T, "sound", "rose.wav", "r", "ana"), Action(T + 1, "sound", "rose.wav", "r", "bob"),
                              Action(T + 2, "sound", "../secret.mp3", "r", "cleo")])
-            await page.wait_for_function("() => window.__sounds.length >= 4", timeout=15_000)
+            await page.wait_for_function("() => window.__sounds.length >= 4")
             got = await page.evaluate("window.__sounds")
             assert sorted(map(tuple, got)) == [("ended", "rose.wav"), ("ended", "rose.wav"),
                                                ("play", "rose.wav", 0.5, 0), ("play", "rose.wav", 0.5, 0)]
