@@ -65,7 +65,10 @@ async def test_goal_bars_fill_flash_when_reached_and_the_clock_counts_down(brows
     await overlay.send(feed(engine, [event("subathon_control", T + 3000, None, op="pause")]))
     await page.wait_for_selector("#timer.paused")
     stopped = await page.get_attribute("#timer", "data-remaining")
-    await page.wait_for_timeout(1300)  # (long enough for a running clock to move)
+    # the page's own clock moves on 1.3 s (a running clock would have ticked a second off), and a tick runs
+    await page.evaluate("() => { window.__t0 = performance.now(); window.__ticks = 0; "
+                        "setInterval(() => { if (performance.now() - window.__t0 > 1300) window.__ticks++; }, 250); }")
+    await page.wait_for_function("() => window.__ticks >= 2")
     assert await page.get_attribute("#timer", "data-remaining") == stopped
     assert page.dialogs == []
 

@@ -113,7 +113,8 @@ def test_bad_sound_settings_are_errors_with_their_position(tmp_path):
 
     with pytest.raises(RuleLoadError) as err:
         load_rules_text("settings:\n  sounds:\n    gifts: {Rose: ../x.mp3}\nrules: []\n", "s.yaml")
-    assert err.value.problems == ["s.yaml:3:19: a sound is a file name in the sounds folder, e.g. rose.mp3"]
+    assert err.value.problems == ["s.yaml:3:19: a sound is a plain file name in the sounds folder with an audio "
+                                  "extension (.mp3, .ogg, .wav, ...), e.g. rose.mp3: no folders, no '..'"]
     cfg = tmp_path / "c.yaml"
     cfg.write_text("sinks:\n  overlay:\n    sounds:\n      volume: 3\n")
     with pytest.raises(ConfigError) as err:
@@ -152,7 +153,7 @@ async def test_the_page_plays_sounds_one_at_a_time(sink):
             await page.wait_for_function("() => document.documentElement.dataset.ws === 'open'")
             await sink.send([Action(T, "sound", "rose.wav", "r", "ana"), Action(T + 1, "sound", "rose.wav", "r", "bob"),
                              Action(T + 2, "sound", "../secret.mp3", "r", "cleo")])
-            await page.wait_for_function("() => window.__sounds.length >= 4", timeout=15_000)
+            await page.wait_for_function("() => window.__sounds.length >= 4")
             got = await page.evaluate("window.__sounds")
             assert sorted(map(tuple, got)) == [("ended", "rose.wav"), ("ended", "rose.wav"),
                                                ("play", "rose.wav", 0.5, 0), ("play", "rose.wav", 0.5, 0)]
@@ -165,3 +166,14 @@ async def test_the_page_plays_sounds_one_at_a_time(sink):
             assert await quiet.evaluate("window.__sounds") == []
         finally:
             await browser.close()
+
+
+def test_a_sound_name_that_could_never_play_is_a_load_error():
+    from bot.engine.loader import RuleLoadError, load_rules_text
+
+    text = ("settings:\n  sounds:\n    gifts: {Rose: notes.txt, Lion: lion.mp3}\nrules:\n  - id: s\n    on: follow\n"
+            "    do: [ {sound: ../../etc/passwd.mp3}, {sound: '{{ user.unique_id }}.mp3'}, {sound: ok.wav} ]\n")
+    with pytest.raises(RuleLoadError) as err:
+        load_rules_text(text, "s.yaml")
+    assert [p.split(": ", 1)[0] for p in err.value.problems] == ["s.yaml:3:19", "s.yaml:7:19"]
+    assert all("plain file name" in p for p in err.value.problems)

@@ -133,3 +133,19 @@ def test_several_sessions_are_pooled_and_the_cli_checks_its_arguments(tmp_path, 
     assert [len(v.sessions) for v in report.groups.values()] == [2, 2]
     assert report.groups[("fr", "cta", 0)].values == [(1, 0, 0), (1, 0, 0)]
     assert main(["report", str(s1), str(s2), "--actions", str(a1), "--variants"]) == 2
+
+
+def test_an_interval_of_counts_is_never_narrower_than_the_exact_poisson_interval():
+    from bot.report.variants import Variant, poisson95
+
+    # Garwood's exact 95% limits (published tables): 0 → 0–3.689, 4 → 1.090–10.242, 10 → 4.795–18.390
+    assert poisson95(0) == pytest.approx((0, 3.689), abs=1e-3)
+    assert poisson95(4) == pytest.approx((1.090, 10.242), abs=1e-3)
+    assert poisson95(10) == pytest.approx((4.795, 18.390), abs=1e-3)
+    assert poisson95(5000)[0] == pytest.approx(5000 - 1.96 * 5000 ** 0.5, rel=1e-3)
+    # two firings with 0 follows, 0 shares and 0 diamonds after each: the data say little, not "exactly 0"
+    v = Variant("r", "cta", 0, values=[(0, 1, 0), (0, 1, 0)])
+    assert v.interval(0) == pytest.approx((0, 3.689 / 2), abs=1e-3)
+    low, high = v.interval(1)  # 1 share after each: 2 in all over 2 windows
+    assert low < 1 < high and (low, high) == pytest.approx((0.242 / 2, 7.225 / 2), abs=1e-3)
+    assert v.interval(2) is None  # diamonds without any spread: no interval (shown as too few)

@@ -6,7 +6,8 @@
                                                NAME is the viewer's @handle or user key
 
 An adjustment is a ``points_control`` event put into the event queue (recorded, replayed the same).
-Answers: 202 queued; 400 a bad amount; 403 another site's page (``Origin``); 404 no such viewer;
+Answers: 202 queued; 400 a bad amount; 401/403 another site's page, a Host not naming this machine, no or a wrong ``LIVEBOT_HTTP_TOKEN``
+(bot/control/guard.py); 404 no such viewer;
 409 no ``settings: points:`` in the rules.
 """
 
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import itertools
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from bot.control.guard import LOOPBACK_ONLY, Guard
 
 from bot.engine.points import points_csv
 from bot.events.model import POINTS_CONTROL, Event
@@ -26,11 +28,14 @@ MAX_ADJUST = 10**9
 _seq = itertools.count(1)
 
 
-def add_routes(app: web.Application, runner: Any) -> None:
+def add_routes(app: web.Application, runner: Any, guard: Guard = LOOPBACK_ONLY) -> None:
     def points():
         return runner.engine.features.points
 
     async def export(request: web.Request) -> web.Response:
+        refused = guard.refuse(request)  # viewers' names and points: not for another site's page
+        if refused is not None:
+            return refused
         p = points()
         if p is None:
             return web.json_response({"error": "no points: add 'settings: points:' to the rules"}, status=409)
@@ -39,9 +44,9 @@ def add_routes(app: web.Application, runner: Any) -> None:
                                      "X-Content-Type-Options": "nosniff"})
 
     async def adjust(request: web.Request) -> web.Response:
-        origin = request.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
-            return web.json_response({"error": "requests from other sites are refused"}, status=403)
+        refused = guard.refuse(request)
+        if refused is not None:
+            return refused
         p = points()
         if p is None:
             return web.json_response({"error": "no points: add 'settings: points:' to the rules"}, status=409)

@@ -10,7 +10,7 @@ The control server mounts it as HTTP (loopback by default, like ``/status``)::
     POST /subathon/add?ms=300000        (or ?s=300; negative takes time off)
 
 Answers: 202 ``{"queued": op, "ms": n}``; 400 a bad or missing amount; 403 a request from a web
-page of another origin (a browser's ``Origin`` header: no other site may drive the timer);
+page of another origin, a Host not naming this machine, or a missing ``LIVEBOT_HTTP_TOKEN`` (bot/control/guard.py);
 409 no ``settings: subathon:`` in the rules.
 """
 
@@ -19,9 +19,10 @@ from __future__ import annotations
 import itertools
 import math
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from bot.control.guard import LOOPBACK_ONLY, Guard
 
 from bot.events.model import SUBATHON_CONTROL, Event
 from bot.sources.queue import stamp
@@ -51,13 +52,13 @@ def control_subathon(runner: Any, op: str, ms: int = 0) -> Event:
     return ev
 
 
-def add_routes(app: web.Application, runner: Any) -> None:
-    """``POST /subathon/{pause,resume,add}`` on the control server."""
+def add_routes(app: web.Application, runner: Any, guard: Guard = LOOPBACK_ONLY) -> None:
+    """``POST /subathon/{pause,resume,add}`` on the control server (``guard``: bot/control/guard.py)."""
 
     async def handle(request: web.Request) -> web.Response:
-        origin = request.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
-            return web.json_response({"error": "requests from other sites are refused"}, status=403)
+        refused = guard.refuse(request)
+        if refused is not None:
+            return refused
         op = request.match_info["op"]
         ms = 0
         if op == "add":

@@ -53,6 +53,7 @@ def _fmt(n: int | None) -> str:
 class Features:
     def __init__(self, settings: Any, lifetime: dict[str, Any] | None = None, state: Any = None,
                  rule_types: Any = ()) -> None:
+        self._lifetime = lifetime or {}  # as the stream started: a reload that turns points or voices on reads it
         base = (lifetime or {}).get(LIFETIME_KEY) or {}
         base = {str(k): int(v) for k, v in base.items() if isinstance(v, int) and not isinstance(v, bool)} \
             if isinstance(base, dict) else {}
@@ -93,14 +94,14 @@ class Features:
         if tts is None:
             self.voices = None
         elif self.voices is None:
-            self.voices = Voices(tts)
+            self.voices = Voices(tts, self._lifetime.get(VOICES_KEY))
         else:
             self.voices.spec = tts
         points = getattr(settings, "points", None)
         if points is None:
             self.points = None
         elif self.points is None:
-            self.points = Points(points)
+            self.points = Points(points, self._lifetime.get(POINTS_KEY))
         else:
             self.points.spec = points
         self.active = self._is_active()

@@ -102,12 +102,17 @@ class GoalSpec:
         return count if self.gift in (name, str(ev.data.get("gift_id", ""))) else 0
 
 
-def _int(value: Any) -> int:
+def event_int(value: Any) -> int:
+    """A whole number from an event's data (goals, points, the subathon timer): 0 when it is not one
+    or is beyond what JSON keeps exact."""
     try:
         n = int(value)
     except (TypeError, ValueError, OverflowError):
         return 0
     return n if -_BIG <= n <= _BIG else 0
+
+
+_int = event_int
 
 
 @dataclass

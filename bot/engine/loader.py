@@ -12,7 +12,7 @@ from bot.engine.durations import parse_duration
 from bot.engine.giveaways import GIVEAWAY_KEYS, parse_giveaway
 from bot.engine.goals import parse_goals
 from bot.engine.points import parse_points
-from bot.engine.sounds import parse_sounds
+from bot.engine.sounds import SOUND_NAME_PROBLEM, parse_sounds, sound_name_ok
 from bot.engine.subathon import parse_subathon, parse_subathon_action
 from bot.engine.variants import parse_variants
 from bot.engine.voices import parse_tts
@@ -600,6 +600,9 @@ class _Loader:
             for lineno, message in check_command_template(text.source):
                 self._problem(_line(vpos.get("text", pos), lineno), message, rid)
         spec.text, spec.data, spec.pos = text, compiled_data, pos
+        if kind == "sound" and not sound_name_ok(text.source):  # (bot/engine/sounds.py)
+            self._problem(vpos.get("text", pos), SOUND_NAME_PROBLEM, rid)
+            return None
         if ("variants" in body or "pick" in body) and not parse_variants(self, body, spec, rid, allowed, needs):
             return None
         if kind == "poll":

@@ -41,12 +41,12 @@ from typing import Any
 
 from bot.actions.model import Action
 from bot.events.model import CHAT, FOLLOW, GIFT, LIKE, SHARE, SUBSCRIBE, Event
+from bot.engine.goals import event_int as _int
 
 LIFETIME_KEY = "@livebot:points"
 RATE_KEYS = ("diamond", "like", "chat", "follow", "share", "subscribe", "watch")
 POINTS_KEYS = RATE_KEYS + ("chat_gap", "watch_every", "ranks", "perks")
 MAX_PERKS = 50
-_BIG = 2**53 - 1
 
 
 @dataclass
@@ -56,14 +56,6 @@ class PointsSpec:
     watch_every_ms: int = 600_000
     ranks: list[tuple[float, str]] = field(default_factory=list)  # (min, name), ascending
     perks: dict[str, tuple[str, int]] = field(default_factory=dict)  # lower-case name → (name, cost)
-
-
-def _int(value: Any) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return n if -_BIG <= n <= _BIG else 0
 
 
 class Points:
@@ -137,9 +129,9 @@ class Points:
         nickname = who[1] or who[0]
         perks = self.spec.perks
         found = perks.get(asked.strip().lower())
-        if found is None:
+        if found is None:  # what they typed is not repeated: the bot never says a viewer's free text
             names = ", ".join(f"{n} ({c:,})" for n, c in perks.values()) or "none"
-            return [Action(now, "say", f"@{nickname} no perk called '{asked.strip()[:40]}'. Perks: {names}", rule,
+            return [Action(now, "say", f"@{nickname} no such perk. Perks: {names}", rule,
                            who[0], event_id, {"perk": None})]
         name, cost = found
         have = self.balance(key)

@@ -17,6 +17,18 @@ from bot.actions.model import Action
 from bot.events.model import GIFT, Event
 
 
+SOUND_NAME_PROBLEM = ("a sound is a plain file name in the sounds folder with an audio extension "
+                      "(.mp3, .ogg, .wav, ...), e.g. rose.mp3: no folders, no '..'")
+
+
+def sound_name_ok(text: str) -> bool:
+    """A sound's file name as written in a rule or in settings: plain (as the overlay serves them), or a
+    template (checked when it runs)."""
+    from bot.sinks.overlay.sounds import plain_name
+
+    return "{{" in text or "{%" in text or plain_name(text.strip())
+
+
 def parse_sounds(loader: Any, raw: Any, pos: Any) -> dict[str, str]:
     from bot.engine.yamlfile import YMap
 
@@ -32,11 +44,14 @@ def parse_sounds(loader: Any, raw: Any, pos: Any) -> dict[str, str]:
         return {}
     out = {}
     for name, file in gifts.items():
-        if not isinstance(file, str) or not file.strip() or "/" in file or "\\" in file or ".." in file:
-            loader._problem(gifts.value_pos[name], "a sound is a file name in the sounds folder, e.g. rose.mp3")
+        if not isinstance(file, str) or "{" in file or not sound_name_ok(file):
+            loader._problem(gifts.value_pos[name], SOUND_NAME_PROBLEM)
             continue
         out[str(name).strip().lower()] = file.strip()
     return out
+
+
+SOUNDS_RULE = "sounds"  # the rule name of the engine's per-gift sounds: not a rule's firing (report, console)
 
 
 def gift_sound(sounds: dict[str, str], ev: Event, now: int) -> Action | None:
@@ -46,4 +61,4 @@ def gift_sound(sounds: dict[str, str], ev: Event, now: int) -> Action | None:
     if file is None:
         return None
     user = ev.user.unique_id if ev.user is not None else None
-    return Action(now, "sound", file, "sounds", user, ev.msg_id or None, {"gift": str(ev.data.get("name", ""))})
+    return Action(now, "sound", file, SOUNDS_RULE, user, ev.msg_id or None, {"gift": str(ev.data.get("name", ""))})

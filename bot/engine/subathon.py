@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.events.model import FOLLOW, GIFT, SHARE, SUBSCRIBE, Event
+from bot.engine.goals import event_int as _int
 
 ADD_KEYS = ("follow", "share", "subscribe", "diamond", "gifts")
 SUBATHON_KEYS = ("start", "max", "add")
 OPS = ("pause", "resume", "add")
-_BIG = 2**53 - 1
 
 
 @dataclass(slots=True)
@@ -67,14 +67,6 @@ class SubathonSpec:
             if per is not None:
                 return per * count
         return self.diamond_ms * max(_int(ev.data.get("diamonds", 0)), 0) * count
-
-
-def _int(value: Any) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return n if -_BIG <= n <= _BIG else 0
 
 
 class Subathon:

@@ -27,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from bot.report.stats import S_CHATS, S_DIAMONDS, S_FOLLOWS, SessionStats
+from bot.engine.sounds import SOUNDS_RULE
 from bot.sinks.console import DISPLAY_KINDS
 
 DEFAULT_WINDOW_MS = 120_000
@@ -128,7 +129,9 @@ def analyze_actions(path: str | Path, session: SessionStats, window_ms: int = DE
                 continue
             if isinstance(rec.get("data"), dict) and rec["data"].get("test") is True:
                 continue  # fired by a test event from the control page: not the stream's
-            if kind in DISPLAY_KINDS:  # the overlay's leaderboard and poll counts: shown, not a rule's firing
+            if kind in DISPLAY_KINDS or (kind == "sound" and rule == SOUNDS_RULE):
+                # the overlay's leaderboard, poll counts, goals, subathon clock and the per-gift sounds of
+                # settings: sounds: shown or played, not a rule's firing
                 out.display += 1
                 continue
             if start is None or end is None or ts < start or ts > end + window_ms:

@@ -5,7 +5,8 @@ several (each with its actions file), the follows, shares and diamonds of the wi
 (t, t + window], are counted to the second. A firing whose window runs past its session's end is
 left out (and counted), so every firing measured looked at the same length of time. Per variant:
 how often it was shown, the mean per firing, and a 95% interval of that mean (Student's t over the
-firings; none with fewer than two). It is an association, not proof: the variants were shown at
+firings; none with fewer than two; for follows and shares never narrower than the exact Poisson
+interval of their total). It is an association, not proof: the variants were shown at
 different moments of different streams; windows of firings closer than the window overlap;
 rotation ties a variant to its turn in the order. Overlapping intervals mean the data cannot tell
 the variants apart.
@@ -40,6 +41,36 @@ def t95(df: int) -> float:
     return 2.021 if df <= 40 else 2.000 if df <= 60 else 1.980 if df <= 120 else 1.960
 
 
+def _poisson_cdf(k: int, lam: float) -> float:
+    """P(X <= k) for X ~ Poisson(lam), summed in log space (no underflow for large lam)."""
+    if lam <= 0:
+        return 1.0
+    log_lam = math.log(lam)
+    terms = [-lam + j * log_lam - math.lgamma(j + 1) for j in range(k + 1)]
+    top = max(terms)
+    total = sum(math.exp(t - top) for t in terms)
+    return min(1.0, math.exp(top) * total)
+
+
+def _solve(k: int, target: float) -> float:
+    """The lam where P(X <= k) = target (the CDF falls as lam grows), by bisection."""
+    lo, hi = 0.0, k + 20 * math.sqrt(k + 1) + 20
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if _poisson_cdf(k, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def poisson95(k: int) -> tuple[float, float]:
+    """The exact (Garwood) two-sided 95% interval of a Poisson mean from one count ``k``."""
+    if k < 0:
+        raise ValueError("a count is at least 0")
+    return (0.0 if k == 0 else _solve(k - 1, 0.975)), _solve(k, 0.025)
+
+
 @dataclass
 class Variant:
     rule: str
@@ -58,7 +89,12 @@ class Variant:
         return sum(v[m] for v in self.values) / len(self.values) if self.values else None
 
     def interval(self, m: int) -> tuple[float, float] | None:
-        """The 95% interval of the mean per firing (None with fewer than two firings measured)."""
+        """The 95% interval of the mean per firing (None with fewer than two firings measured).
+
+        Student's t over the firings; for the counts (follows, shares) never narrower than the exact
+        Poisson interval of their total (Garwood): two windows of 0 follows each do not make "0 – 0"
+        (the t interval of equal values has no width), they make 0 – 1.84. Diamonds are sums of gift
+        values, not counts: a t interval without spread (every window the same) is none (None)."""
         n = len(self.values)
         if n < MIN_FIRINGS:
             return None
@@ -66,7 +102,11 @@ class Variant:
         assert mean is not None
         var = sum((v[m] - mean) ** 2 for v in self.values) / (n - 1)
         half = t95(n - 1) * math.sqrt(var / n)
-        return max(0.0, mean - half), mean + half
+        low, high = max(0.0, mean - half), mean + half
+        if MEASURES[m] == "diamonds":
+            return None if var == 0 else (low, high)
+        plow, phigh = poisson95(sum(v[m] for v in self.values))
+        return min(low, plow / n), max(high, phigh / n)
 
 
 @dataclass
@@ -179,7 +219,8 @@ def rows(report: VariantReport) -> list[dict[str, Any]]:
 
 CAVEAT = ("Association, not proof: the variants were shown at different moments (and streams); windows of "
           "firings closer than the window overlap; rotation ties each variant to its turn. Intervals are 95% "
-          "intervals of the mean per firing (Student's t over the firings); where they overlap, the data cannot "
+          "intervals of the mean per firing (Student's t over the firings; for follows and shares at least the "
+          "exact Poisson interval of their count); where they overlap, the data cannot "
           "tell the variants apart. Firings whose window ran past the end of their session are not measured.")
 
 

@@ -22,7 +22,7 @@ DISPLAY_KINDS = frozenset({"poll_update", "leaderboard", "goal", "timer"})  # (g
 
 class ConsoleSink:
     name = "console"
-    hidden_kinds = DISPLAY_KINDS  # the dispatcher leaves these out
+    hidden_kinds = DISPLAY_KINDS | {"sound"}  # the dispatcher leaves these out (a sound is heard on the overlay)
     live_only = True
     live_only_why = "the console shows actions live"
 
