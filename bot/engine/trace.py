@@ -202,6 +202,8 @@ class Tracer:
         """Record what ``engine`` does (also after ``Engine.fresh``: call again with the new one)."""
         engine._trace = self._keep if self.follow is not None else self.records.append
         engine.budget.notes = self.notes
+        if getattr(engine, "policy", None) is not None:  # the policy guard notes what it masked or suppressed
+            engine.policy.tracer = self
         engine.tracer = self
         self.engine = engine
         return self

@@ -103,6 +103,7 @@ class PolicyRuntime:
         self._sentinels = False  # a viewer value was found with nothing readable left (since the start)
         self._said_limit = 4096
         self._recent_limit = 20_000
+        self.tracer: Any = None  # bot.engine.trace.Tracer, when one is attached: each masking noted there
 
     def replace(self, policy: Policy | None) -> None:
         """New rules (a reload): new settings, same counters and moderation state."""
@@ -252,6 +253,8 @@ class PolicyRuntime:
             self.masked[e["check"]] += 1
         if len(entries) > before:
             action.data = {**action.data, "policy": entries}
+        if entries and self.tracer is not None:
+            self.tracer.note(action, "policy", "masked " + _entries_text(entries))
         return True
 
     def _screen_text(self, text: str, checks: frozenset[str], where: str,
@@ -316,6 +319,8 @@ class PolicyRuntime:
             self.suppressed_by[check] += 1
         action.data = {**action.data, "policy": entries}
         self.suppressed.append(action.to_dict())
+        if self.tracer is not None:
+            self.tracer.note(action, "policy", "suppressed " + _entries_text(entries))
         return False
 
     # -- 4. moderation ---------------------------------------------------------------------------
@@ -403,6 +408,11 @@ class PolicyRuntime:
             if self.suppressed_by else ""
         return f"policy: masked {part(self.masked)}; suppressed {self.suppressed_actions} action(s){by}; " \
                f"moderation events {part(self.moderations)}"
+
+
+def _entries_text(entries: list[dict[str, Any]]) -> str:
+    """``link in nickname, banned-word in text``: what the guard found, never the viewer's words."""
+    return ", ".join(dict.fromkeys(f"{e['check']} in {e['field']}" for e in entries))
 
 
 _UNCLEANED = frozenset({"leaderboard", "vars"})  # context values not cleaned by guard_context

@@ -1,0 +1,43 @@
+"""Issue 16, item 3: what the policy guard masked or suppressed shows in the trace (and so on the
+control page, which renders the trace), named by check and field, never by the viewer's words."""
+
+from __future__ import annotations
+
+from bot.engine.core import Engine
+from bot.engine.loader import load_rules_text
+from bot.engine.trace import Tracer
+from bot.testing import chat
+
+RULES = """rules:
+  - id: welcome
+    on: chat
+    do: [{say: "Welcome {{ user.nickname }}!"}]
+  - id: echo
+    on: chat
+    do: [{alert: "{{ event.text }}"}]
+"""
+
+
+def test_a_masked_nickname_is_noted_in_the_trace_of_its_firing():
+    engine = Engine(load_rules_text(RULES))
+    tracer = Tracer(50).attach(engine)
+    tracer.start = 0
+    actions = engine.feed(chat(1000, "hello there", "Ana bit.ly/free-coins"), 1000)
+    say = next(a for a in actions if a.rule == "welcome")
+    assert "bit.ly" not in say.text
+    notes = [(o, d) for o, d, _ in tracer.notes_for(say)]
+    assert any(o == "policy" and d.startswith("masked") and "link in user.nickname" in d for o, d in notes), notes
+    record = next(r for r in tracer if r[2] is not None)
+    line = tracer.lines_for(record, "welcome")[0]
+    assert "policy: masked link in user.nickname" in line and "free-coins" not in line
+
+
+def test_a_suppressed_action_is_noted_and_counted():
+    engine = Engine(load_rules_text(RULES))
+    tracer = Tracer(50).attach(engine)
+    out = engine.feed(chat(1000, "paypal.me/ana", "ana"), 1000)
+    assert all("paypal" not in a.text.lower() for a in out)
+    policy_notes = [(o, d) for a, o, d, _ in tracer.notes if o == "policy"]
+    assert policy_notes and all("paypal" not in str(d).lower() for _, d in policy_notes), policy_notes
+    stats = engine.policy.stats()
+    assert sum(stats["masked"].values()) + sum(stats["suppressed"].values()) >= 1, stats
