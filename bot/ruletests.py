@@ -50,10 +50,32 @@ FIELD_TYPES: dict[str, tuple[str, int | None, int | None, bool]] = {
     "gift_type": ("int", 0, None, False), "streak_end": ("bool", None, None, False), "total": ("int", 0, None, False),
     "months": ("int", 0, None, False), "rank": ("int", 1, None, False), "previous_rank": ("int", 1, None, True),
     "user_id": ("text", None, None, False), "unique_id": ("text", None, None, False),
-    "nickname": ("text", None, None, False), "follow_role": ("int", 0, 2, False),
+    "nickname": ("text", None, None, False), "follow_role": ("int", 0, 3, False),
     "is_moderator": ("bool", None, None, False), "is_subscriber": ("bool", None, None, False),
     "gifter_level": ("int", 0, None, False),
+    # issue 13's event types (bot/events/model.py); "list"/"dict" values are plain data (lists of user dicts)
+    "display_name": ("text", None, None, False), "battle_id": ("text", None, None, False),
+    "opponents": ("list", None, None, False), "duration_s": ("int", 0, None, False),
+    "our_score": ("int", 0, None, False), "their_score": ("int", 0, None, False),
+    "time_left_s": ("int", -1, None, False), "winner": ("text", None, None, False),
+    "mvp": ("dict", None, None, True), "top": ("list", None, None, False), "channel_id": ("text", None, None, False),
+    "action": ("text", None, None, False), "users": ("list", None, None, False), "coins": ("int", 0, None, False),
+    "people": ("int", 0, None, False), "emote_id": ("text", None, None, False),
+    "goal_id": ("text", None, None, False), "description": ("text", None, None, False),
+    "progress": ("int", 0, None, False), "target": ("int", 0, None, False), "poll_id": ("text", None, None, False),
+    "title": ("text", None, None, False), "options": ("list", None, None, False),
+    "phase": ("text", None, None, False), "rank_type": ("text", None, None, False),
+    "msg_ids": ("list", None, None, False), "pinned_by": ("dict", None, None, True),
 }
+
+
+def _plain(value: Any) -> Any:
+    """YAML lists and mappings as plain lists and dicts (events carry plain data)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 class TestFileError(ValueError):
@@ -189,6 +211,11 @@ class _Reader:
             if isinstance(value, bool):
                 return True, value
             self.problem(m.value_pos[key], f"'{key}' must be true or false, not {_shown(value)}")
+        elif kind in ("list", "dict"):
+            if isinstance(value, list if kind == "list" else dict):
+                return True, _plain(value)
+            self.problem(m.value_pos[key], f"'{key}' must be a {'list' if kind == 'list' else 'mapping'}"
+                         + (" or null" if nullable else "") + f", not {_shown(value)}")
         else:
             if isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low) and (
                     high is None or value <= high):

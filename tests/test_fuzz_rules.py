@@ -176,7 +176,16 @@ def hostile_event(draw: Any, ts: int) -> Event:
     for field in DATA_FIELDS.get(kind, ()):
         if draw(st.integers(0, 6)) == 0:
             continue  # a field may be missing
-        if field in ("text", "name", "group_id", "kind", "source", "reason"):
+        if field in ("opponents", "top", "users", "options", "msg_ids"):
+            data[field] = draw(st.lists(st.fixed_dictionaries(
+                {"user_id": HOSTILE_TEXT, "unique_id": HOSTILE_TEXT, "nickname": HOSTILE_TEXT, "score": HOSTILE_INT,
+                 "text": HOSTILE_TEXT, "votes": HOSTILE_INT}), max_size=3))
+        elif field in ("mvp", "pinned_by"):
+            data[field] = draw(st.none() | st.fixed_dictionaries(
+                {"user_id": HOSTILE_TEXT, "unique_id": HOSTILE_TEXT, "nickname": HOSTILE_TEXT, "score": HOSTILE_INT}))
+        elif field in ("text", "name", "group_id", "kind", "source", "reason", "display_name", "battle_id", "winner",
+                       "channel_id", "action", "emote_id", "goal_id", "description", "poll_id", "title", "phase",
+                       "rank_type"):
             data[field] = draw(HOSTILE_TEXT)
         elif field == "streak_end":
             data[field] = draw(st.booleans())

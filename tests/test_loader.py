@@ -208,7 +208,8 @@ def test_misspelled_fields_are_load_errors():
         "r.yaml:7:14: rule a: in text: unknown field 'user.lifetime.diamondz' (did you mean 'user.lifetime.diamonds'?)",
         "r.yaml:8:14: rule a: in text: unknown field 'event.txt' for chat events (did you mean 'event.text'?)",
         "r.yaml:11:16: rule b: in text: unknown field 'event.text' for gift events (known: type, ts, msg_id, "
-        "room_id, gift_id, name, diamonds, count, gift_type, streak_end, group_id, total_diamonds, flushed)",
+        "room_id, gift_id, name, diamonds, count, gift_type, streak_end, group_id, display_name, total_diamonds, "
+            "flushed)",
         "r.yaml:14:16: rule c: in text: unknown field 'stats.chatz' (did you mean 'stats.chats'?)",
         "r.yaml:17:43: rule d: in text: unknown field 'winner.nickame' (did you mean 'winner.nickname'?)",
     ]
@@ -238,7 +239,12 @@ def test_the_known_fields_are_those_the_engine_gives():
     engine = Engine(load_rules_text("rules: []\n"))
     values = {"text": "x", "name": "Rose", "diamonds": 1, "count": 2, "gift_id": 1, "gift_type": 2,
               "streak_end": True, "group_id": "g", "total": 3, "months": 1, "kind": "k", "rank": 1,
-              "previous_rank": None, "source": "s", "reason": "r"}
+              "previous_rank": None, "source": "s", "reason": "r", "display_name": "Rosa", "battle_id": "b",
+              "opponents": [], "duration_s": 300, "our_score": 1, "their_score": 2, "time_left_s": 30,
+              "winner": "us", "mvp": None, "top": [], "channel_id": "c", "action": "a", "users": [], "coins": 5,
+              "people": 2, "emote_id": "e", "goal_id": "g", "description": "d", "progress": 1, "target": 2,
+              "poll_id": "p", "title": "t", "options": [], "phase": "start", "rank_type": "r", "msg_ids": [],
+              "pinned_by": None}
     for kind in sorted(EVENT_TYPES):
         ev = Event(kind, 0, "room", "m1", user("ana"), {f: values[f] for f in DATA_FIELDS.get(kind, ())})
         engine.state.record(ev, 0)

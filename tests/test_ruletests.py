@@ -112,7 +112,7 @@ tests:
     assert lines == ["\n".join([
         f"ERROR {bad}:5:51: 'diamonds' must be a whole number of at least 0, not text ('5')",
         f"ERROR {bad}:6:51: 'diamonds' must be a whole number of at least 0, not text ('lots')",
-        f"ERROR {bad}:7:50: 'follow_role' must be a whole number from 0 to 2, not text ('high')",
+        f"ERROR {bad}:7:50: 'follow_role' must be a whole number from 0 to 3, not text ('high')",
         f"ERROR {bad}:8:36: 'user' is a name such as ana, or a mapping of user_id, unique_id, nickname, "
         "follow_role, is_moderator, is_subscriber, gifter_level; not a list",
         f"ERROR {bad}:9:51: 'is_moderator' must be true or false, not text ('yes')",

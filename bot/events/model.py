@@ -21,16 +21,47 @@ TOP_GIFTER = "top_gifter"  # made by the engine when a viewer climbs into the to
 CONNECT = "connect"  # made by live sources when they (re)connect
 DISCONNECT = "disconnect"  # ... and when the connection drops or closes
 
+# Collaborations and TikTok's other room events (issue 13; see EVENTS-SPEC in the README's field table).
+# "us" is the creator whose room we read (the room's host), "them" the opponent side of a battle.
+BATTLE_START = "battle_start"
+BATTLE_UPDATE = "battle_update"
+BATTLE_END = "battle_end"
+BATTLE_ARMIES = "battle_armies"
+COHOST_JOIN = "cohost_join"
+COHOST_LEAVE = "cohost_leave"
+GUEST_JOIN = "guest_join"
+GUEST_LEAVE = "guest_leave"
+LINKMIC_LAYER = "linkmic_layer"
+ENVELOPE = "envelope"
+SUPERFAN_JOIN = "superfan_join"
+SUPERFAN_BOX = "superfan_box"
+QUESTION = "question"
+EMOTE = "emote"
+GOAL_UPDATE = "goal_update"
+TIKTOK_POLL = "tiktok_poll"
+RANK_UPDATE = "rank_update"
+MOD_DELETE = "mod_delete"
+ROOM_PIN = "room_pin"
+LIVE_PAUSE = "live_pause"
+LIVE_RESUME = "live_resume"
+COLLAB_TYPES: frozenset[str] = frozenset(
+    {BATTLE_START, BATTLE_UPDATE, BATTLE_END, BATTLE_ARMIES, COHOST_JOIN, COHOST_LEAVE, GUEST_JOIN, GUEST_LEAVE,
+     LINKMIC_LAYER, ENVELOPE, SUPERFAN_JOIN, SUPERFAN_BOX, QUESTION, EMOTE, GOAL_UPDATE, TIKTOK_POLL, RANK_UPDATE,
+     MOD_DELETE, ROOM_PIN, LIVE_PAUSE, LIVE_RESUME}
+)
+
 EVENT_TYPES: frozenset[str] = frozenset(
     {CHAT, GIFT, GIFT_PROGRESS, LIKE, VIEWERS, FOLLOW, SHARE, JOIN, SUBSCRIBE, LIVE_END, UNKNOWN, TOP_GIFTER,
      CONNECT, DISCONNECT}
-)
+) | COLLAB_TYPES
 
 # Per-type data fields, in the order they are written out.
 DATA_FIELDS: dict[str, tuple[str, ...]] = {
     CHAT: ("text",),
-    GIFT: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end", "group_id"),
-    GIFT_PROGRESS: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end", "group_id"),
+    # name: the gift's original (English) name, which rules match; display_name: the localized name a
+    # source showed (TikFinity's giftName beside originalName), only when it differs
+    GIFT: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end", "group_id", "display_name"),
+    GIFT_PROGRESS: ("gift_id", "name", "diamonds", "count", "gift_type", "streak_end", "group_id", "display_name"),
     LIKE: ("count", "total"),
     VIEWERS: ("count",),
     SUBSCRIBE: ("months",),
@@ -39,6 +70,28 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     CONNECT: ("source",),
     DISCONNECT: ("source", "reason"),
     LIVE_END: ("source", "reason"),
+    # opponents / top: lists of {user_id, unique_id, nickname} (top: and score), best first; mvp: one such or None
+    BATTLE_START: ("battle_id", "opponents", "duration_s"),
+    BATTLE_UPDATE: ("battle_id", "our_score", "their_score", "time_left_s"),
+    BATTLE_END: ("battle_id", "our_score", "their_score", "winner", "mvp", "top"),
+    BATTLE_ARMIES: ("battle_id", "our_score", "their_score", "top"),
+    COHOST_JOIN: ("channel_id",),  # event.user is the co-host / guest
+    COHOST_LEAVE: ("channel_id",),
+    GUEST_JOIN: ("channel_id",),
+    GUEST_LEAVE: ("channel_id",),
+    LINKMIC_LAYER: ("action", "channel_id", "users"),  # users: list of {user_id, unique_id, nickname}
+    ENVELOPE: ("coins", "diamonds", "people"),
+    SUPERFAN_JOIN: (),
+    SUPERFAN_BOX: ("coins", "people"),
+    QUESTION: ("text",),
+    EMOTE: ("emote_id",),
+    GOAL_UPDATE: ("goal_id", "description", "progress", "target"),
+    TIKTOK_POLL: ("poll_id", "title", "options", "phase"),  # options: list of {text, votes}
+    RANK_UPDATE: ("rank", "rank_type"),
+    MOD_DELETE: ("msg_ids",),
+    ROOM_PIN: ("text", "pinned_by"),  # pinned_by: a user dict or None
+    LIVE_PAUSE: (),
+    LIVE_RESUME: (),
 }
 
 STREAKABLE_GIFT_TYPE = 1
@@ -52,7 +105,7 @@ class User:
     user_id: str = ""
     unique_id: str = ""
     nickname: str = ""
-    follow_role: int = 0  # 0 none, 1 follower, 2 friend (TikTok's followRole)
+    follow_role: int = 0  # 0 none, 1 follower, 2 friend, 3 (TikTok's followRole; 3 seen on TikFinity lines)
     is_moderator: bool = False
     is_subscriber: bool = False
     gifter_level: int = 0

@@ -233,7 +233,13 @@ def _flat_user(d: dict) -> User:
 
 _FIELD_TYPES = {"text": "str", "gift_id": "int", "name": "str", "diamonds": "int", "count": "int",
                 "gift_type": "int", "streak_end": "bool", "group_id": "str", "total": "int", "months": "int",
-                "kind": "str", "rank": "int", "previous_rank": "int?", "source": "str", "reason": "str"}
+                "kind": "str", "rank": "int", "previous_rank": "int?", "source": "str", "reason": "str",
+                "display_name": "str", "battle_id": "str", "opponents": "list", "duration_s": "int",
+                "our_score": "int", "their_score": "int", "time_left_s": "int", "winner": "str", "mvp": "dict?",
+                "top": "list", "channel_id": "str", "action": "str", "users": "list", "coins": "int",
+                "people": "int", "emote_id": "str", "goal_id": "str", "description": "str", "progress": "int",
+                "target": "int", "poll_id": "str", "title": "str", "options": "list", "phase": "str",
+                "rank_type": "str", "msg_ids": "list", "pinned_by": "dict?"}
 
 
 def _typed(field: str, value: Any) -> Any:
@@ -246,6 +252,12 @@ def _typed(field: str, value: Any) -> Any:
         return _str(value, field)
     if kind == "bool":
         return _bool(value)
+    if kind == "list":
+        if not isinstance(value, list):
+            raise ValueError(f"field '{field}' is not a list: {type(value).__name__}")
+        return value
+    if kind == "dict?":
+        return None if value is None else _dict(value, field)
     return value
 
 
