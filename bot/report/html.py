@@ -154,6 +154,30 @@ partial.</figcaption></figure>
 <figure><img src="{{ charts.gift_types }}" alt="Diamonds by gift type"></figure>
 {% endif %}
 
+{% if collabs.battle_count %}
+<h2>Battles</h2>
+<p class="sub">{{ collabs.battle_count | num }} battles: {{ collabs.won | num }} won, {{ collabs.lost | num }} lost,
+{{ collabs.draws | num }} draw{% if collabs.draws != 1 %}s{% endif %}{% if collabs.unfinished %}, {{ collabs.unfinished | num }} unfinished{% endif %};
+{{ collabs.battle_diamonds | num }} diamonds received during battles.</p>
+<table>
+<tr><th class="n">#</th><th>Start</th><th>Opponent</th><th>Result</th><th class="n">Score (us : them)</th>
+<th class="n">Diamonds during</th><th class="n">Gifts</th><th>MVP</th></tr>
+{% for b in battles %}
+<tr><td class="n">{{ b.n }}</td><td>{{ b.offset | offset }}{% if not b.seen_start %} (joined late){% endif %}</td>
+<td class="who"><bdi>{{ b.opponents }}</bdi></td><td>{{ b.outcome }}</td>
+<td class="n">{{ b.our_score | num }} : {{ b.their_score | num }}</td><td class="n">{{ b.diamonds | num }}</td>
+<td class="n">{{ b.gifts | num }}</td><td class="who">{% if b.mvp %}<bdi>{{ b.mvp }}</bdi> ({{ b.mvp_score | num }}){% else %}–{% endif %}</td></tr>
+{% endfor %}
+</table>
+<p class="note">Diamonds during a battle: the gifts this room received between its start and its end (a gift streak
+counts once, when it ends). "Joined late": the recording began during that battle.</p>
+{% endif %}
+{% if collabs.envelopes %}
+<h2>Envelopes</h2>
+<p class="note">{{ collabs.envelopes | num }} envelopes (treasure chests), worth {{ collabs.envelope_coins | num }} coins
+{%- if collabs.envelope_diamonds %} and {{ collabs.envelope_diamonds | num }} diamonds{% endif %}.</p>
+{% endif %}
+
 <h2>Busiest minutes</h2>
 {% if busiest %}
 <table>
@@ -367,6 +391,7 @@ def render_html(stats: SessionStats, actions: ActionStats | None = None, *, rate
         "charts": session_charts(stats), "gifters": stats.top_gifters(top), "gift_types": stats.gifts_by_type(top),
         "busiest": stats.busiest_minutes(5), "followers": stats.follower_list(FOLLOWERS_SHOWN),
         "chatters": stats.top_chatters(top), "quality": quality_rows(stats), "actions": actions,
+        "collabs": stats.collabs, "battles": stats.collabs.battle_rows(stats.started),
         "actions_name": _name(actions.path) if actions else "",
         "rules": rule_rows(actions) if actions else [], "base": base_text(actions) if actions else "",
         "window": window_text(actions.window_ms) if actions else "",
