@@ -1,15 +1,22 @@
-"""Read events off the wire: three real formats, detected per line.
+"""Read events off the wire: every real format, detected per line.
 
 1. Our normalized JSONL, exactly as ``Event.to_dict()`` writes it (``{"type", "ts", ...}``).
-2. TikFinity's local WebSocket / TikTok-Live-Connector v1: ``{"event": "gift", "data": {...}}``
-   with flat camelCase fields (``uniqueId``, ``giftName``, ``diamondCount``, ``repeatEnd``, ...).
-3. Euler Stream bundles: ``{"timestamp": ..., "messages": [{"type": "WebcastGiftMessage",
-   "data": {...}}]}``, whose ``data`` is TikTok's protobuf message as JSON (``common.msgId``,
-   ``user.uniqueId``, ``giftDetails.diamondCount`` or ``gift.diamondCount``, ...).
+2. ``{"event": "gift", "data": {...}}`` lines: TikFinity's local WebSocket and TikTok-Live-Connector
+   1.x with flat camelCase fields (``uniqueId``, ``giftName``, ``diamondCount``, ``repeatEnd``, ...),
+   and TikTok-Live-Connector 2.x, whose ``data`` is the nested webcast message (``common``, ``user``,
+   ``gift``; int64s as strings): see ``bot.events.formats.webcast``.
+3. Bundles: ``{"timestamp": ..., "messages": [{"type": "WebcastGiftMessage", "data": {...}}]}``
+   (Euler Stream, schema v1 with ``event``/``eventDetails`` and v2 with ``common``; TLC 2.x objects
+   bundled the same way), whose ``data`` is TikTok's protobuf message as JSON.
+4. A JSON array of any of these on one line: each item decoded in turn.
 
-Anything else raises ``DecodeError`` with one short sentence. In an Euler bundle, one broken
-message does not sink the others: it becomes an ``unknown`` event with ``kind: "malformed"``.
-Event kinds we do not model become ``unknown`` events (``data.kind`` names them), not errors.
+Anything else raises ``DecodeError`` with one short sentence, and so does a line of a known kind
+that lacks what its kind needs (a gift without a sender or gift id, a chat without text or sender,
+a follow / share / join / like without a user, a viewer count without a count): never an event
+with blanks. In a bundle or an array, one broken item does not sink the others: it becomes an
+``unknown`` event with ``kind: "malformed"``. Event kinds we do not model become ``unknown`` events
+(``data.kind`` names them), not errors. An expected field that was missing is counted
+(``bot.events.formats.common.lossy()``).
 
 Every event decoded here can be written by ``Event.to_dict`` (the recorder) and read back as the
 same event, so refused too: lines over ``MAX_LINE`` (our own records: ``MAX_RECORD``), payloads
@@ -26,6 +33,9 @@ from typing import Any
 
 import orjson
 
+from bot.events.formats.common import (MAX_COUNT, Lossy, _bool, _count, _dict, _first, _gift_data, _int,  # noqa: F401
+                                       _ms, _str, lossy)
+from bot.events.formats.webcast import EVENT_NAMES, FORCED, decode_message
 from bot.events.model import (CHAT, DATA_FIELDS, EVENT_TYPES, FOLLOW, GIFT, JOIN, LIKE, LIVE_END, MAX_INT, SHARE,
                               SUBSCRIBE, UNKNOWN, VIEWERS, Event, User)
 
@@ -39,15 +49,6 @@ _RECORD_START = (b'{"type":', '{"type":')  # how ``Event.to_dict`` serialized by
 # that are not text, whole numbers beyond 64 bits, lone surrogates) is refused here, at the edge.
 # Nesting that deep takes at least two bytes a level: shorter lines need no check.
 _SHALLOW = 400
-# Whole numbers beyond ``MAX_INT`` (2**53 - 1) are refused: JSON readers in JavaScript (overlays,
-# Streamer.bot) lose precision past it, and orjson cannot write integers beyond 64 bits at all.
-# The largest count a TikFinity line or an Euler message may carry (``diamondCount``, ``repeatCount``,
-# ``likeCount``, ``viewerCount``, ``subMonth``; a stream's ``totalLikeCount`` may reach ``MAX_INT``,
-# as a long stream of a big creator can pass a billion likes), and the most one gift may be worth
-# (``diamondCount`` times ``repeatCount``). TikTok's dearest gift is about 45,000 diamonds and the
-# protobuf schemas' counters are 32-bit, so a billion is already nonsense; the bound also keeps the
-# session sums built from these counts far below ``MAX_INT`` (9 million gifts at the limit first).
-MAX_COUNT = 10**9
 
 
 class DecodeError(ValueError):
@@ -73,13 +74,15 @@ def decode_obj(obj: Any, *, fallback_ts: int = 0, room_id: str = "") -> list[Eve
 
 
 def _decode(obj: Any, fallback_ts: int, room_id: str, check_raw: bool) -> list[Event]:
+    if isinstance(obj, list):
+        return _array(obj, fallback_ts, room_id, check_raw)
     if not isinstance(obj, dict):
-        raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
+        raise DecodeError(f"expected a JSON object or array, got {type(obj).__name__}")
     try:
         if "event" in obj:
             if check_raw:
                 _keepable(obj)
-            return [_flat(obj, fallback_ts, room_id)]
+            return _flat(obj, fallback_ts, room_id)
         if "messages" in obj:
             return _euler(obj, fallback_ts, room_id, check_raw)
         if "type" in obj and "ts" in obj:
@@ -87,8 +90,29 @@ def _decode(obj: Any, fallback_ts: int, room_id: str, check_raw: bool) -> list[E
                 _keepable(obj["raw"])
             return [_normalized(obj)]
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError) as exc:
-        raise DecodeError(str(exc)) from None
-    raise DecodeError("unknown format: expected 'event' (TikFinity), 'messages' (Euler) or 'type' and 'ts'")
+        raise DecodeError(str(exc)[:300]) from None
+    raise DecodeError("unknown format: expected 'event' (TikFinity, TikTok-Live-Connector), 'messages' (a bundle) "
+                      "or 'type' and 'ts'")
+
+
+def _array(items: list, fallback_ts: int, room_id: str, check_raw: bool) -> list[Event]:
+    """A JSON array of events on one line (a WebSocket frame or a webhook body may batch them)."""
+    out: list[Event] = []
+    for i, item in enumerate(items):
+        if isinstance(item, list):
+            raise DecodeError(f"item {i}: an array inside an array of events")
+        try:
+            out.extend(_decode(item, fallback_ts, room_id, check_raw))
+        except DecodeError as exc:
+            ts = out[-1].ts if out else fallback_ts
+            keep = item
+            try:
+                _keepable(item)
+            except (ValueError, RecursionError):
+                keep = None
+            out.append(Event(UNKNOWN, ts, room_id, "", None, {"kind": "malformed", "error": f"item {i}: {exc}"[:300]},
+                             keep))
+    return out
 
 
 # -- coercion helpers --------------------------------------------------------------------------
@@ -99,102 +123,6 @@ def _keepable(raw: Any) -> None:
         orjson.dumps([raw])
     except TypeError as exc:
         raise ValueError(f"cannot be kept as received: {str(exc)[:100]}") from None
-
-
-def _int(value: Any, field: str) -> int:
-    """An int from an int, a float or a numeric string (TikTok sends ids and times as strings)."""
-    if type(value) is int and -MAX_INT <= value <= MAX_INT:
-        return value
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        return int(value)
-    number: int | None = None
-    if isinstance(value, int):
-        number = int(value)
-    elif isinstance(value, float) and value == value and abs(value) < 1e18:
-        number = int(value)
-    elif isinstance(value, str):
-        try:
-            number = int(value)
-        except ValueError:
-            pass
-    if number is None:
-        raise ValueError(f"field '{field}' is not a number: {str(value)[:40]!r}")
-    if not -MAX_INT <= number <= MAX_INT:
-        raise ValueError(f"field '{field}' is out of range: {str(value)[:40]!r}")
-    return number
-
-
-def _count(value: Any, field: str, limit: int = MAX_COUNT) -> int:
-    """A count from the wire, 0 to ``MAX_COUNT``; ValueError naming the field otherwise.
-
-    A negative or absurd count is corrupt data, and it is refused, never clamped: the line is
-    refused as for a wrong-typed field (``DecodeError``; the replay counts it as malformed), and in
-    an Euler bundle that one message becomes an ``unknown``/``malformed`` event, kept and counted,
-    the rest of the bundle decoded. For a gift, ``diamondCount`` or ``repeatCount`` below 0 would
-    subtract from the gifter's and the session's diamonds. Counters are refused too, not clamped at
-    0: a made-up 0 is a wrong value rules would act on (a viewer count of 0, a like of nothing), while
-    a refused one loses no real data: the next ``roomUser``/like message carries the real numbers.
-    Missing counts (``None``) are still 0, as for every other field.
-    """
-    number = _int(value, field)
-    if not 0 <= number <= limit:
-        raise ValueError(f"field '{field}' is out of range: {str(value)[:40]!r} (a count is 0 to {limit:,})")
-    return number
-
-
-def _str(value: Any, field: str) -> str:
-    if type(value) is str:
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError(f"field '{field}' is not text: {type(value).__name__}")
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("true", "1")
-    return bool(value)
-
-
-def _ms(value: Any, field: str) -> int:
-    """Milliseconds since the epoch; values that look like seconds are scaled."""
-    ts = _int(value, field)
-    return ts * 1000 if 0 < ts < 100_000_000_000 else ts
-
-
-def _dict(value: Any, field: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"field '{field}' is not an object: {type(value).__name__}")
-    return value
-
-
-def _first(d: dict, *keys: str) -> Any:
-    for k in keys:
-        v = d.get(k)
-        if v is not None:
-            return v
-    return None
-
-
-def _user(d: dict) -> User:
-    """A User from a protobuf ``user`` object (Euler; camelCase, with TikTok's alternative names)."""
-    follow = _dict(d.get("followInfo"), "followInfo")
-    identity = _dict(d.get("userIdentity"), "userIdentity")
-    return User(
-        user_id=_str(_first(d, "userId", "id"), "userId"),
-        unique_id=_str(_first(d, "uniqueId", "displayId", "unique_id"), "uniqueId"),
-        nickname=_str(_first(d, "nickname", "nickName"), "nickname"),
-        follow_role=_int(_first(d, "followRole", "followStatus") or follow.get("followStatus"), "followRole"),
-        is_moderator=_bool(_first(d, "isModerator") or identity.get("isModeratorOfAnchor")),
-        is_subscriber=_bool(_first(d, "isSubscriber") or identity.get("isSubscriberOfAnchor")),
-        gifter_level=_int(d.get("gifterLevel"), "gifterLevel"),
-    )
 
 
 _USER_FIELDS = ("userId", "uniqueId", "nickname", "followRole", "isModerator", "isSubscriber", "gifterLevel")
@@ -287,82 +215,85 @@ def _normalized(obj: dict) -> Event:
 # -- 2. TikFinity / TikTok-Live-Connector v1 ---------------------------------------------------
 
 _FLAT_TYPES = {"chat": CHAT, "gift": GIFT, "like": LIKE, "member": JOIN, "roomUser": VIEWERS, "follow": FOLLOW,
-               "share": SHARE, "subscribe": SUBSCRIBE, "streamEnd": LIVE_END, "social": "social"}
-_NO_USER = (VIEWERS, LIVE_END)
+               "share": SHARE, "subscribe": SUBSCRIBE, "streamEnd": LIVE_END}
+_USER_KINDS = (CHAT, GIFT, LIKE, JOIN, FOLLOW, SHARE, SUBSCRIBE)
 
 
-def _social_kind(display_type: str) -> str | None:
-    if "follow" in display_type:
-        return FOLLOW
-    if "share" in display_type:
-        return SHARE
-    return None
-
-
-def _flat(obj: dict, fallback_ts: int, room_id: str) -> Event:
+def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
     name = obj["event"]
     if not isinstance(name, str):
         raise ValueError("field 'event' is not text")
     d = _dict(obj.get("data"), "data")
-    kind = _FLAT_TYPES.get(name, UNKNOWN)
+    kind = _FLAT_TYPES.get(name)
+    # TLC 2.x objects (nested user / common), TLC's other events and a follow role only in followInfo
+    # (TLC 1.x) go the full way; TikFinity's flat lines of the classic kinds take the fast path.
+    if kind is None or type(d.get("user")) is dict or type(d.get("common")) is dict or (
+            not d.get("followRole") and d.get("followInfo") is not None):
+        webcast = EVENT_NAMES.get(name)
+        if webcast is None:
+            kind = UNKNOWN
+        else:
+            created = d.get("createTime")
+            ts = _ms(created, "createTime") if created not in (None, "", "0", 0) else fallback_ts
+            return decode_message(webcast, d, ts, room_id, obj, FORCED.get(name))
     data: dict[str, Any]
-    if kind == "social":
-        kind = _social_kind(_str(d.get("displayType"), "displayType")) or UNKNOWN
     if kind == CHAT:
-        data = {"text": _str(d.get("comment"), "comment")}
+        text = d.get("comment")
+        if text is None or text == "":
+            raise ValueError("a chat line without text (comment)")
+        data = {"text": _str(text, "comment")}
     elif kind == GIFT:
-        data = _gift_data(d.get("giftId"), d.get("giftName"), d.get("diamondCount"), d.get("repeatCount"),
-                          d.get("giftType"), d.get("repeatEnd"), d.get("groupId"))
+        gift_id = d.get("giftId")
+        original, shown = d.get("originalName"), d.get("giftName")
+        diamonds, gift_type = d.get("diamondCount"), d.get("giftType")
+        if diamonds is None or gift_type is None or (shown is None and original is None):
+            Lossy.total += 1
+        data = _gift_data(gift_id, original if original not in (None, "") else shown, diamonds, d.get("repeatCount"),
+                          gift_type, d.get("repeatEnd"), d.get("groupId"))
+        if not data["gift_id"]:
+            raise ValueError("a gift line without a gift id (giftId)")
+        if original not in (None, "") and shown not in (None, "") and shown != original:
+            data["display_name"] = _str(shown, "giftName")  # TikFinity's localized name; rules match ``name``
     elif kind == LIKE:
-        data = {"count": _count(d.get("likeCount"), "likeCount"),
-                "total": _count(d.get("totalLikeCount"), "totalLikeCount", MAX_INT)}
+        count, total = d.get("likeCount"), d.get("totalLikeCount")
+        if count is None or total is None:
+            Lossy.total += 1
+        data = {"count": _count(count, "likeCount"), "total": _count(total, "totalLikeCount", MAX_INT)}
     elif kind == VIEWERS:
-        data = {"count": _count(d.get("viewerCount"), "viewerCount")}
+        count = d.get("viewerCount")
+        if count is None:
+            raise ValueError("a roomUser line without a viewer count (viewerCount)")
+        data = {"count": _count(count, "viewerCount")}
     elif kind == SUBSCRIBE:
-        data = {"months": _count(d.get("subMonth"), "subMonth")}
+        months = d.get("subMonth")
+        if months is None:
+            Lossy.total += 1
+        data = {"months": _count(months, "subMonth")}
+    elif kind == JOIN and d.get("actionId") not in (None, 1, "1"):
+        kind = UNKNOWN  # a member line that is not a join (TikTok's MemberMessageAction)
+        data = {"kind": f"member:{_int(d.get('actionId'), 'actionId')}"}
     elif kind == UNKNOWN:
-        data = {"kind": name if name != "social" else f"social:{d.get('displayType')}"}
+        data = {"kind": name}
     else:
         data = {}
+    user: User | None = None
+    if kind in _USER_KINDS:
+        if not (d.get("userId") or d.get("uniqueId")):
+            raise ValueError(f"a {name} line without a user (userId or uniqueId)")
+        user = _flat_user(d)
     created = d.get("createTime")
-    return Event(
+    return [Event(
         type=kind,
         ts=_ms(created, "createTime") if created not in (None, "", "0", 0) else fallback_ts,
         room_id=_str(d.get("roomId"), "roomId") or room_id,
         msg_id=_str(d.get("msgId"), "msgId"),
-        user=None if kind in _NO_USER or not (d.get("userId") or d.get("uniqueId")) else _flat_user(d),
+        user=user,
         data=data,
         raw=obj,
-    )
+    )]
 
 
-def _gift_data(gift_id: Any, name: Any, diamonds: Any, count: Any, gift_type: Any, end: Any,
-               group_id: Any = None) -> dict[str, Any]:
-    """A gift's fields; its counts as ``_count`` reads them (a missing or 0 ``repeatCount`` is one gift)."""
-    each, repeat = _count(diamonds, "diamondCount"), max(1, _count(count, "repeatCount"))
-    if each * repeat > MAX_COUNT:
-        raise ValueError(f"fields 'diamondCount' and 'repeatCount' are out of range: {each} x {repeat} diamonds "
-                         f"(a gift is worth 0 to {MAX_COUNT:,})")
-    data = {
-        "gift_id": _int(gift_id, "giftId"),
-        "name": _str(name, "giftName"),
-        "diamonds": each,
-        "count": repeat,
-        "gift_type": _int(gift_type, "giftType"),
-        "streak_end": _bool(end),
-    }
-    if group_id not in (None, "", 0, "0"):
-        data["group_id"] = _str(group_id, "groupId")
-    return data
-
-
-# -- 3. Euler Stream bundles -------------------------------------------------------------------
-
-_EULER_TYPES = {"WebcastChatMessage": CHAT, "WebcastGiftMessage": GIFT, "WebcastLikeMessage": LIKE,
-                "WebcastMemberMessage": JOIN, "WebcastSocialMessage": "social", "WebcastRoomUserSeqMessage": VIEWERS,
-                "WebcastSubNotifyMessage": SUBSCRIBE, "WebcastControlMessage": "control"}
-_CONTROL_ENDED = (3, 4)  # ControlAction: stream ended / ended by TikTok
-
+# -- 3. bundles (Euler Stream v1 / v2, TLC 2.x) ----------------------------------------------------
 
 def _euler(obj: dict, fallback_ts: int, room_id: str, check_raw: bool = True) -> list[Event]:
     messages = obj["messages"]
@@ -379,54 +310,9 @@ def _euler(obj: dict, fallback_ts: int, room_id: str, check_raw: bool = True) ->
                                                                          "error": f"message {i}: {exc}"}))
                 continue
         try:
-            out.append(_euler_message(message, bundle_ts, room_id))
-        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
-            out.append(Event(UNKNOWN, bundle_ts, room_id, "", None, {"kind": "malformed", "error": f"message {i}: {exc}"},
-                             message))
+            m = _dict(message, "message")
+            out.extend(decode_message(_str(m.get("type"), "type"), _dict(m.get("data"), "data"), bundle_ts, room_id, m))
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError) as exc:
+            out.append(Event(UNKNOWN, bundle_ts, room_id, "", None,
+                             {"kind": "malformed", "error": f"message {i}: {exc}"[:300]}, message))
     return out
-
-
-def _euler_message(message: Any, bundle_ts: int, room_id: str) -> Event:
-    m = _dict(message, "message")
-    name = _str(m.get("type"), "type")
-    d = _dict(m.get("data"), "data")
-    common = _dict(d.get("common"), "common")
-    kind = _EULER_TYPES.get(name, UNKNOWN)
-    user_obj = _dict(d.get("user"), "user")
-    data: dict[str, Any]
-    if kind == "social":
-        display = _dict(common.get("displayText"), "displayText")
-        key = _str(_first(display, "key") or d.get("displayType") or "", "displayText.key")
-        action = _int(d.get("action"), "action")
-        kind = _social_kind(key) or {1: FOLLOW, 3: SHARE}.get(action, UNKNOWN)
-    if kind == "control":
-        ended = _int(d.get("action"), "action") in _CONTROL_ENDED
-        kind = LIVE_END if ended else UNKNOWN
-    if kind == CHAT:
-        data = {"text": _str(_first(d, "content", "comment"), "content")}
-    elif kind == GIFT:
-        details = _dict(_first(d, "giftDetails", "gift"), "giftDetails")
-        data = _gift_data(_first(d, "giftId") or details.get("id"), _first(details, "giftName", "name"),
-                          details.get("diamondCount"), d.get("repeatCount"), _first(details, "giftType", "type"),
-                          d.get("repeatEnd"), d.get("groupId"))
-    elif kind == LIKE:
-        data = {"count": _count(_first(d, "likeCount", "count"), "likeCount"),
-                "total": _count(_first(d, "totalLikeCount", "total"), "totalLikeCount", MAX_INT)}
-    elif kind == VIEWERS:
-        data = {"count": _count(_first(d, "viewerCount", "total"), "viewerCount")}
-    elif kind == SUBSCRIBE:
-        data = {"months": _count(_first(d, "subMonth", "subMonths"), "subMonth")}
-    elif kind == UNKNOWN:
-        data = {"kind": name}
-    else:
-        data = {}
-    created = common.get("createTime")
-    return Event(
-        type=kind,
-        ts=_ms(created, "common.createTime") if created not in (None, "", "0", 0) else bundle_ts,
-        room_id=_str(common.get("roomId"), "common.roomId") or room_id,
-        msg_id=_str(common.get("msgId"), "common.msgId"),
-        user=_user(user_obj) if user_obj and kind not in _NO_USER else None,
-        data=data,
-        raw=m,
-    )
