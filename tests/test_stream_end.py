@@ -274,3 +274,30 @@ def test_tiktoklive_live_end_event_ends_livebot_run_with_exit_0(tmp_path, monkey
     assert said == ["connect ", "hi V1", "thanks V2 for 3x Rose", "disconnect stream ended", "live_end stream ended"]
     [recording] = (tmp_path / "sessions").iterdir()
     assert [r["type"] for r in records(recording)] == ["connect", "chat", "gift", "disconnect", "live_end"]
+
+
+async def test_tiktoklive_without_stop_on_live_end_waits_for_the_next_live(tmp_path):
+    """The TikTokLive source polling after a live end: offline attempts queue nothing, and a
+    connection that only says the stream is over (connect, then the end again) is no stream: two
+    recordings, one per stream that had viewers, and each end said once."""
+    from test_live_tiktok import ConnectEvent, Factory, UserOfflineError, comment, end, fake_sleep
+
+    from bot.sources.tiktok import TikTokSource
+
+    stop = asyncio.Event()
+    delays: list[float] = []
+    factory = Factory([ConnectEvent(room_id=1), comment(1, "first", "V1"), end(2)], [UserOfflineError("offline")],
+                      [ConnectEvent(room_id=1), end(3)], [ConnectEvent(room_id=1), comment(4, "second", "V4"), end(5)],
+                      [UserOfflineError("offline")])
+    source = TikTokSource("@ana", client_factory=factory, stop_on_live_end=False, offline_poll_s=10,
+                          sleep=fake_sleep(delays, stop=stop, stop_after=5))
+    sink = CaptureSink()
+    recorder = Recorder(tmp_path / "rec", room="t")
+    runner = LiveRunner([source], Engine(load_rules_text(RULES)), Dispatcher([sink]), recorder=recorder)
+    runner.stop = stop
+    await asyncio.wait_for(runner.run(), timeout=20)
+    assert delays == [10] * 5 and len(factory.clients) == 5
+    assert [a.text for a in sink.actions] == ["connect ", "hi V1", "disconnect stream ended", "live_end stream ended",
+                                              "connect ", "hi V4", "disconnect stream ended", "live_end stream ended"]
+    assert [[r["type"] for r in records(f)] for f in recorder.files] == [
+        ["connect", "chat", "disconnect", "live_end"], ["connect", "chat", "disconnect", "live_end"]]
