@@ -16,6 +16,7 @@ from bot.actions.dispatcher import Dispatcher
 from bot.actions.model import Action
 from bot.clock import VirtualClock
 from bot.engine.core import Engine
+from bot.events.formats.common import lossy
 from bot.sources.replay import ReplaySource
 
 
@@ -52,6 +53,7 @@ class Pacer:
 class ReplayResult:
     read: Counter[str] = field(default_factory=Counter)
     malformed: int = 0
+    lossy: int = 0  # events decoded without a field their kind is expected to carry (see bot.events.wire)
     duplicates: int = 0
     streaks_flushed: int = 0
     rule_errors: int = 0
@@ -64,7 +66,7 @@ class ReplayResult:
         actions = ", ".join(f"{r} {n}" for r, n in self.actions.most_common())
         return (f"events read: {sum(self.read.values())} ({events}); "
                 f"actions: {sum(self.actions.values())} ({actions or 'none'}); "
-                f"malformed lines skipped: {self.malformed}; duplicates dropped: {self.duplicates}; "
+                f"malformed lines skipped: {self.malformed}; lossy events: {self.lossy}; duplicates dropped: {self.duplicates}; "
                 f"streaks flushed: {self.streaks_flushed}; rule errors: {self.rule_errors}"
                 + ("; chat budget: " + ", ".join(f"{k} {v}" for k, v in sorted(self.chat.items())) if self.chat else ""))
 
@@ -74,6 +76,7 @@ async def replay(source: ReplaySource, engine: Engine, dispatcher: Dispatcher,
     """Replay ``source`` through ``engine``; ``speed`` None means as fast as possible."""
     clock = VirtualClock()
     pacer = Pacer(speed) if speed else None
+    lossy_before = lossy()
     sent: Counter[str] = Counter()
 
     async def dispatch(actions: list[Action]) -> None:
@@ -106,6 +109,7 @@ async def replay(source: ReplaySource, engine: Engine, dispatcher: Dispatcher,
     return ReplayResult(
         read=source.read,
         malformed=source.malformed,
+        lossy=lossy() - lossy_before,
         duplicates=engine.counters["duplicates"],
         streaks_flushed=engine.streaks.flushed,
         rule_errors=engine.counters["rule_errors"],

@@ -176,6 +176,7 @@ async def test_run_reloads_serves_metrics_and_loses_nothing_on_sigterm(tmp_path)
         assert metric(text, "livebot_rule_reloads_total") == 1
         assert metric(text, "livebot_rule_reloads_refused_total") == 2
         assert metric(text, "livebot_event_latency_seconds_count") >= 30
+        assert metric(text, "livebot_events_lossy_total") == 0  # every line carried what its kind needs
         status, page = await bot.get("/status")
         assert status == 200 and "livebot" in page
         status, page = await bot.get("/overlay/")  # the OBS overlay, on the same server

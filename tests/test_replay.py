@@ -111,6 +111,22 @@ def test_cli_replay_prints_actions_and_a_summary(tmp_path, capsys):
                           "user": "ana", "event_id": "4", "data": {}}
 
 
+def test_the_replay_summary_counts_lossy_events(tmp_path, capsys):
+    """A like without its total, a gift without its diamonds: decoded (their other fields are real),
+    and counted as lossy in the summary; a complete line is not."""
+    session = tmp_path / "s.jsonl"
+    session.write_text("\n".join([
+        flat("like", 0, "1", likeCount=3),
+        flat("gift", 100, "2", giftId=5655, giftName="Rose", giftType=2, repeatCount=1, repeatEnd=False),
+        flat("chat", 200, "3", comment="complete"),
+    ]) + "\n")
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULES)
+    assert main(["replay", str(session), "--rules", str(rules), "--quiet"]) == 0
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "events read: 3 (" in summary and "lossy events: 2;" in summary
+
+
 def test_cli_replay_refuses_bad_rules_and_missing_files(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - id: x\n    on: gfit\n    do: [{say: hi}]\n")

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from bot.events.formats.common import lossy
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -70,6 +72,8 @@ class LiveCollector:
         engine = r.engine
         yield _counter("livebot_duplicates", "Events dropped as duplicates (by msg_id).", [],
                        {(): engine.counters["duplicates"]})
+        yield _counter("livebot_events_lossy", "Events decoded without a field their kind is expected to carry.", [],
+                       {(): lossy()})
         yield _counter("livebot_rule_errors", "Rule firings dropped by an error at run time.", [],
                        {(): engine.counters["rule_errors"]})
         for src in r.sources:

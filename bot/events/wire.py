@@ -237,6 +237,7 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
             ts = _ms(created, "createTime") if created not in (None, "", "0", 0) else fallback_ts
             return decode_message(webcast, d, ts, room_id, obj, FORCED.get(name))
     data: dict[str, Any]
+    missing = False  # an expected field is absent: counted as lossy once the line is decoded
     if kind == CHAT:
         text = d.get("comment")
         if text is None or text == "":
@@ -246,8 +247,7 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
         gift_id = d.get("giftId")
         original, shown = d.get("originalName"), d.get("giftName")
         diamonds, gift_type = d.get("diamondCount"), d.get("giftType")
-        if diamonds is None or gift_type is None or (shown is None and original is None):
-            Lossy.total += 1
+        missing = diamonds is None or gift_type is None or (shown is None and original is None)
         data = _gift_data(gift_id, original if original not in (None, "") else shown, diamonds, d.get("repeatCount"),
                           gift_type, d.get("repeatEnd"), d.get("groupId"))
         if not data["gift_id"]:
@@ -256,8 +256,7 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
             data["display_name"] = _str(shown, "giftName")  # TikFinity's localized name; rules match ``name``
     elif kind == LIKE:
         count, total = d.get("likeCount"), d.get("totalLikeCount")
-        if count is None or total is None:
-            Lossy.total += 1
+        missing = count is None or total is None
         data = {"count": _count(count, "likeCount"), "total": _count(total, "totalLikeCount", MAX_INT)}
     elif kind == VIEWERS:
         count = d.get("viewerCount")
@@ -266,8 +265,7 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
         data = {"count": _count(count, "viewerCount")}
     elif kind == SUBSCRIBE:
         months = d.get("subMonth")
-        if months is None:
-            Lossy.total += 1
+        missing = months is None
         data = {"months": _count(months, "subMonth")}
     elif kind == JOIN and d.get("actionId") not in (None, 1, "1"):
         kind = UNKNOWN  # a member line that is not a join (TikTok's MemberMessageAction)
@@ -282,7 +280,7 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
             raise ValueError(f"a {name} line without a user (userId or uniqueId)")
         user = _flat_user(d)
     created = d.get("createTime")
-    return [Event(
+    event = Event(
         type=kind,
         ts=_ms(created, "createTime") if created not in (None, "", "0", 0) else fallback_ts,
         room_id=_str(d.get("roomId"), "roomId") or room_id,
@@ -290,7 +288,10 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
         user=user,
         data=data,
         raw=obj,
-    )]
+    )
+    if missing:
+        Lossy.total += 1
+    return [event]
 
 
 # -- 3. bundles (Euler Stream v1 / v2, TLC 2.x) ----------------------------------------------------

@@ -35,6 +35,7 @@ to TikTokLive and never logged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import os
 from collections import Counter
@@ -43,8 +44,10 @@ from typing import Any, Awaitable, Callable, Protocol
 import structlog
 
 from bot.clock import Clock
-from bot.events.model import (CHAT, CONNECT, DISCONNECT, FOLLOW, GIFT, JOIN, LIKE, LIVE_END, SHARE,
-                              STREAKABLE_GIFT_TYPE, SUBSCRIBE, UNKNOWN, VIEWERS, Event, User)
+from bot.events.formats.webcast import decode_message
+from bot.events.model import (CHAT, CONNECT, DISCONNECT, FOLLOW, GIFT, JOIN, LIKE, LIVE_END, LIVE_PAUSE, LIVE_RESUME,
+                              SHARE, STREAKABLE_GIFT_TYPE, SUBSCRIBE, SUPERFAN_BOX, SUPERFAN_JOIN, UNKNOWN, VIEWERS,
+                              Event, User)
 from bot.sources.backoff import Backoff
 from bot.sources.queue import EventQueue, stamp
 
@@ -73,6 +76,16 @@ _KINDS = {"CommentEvent": CHAT, "GiftEvent": GIFT, "LikeEvent": LIKE, "JoinEvent
           "LiveEndEvent": LIVE_END, "ConnectEvent": CONNECT, "DisconnectEvent": DISCONNECT,
           "SocialEvent": "social", "ControlEvent": "control"}
 _ENDED_ACTIONS = {"STREAM_ENDED", "STREAM_SUSPENDED", 3, 4}  # ControlAction, by name or value
+_PAUSE_ACTIONS = {"STREAM_PAUSED": LIVE_PAUSE, 1: LIVE_PAUSE, "STREAM_UNPAUSED": LIVE_RESUME, 2: LIVE_RESUME}
+# TikTokLive's messages of issue 13's kinds (battles, co-hosts, envelopes, ...): read as the same
+# webcast message any wire format carries (``bot.events.formats.webcast``), from the object's own
+# ``to_dict`` (TikTokLive's protobuf classes mirror tiktok-live-proto v3, in camelCase there too).
+_WEBCAST = frozenset({"WebcastLinkMicBattle", "WebcastLinkMicArmies", "WebcastLinkMessage", "WebcastLinkLayerMessage",
+                      "WebcastLinkMicMethod", "WebcastEnvelopeMessage", "WebcastQuestionNewMessage",
+                      "WebcastEmoteChatMessage", "WebcastGoalUpdateMessage", "WebcastPollMessage",
+                      "WebcastRankUpdateMessage", "WebcastImDeleteMessage", "WebcastRoomPinMessage",
+                      "WebcastBarrageMessage"})
+_FORCED = {"SuperFanJoinEvent": SUPERFAN_JOIN, "SuperFanBoxEvent": SUPERFAN_BOX}
 _NO_USER = (VIEWERS, LIVE_END, CONNECT, DISCONNECT)
 
 
@@ -105,19 +118,31 @@ def _ms(value: Any) -> int:
 
 
 def _user(u: Any, identity: Any) -> User:
-    """A User from a TikTokLive (Extended)User and the message's ``user_identity``."""
+    """A User from a TikTokLive (Extended)User and the message's ``user_identity``; flags and the
+    gifter level also from the user's badges (scene 1 moderator, 4 / 7 subscriber, 8 gifter level),
+    as every wire format reads them (``bot.events.formats.webcast.read_user``)."""
     follow = getattr(u, "follow_info", None)
     moderator = getattr(identity, "is_moderator_of_anchor", None)
     if moderator is None:
         moderator = getattr(u, "is_moderator", False)
+    badges = []
+    for b in getattr(u, "badge_list", None) or ():
+        extra = getattr(b, "privilege_log_extra", None)
+        level = getattr(extra, "level", 0) or 0
+        badges.append((_int(getattr(b, "scene_type", 0) or 0), _int(level) if str(level).isdigit() else 0))
+    role = _int(getattr(follow, "follow_status", 0) or 0)
+    if not role:
+        role = 2 if getattr(identity, "is_mutual_following_with_anchor", False) else 1 if getattr(
+            identity, "is_follower_of_anchor", False) else 0
+    level = _int(getattr(u, "gifter_level", 0) or 0) or next((lv for sc, lv in badges if sc == 8 and lv), 0)
     return User(
         user_id=_nonzero(getattr(u, "id", None)),
         unique_id=_text(getattr(u, "display_id", None) or getattr(u, "unique_id", None)),
         nickname=_text(getattr(u, "nickname", None)),
-        follow_role=_int(getattr(follow, "follow_status", 0)),
-        is_moderator=bool(moderator),
-        is_subscriber=bool(getattr(identity, "is_subscriber_of_anchor", False)),
-        gifter_level=_int(getattr(u, "gifter_level", 0) or 0),
+        follow_role=role,
+        is_moderator=bool(moderator) or any(sc == 1 for sc, _ in badges),
+        is_subscriber=bool(getattr(identity, "is_subscriber_of_anchor", False)) or any(sc in (4, 7) for sc, _ in badges),
+        gifter_level=level,
     )
 
 
@@ -158,7 +183,7 @@ def to_event(obj: Any, *, now: int, room_id: str = "") -> Event | None:
     elif kind == "control":
         action = getattr(obj, "action", None)
         ended = getattr(action, "name", action) in _ENDED_ACTIONS
-        kind = LIVE_END if ended else UNKNOWN
+        kind = LIVE_END if ended else _PAUSE_ACTIONS.get(getattr(action, "name", action), UNKNOWN)
     data: dict[str, Any]
     if kind == CHAT:
         data = {"text": _text(getattr(obj, "content", None) or getattr(obj, "comment", ""))}
@@ -190,6 +215,48 @@ def to_event(obj: Any, *, now: int, room_id: str = "") -> Event | None:
         data=data,
         raw={"event": name, "method": method} if method else {"event": name},  # small: the recorder keeps it
     )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """A protobuf object as the JSON its wire formats carry: camelCase keys, every field with its
+    default, enums as numbers, bytes left out. (TikTokLive's own ``to_dict`` fails on some of its
+    messages, so this walks the dataclass fields itself.)"""
+    if depth > 40:
+        return None
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)  # an enum member is its number
+    if isinstance(value, float):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(_plain(k, depth + 1)): _plain(v, depth + 1) for k, v in value.items()}
+    if dataclasses.is_dataclass(value):
+        return {_camel(f.name): _plain(getattr(value, f.name, None), depth + 1) for f in dataclasses.fields(value)}
+    return str(value)
+
+
+def to_events(obj: Any, *, now: int, room_id: str = "") -> list[Event]:
+    """Every event one TikTokLive object maps to: ``to_event``'s, and issue 13's kinds (battles,
+    co-hosts, guests, envelopes, super fans, questions, emotes, goals, polls, ranks, moderator
+    deletes, pins) through the webcast reader every wire format shares. Raises as ``to_event`` does
+    (ValueError for a message lacking what its kind needs)."""
+    webcast = next((c.__name__ for c in type(obj).__mro__ if c.__name__ in _WEBCAST), None)
+    if webcast is None or not dataclasses.is_dataclass(obj):
+        ev = to_event(obj, now=now, room_id=room_id)
+        return [] if ev is None else [ev]
+    d = _plain(obj, 0)
+    name = type(obj).__name__
+    return decode_message(webcast, d, now, room_id, {"event": name}, _FORCED.get(name))
 
 
 # -- the client ---------------------------------------------------------------------------------
@@ -404,28 +471,31 @@ class TikTokSource:
     def _on_event(self, obj: Any, session: _Session, queue: EventQueue, clock: Clock) -> None:
         """TikTokLive's handler: map and queue; never raises (TikTokLive would end the connection)."""
         try:
-            now = clock.now()
-            ev = to_event(obj, now=now, room_id=self.room_id)
-            if ev is None or ev.type == DISCONNECT:  # the loop reports the disconnect, with its reason
-                return
-            if not session.connected:
-                self._connected(session, ev if ev.type == CONNECT else None, queue, clock)
-            if ev.type == CONNECT:
-                return
-            if not session.delivered:
-                session.delivered = True
-                self.backoff.reset()  # a connection that delivers is a healthy one
-            if ev.type == LIVE_END:
-                if session.live_end is None:
-                    session.live_end = ev  # queued after the disconnect, as the stream's last event
-                session.ended.set()
-                return
-            stamp(queue, clock, ev)
+            for ev in to_events(obj, now=clock.now(), room_id=self.room_id):  # armies: an update and a top
+                self._one(ev, session, queue, clock)
         except Exception as exc:  # noqa: BLE001 - one bad event never ends the connection
             self.malformed += 1
             if self.malformed <= MAX_LOGGED:
                 log.warning("tiktok_event_unmapped", tiktoklive_event=type(obj).__name__,
                             error=f"{type(exc).__name__}: {exc}"[:200], malformed=self.malformed)
+
+    def _one(self, ev: Event, session: _Session, queue: EventQueue, clock: Clock) -> None:
+        """One mapped event: connect bookkeeping, the held live end, or queued."""
+        if ev.type == DISCONNECT:  # the loop reports the disconnect, with its reason
+            return
+        if not session.connected:
+            self._connected(session, ev if ev.type == CONNECT else None, queue, clock)
+        if ev.type == CONNECT:
+            return
+        if not session.delivered:
+            session.delivered = True
+            self.backoff.reset()  # a connection that delivers is a healthy one
+        if ev.type == LIVE_END:
+            if session.live_end is None:
+                session.live_end = ev  # queued after the disconnect, as the stream's last event
+            session.ended.set()
+            return
+        stamp(queue, clock, ev)
 
     def _connected(self, session: _Session, ev: Event | None, queue: EventQueue, clock: Clock) -> None:
         session.connected = True

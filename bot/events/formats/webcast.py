@@ -386,7 +386,7 @@ def _rank(d, common, v1, ctx, forced, room, ts):
     if not updates:
         raise ValueError("a rank update without updates")
     first = _dict(updates[0], "updates[0]")
-    kind = first.get("rankType")
+    kind = first.get("rankType") or 0  # ProfitRankType; 0 (hourly) is the protobuf default
     rank_type = _RANK_TYPES.get(kind, str(kind)) if isinstance(kind, int) else _str(kind or "", "rankType").lower()
     return [(RANK_UPDATE, None, {"rank": _count(ctx.expect(first.get("ownRank")), "ownRank"), "rank_type": rank_type})]
 
