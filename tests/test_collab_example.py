@@ -44,6 +44,7 @@ def test_the_starter_pack_replays_the_example_to_its_golden_actions(capsys):
     assert main(["replay", str(SESSION), "--rules", str(ROOT / "rules"), "--quiet", "--check", str(GOLDEN)]) == 0
     err = capsys.readouterr().err
     assert "golden check passed" in err and "malformed lines skipped: 0" in err and "rule errors: 0" in err
+    assert "lossy events: 0" in err  # every field the decoder expects is there
 
 
 def test_the_golden_actions_greet_announce_rally_celebrate_and_thank():
