@@ -127,3 +127,24 @@ def test_cli_report_with_battles(tmp_path, capsys):
     assert main(["report", str(session(tmp_path / "s.jsonl")), "--html", str(out)]) == 0
     assert "Battles: 4 (1 won, 1 lost, 1 draw, 1 unfinished)" in capsys.readouterr().out
     assert "<h2>Battles</h2>" in out.read_text(encoding="utf-8")
+
+
+def test_battle_messages_without_an_id_or_after_the_end_start_no_phantom_battle(tmp_path):
+    """Euler v1's armies carry no battle id; TikTok repeats a battle's last messages after its end."""
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join([
+        ev("battle_start", 0, "s1", None, battle_id="B1", opponents=[], duration_s=300),
+        ev("battle_update", 10_000, "u1", None, battle_id="", our_score=5, their_score=1, time_left_s=-1),
+        gift(20_000, "g1", ANA, 1, 5),
+        ev("battle_end", 300_000, "e1", None, battle_id="", our_score=9, their_score=1, winner="us", mvp=None, top=[]),
+        ev("battle_end", 300_500, "e2", None, battle_id="B1", our_score=9, their_score=1, winner="us", mvp=None,
+           top=[]),                                                             # the same end, with its id
+        ev("battle_armies", 301_000, "a1", None, battle_id="", our_score=9, their_score=1, top=[]),  # late
+        ev("battle_update", 302_000, "u2", None, battle_id="B1", our_score=9, their_score=1, time_left_s=0),
+        # much later, an update without an id and no start seen: a battle we joined late
+        ev("battle_update", 900_000, "u3", None, battle_id="", our_score=0, their_score=7, time_left_s=40),
+    ]) + "\n")
+    co = analyze_session(path).collabs
+    assert [(b.battle_id, b.outcome, b.our_score, b.diamonds, b.seen_start) for b in co.battles] == [
+        ("B1", "won", 9, 5, True), ("", "unfinished", 0, 0, False)]
+    assert (co.battle_count, co.won, co.unfinished) == (2, 1, 1)

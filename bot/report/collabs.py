@@ -1,7 +1,9 @@
 """Battles and envelopes for ``livebot report``: what each battle ended as, and the diamonds our
 room received while it ran; how many envelopes (treasure chests) dropped, worth how much.
 
-A battle runs from its ``battle_start`` to its ``battle_end`` (matched by ``battle_id``). A
+A battle runs from its ``battle_start`` to its ``battle_end`` (matched by ``battle_id``; an update
+or end without one, as Euler v1's armies messages come, belongs to the battle running, or within a
+minute after one ended to that one, and a message of a battle that has ended starts nothing). A
 gift counts for every battle open when the report counts it: as everywhere in the report, a gift
 streak counts once, when it ends (or is flushed). A battle we only saw part of is still counted:
 one whose start came before the recording began opens at its first update (``seen_start`` false),
@@ -13,6 +15,7 @@ added up but not listed).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,7 @@ ENVELOPE = "envelope"
 KINDS = frozenset({BATTLE_START, BATTLE_UPDATE, BATTLE_END, BATTLE_ARMIES, ENVELOPE})
 OUTCOMES = ("us", "them", "draw")
 MAX_BATTLES = 1_000  # rows kept for the tables; the counts go on beyond
+LATE_MS = 60_000  # a message without a battle id this soon after a battle ended is that battle's
 
 
 @dataclass(slots=True)
@@ -55,6 +59,7 @@ class CollabStats:
     envelope_coins: int = 0
     envelope_diamonds: int = 0
     _open: dict[str, Battle] = field(default_factory=dict)  # by battle_id
+    _ended: deque[Battle] = field(default_factory=lambda: deque(maxlen=8))  # the last battles ended
 
     def add(self, kind: str, data: dict[str, Any], now: int) -> None:
         """Count one battle or envelope event (``kind`` in ``KINDS``) at clock ``now``."""
@@ -65,6 +70,8 @@ class CollabStats:
             return
         bid = str(data.get("battle_id") or "")
         battle = self._open.get(bid)
+        if battle is None and not bid and kind != BATTLE_START and self._open:
+            battle = next(reversed(self._open.values()))  # no id (Euler v1's armies): the battle running
         if kind == BATTLE_START:
             if battle is not None:  # a repeated start of a running battle (a reconnect's backlog)
                 _opponents(battle, data)
@@ -73,8 +80,8 @@ class CollabStats:
             _opponents(battle, data)
             return
         if battle is None:
-            if kind == BATTLE_END and any(b.battle_id == bid and b.winner for b in self.battles[-5:]):
-                return  # that battle has ended already (TikTok repeats the end message)
+            if self._ended_already(bid, now):
+                return  # a late or repeated message of a battle that has ended (TikTok repeats the end)
             battle = self._begin(bid, now, False)
         if "our_score" in data or "their_score" in data:
             battle.our_score = _int(data.get("our_score"))
@@ -90,6 +97,12 @@ class CollabStats:
                 battle.diamonds += diamonds
                 battle.gifts += 1
 
+    def _ended_already(self, bid: str, now: int) -> bool:
+        """A battle of this id has ended (without an id: one ended within ``LATE_MS``)."""
+        if bid:
+            return any(b.battle_id == bid for b in self._ended)
+        return any(b.ended is not None and now - b.ended <= LATE_MS for b in self._ended)
+
     def _begin(self, bid: str, now: int, seen_start: bool) -> Battle:
         battle = Battle(bid, now, seen_start)
         self._open[bid] = battle
@@ -99,8 +112,9 @@ class CollabStats:
         return battle
 
     def _end(self, battle: Battle, data: dict[str, Any], now: int) -> None:
-        del self._open[battle.battle_id]
+        self._open.pop(battle.battle_id, None)
         battle.ended = now
+        self._ended.append(battle)
         winner = data.get("winner")
         if winner not in OUTCOMES:
             a, b = battle.our_score, battle.their_score
