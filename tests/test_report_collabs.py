@@ -148,3 +148,15 @@ def test_battle_messages_without_an_id_or_after_the_end_start_no_phantom_battle(
     assert [(b.battle_id, b.outcome, b.our_score, b.diamonds, b.seen_start) for b in co.battles] == [
         ("B1", "won", 9, 5, True), ("", "unfinished", 0, 0, False)]
     assert (co.battle_count, co.won, co.unfinished) == (2, 1, 1)
+
+
+def test_one_battle_and_one_envelope_are_said_in_the_singular(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join([
+        ev("battle_start", 0, "s1", None, battle_id="B1", opponents=[], duration_s=60),
+        ev("battle_end", 60_000, "e1", None, battle_id="B1", our_score=1, their_score=1, winner="draw", mvp=None,
+           top=[]),
+        ev("envelope", 70_000, "v1", ANA, coins=50, diamonds=0, people=3),
+    ]) + "\n")
+    html = render_html(analyze_session(path))
+    assert "1 battle: 0 won, 0 lost,\n1 draw;" in html and "1 envelope (treasure chests), worth 50 coins." in html

@@ -156,7 +156,7 @@ partial.</figcaption></figure>
 
 {% if collabs.battle_count %}
 <h2>Battles</h2>
-<p class="sub">{{ collabs.battle_count | num }} battles: {{ collabs.won | num }} won, {{ collabs.lost | num }} lost,
+<p class="sub">{{ collabs.battle_count | num }} battle{% if collabs.battle_count != 1 %}s{% endif %}: {{ collabs.won | num }} won, {{ collabs.lost | num }} lost,
 {{ collabs.draws | num }} draw{% if collabs.draws != 1 %}s{% endif %}{% if collabs.unfinished %}, {{ collabs.unfinished | num }} unfinished{% endif %};
 {{ collabs.battle_diamonds | num }} diamonds received during battles.</p>
 <table>
@@ -174,7 +174,7 @@ counts once, when it ends). "Joined late": the recording began during that battl
 {% endif %}
 {% if collabs.envelopes %}
 <h2>Envelopes</h2>
-<p class="note">{{ collabs.envelopes | num }} envelopes (treasure chests), worth {{ collabs.envelope_coins | num }} coins
+<p class="note">{{ collabs.envelopes | num }} envelope{% if collabs.envelopes != 1 %}s{% endif %} (treasure chests), worth {{ collabs.envelope_coins | num }} coins
 {%- if collabs.envelope_diamonds %} and {{ collabs.envelope_diamonds | num }} diamonds{% endif %}.</p>
 {% endif %}
 
