@@ -12,6 +12,7 @@ target that many times (see RELIABILITY.md).
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -312,6 +313,101 @@ def test_numbers_json_readers_cannot_carry_are_refused():
         with pytest.raises(DecodeError, match="out of range|not a whole number"):
             decode_obj(value)
     assert check(decode_obj, {"type": "like", "ts": 2**53 - 1, "data": {"count": -(2**53 - 1)}})
+
+
+# -- the real fixtures (tests/fixtures/payloads), mutated ----------------------------------------------
+
+PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"
+CORPUS = [fx["payload"] for p in sorted(PAYLOADS.glob("*.json"))
+          for fx in orjson.loads(p.read_bytes())["fixtures"]]
+_FLAT_USER = ("userId", "uniqueId", "nickname", "followRole", "isModerator", "isSubscriber", "gifterLevel")
+# what each kind needs: an event of the kind without it would be a zeroed event (item 3)
+_NEEDS_USER = {"chat", "gift", "like", "join", "follow", "share", "subscribe", "emote", "cohost_join", "cohost_leave",
+               "guest_join", "guest_leave", "superfan_join"}
+_NEEDS_DATA = {"chat": ("text",), "question": ("text",), "emote": ("emote_id",), "goal_update": ("goal_id",),
+               "tiktok_poll": ("poll_id",), "mod_delete": ("msg_ids",), "room_pin": ("text",), "gift": ("gift_id",)}
+
+
+def _messages(obj: Any) -> list[dict]:
+    """The webcast message dicts inside one fixture payload (one, a bundle's, or an array's)."""
+    if isinstance(obj, list):
+        return [m for item in obj for m in _messages(item)]
+    if not isinstance(obj, dict):
+        return []
+    if isinstance(obj.get("messages"), list):
+        return [m["data"] for m in obj["messages"] if isinstance(m, dict) and isinstance(m.get("data"), dict)]
+    return [obj["data"]] if isinstance(obj.get("data"), dict) else []
+
+
+def _int64_flip(value: Any) -> Any:
+    """Whole numbers as text and numeric text as whole numbers, all through the value."""
+    if isinstance(value, dict):
+        return {k: _int64_flip(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int64_flip(v) for v in value]
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    return value
+
+
+@st.composite
+def mutated_fixture(draw: Any) -> Any:
+    """A real fixture with one to three of: a field dropped, a field's type changed, int64s flipped between
+    numbers and text, the user nested (flat fields moved into ``user``) or flattened (``user`` merged up)."""
+    obj = copy.deepcopy(draw(st.sampled_from(CORPUS)))
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["drop", "drop", "retype", "int64", "nest", "flatten"]))
+        messages = _messages(obj)
+        if op == "int64":
+            obj = _int64_flip(obj)
+        elif op in ("nest", "flatten") and messages:
+            d = draw(st.sampled_from(messages))
+            if op == "nest":
+                d["user"] = {k: d.pop(k) for k in _FLAT_USER if k in d}
+            elif isinstance(d.get("user"), dict):
+                d.update(d.pop("user"))
+        else:
+            paths = _paths(obj)
+            if not paths:
+                continue
+            path = draw(st.sampled_from(paths))
+            parent = obj
+            for k in path[:-1]:
+                parent = parent[k]
+            if op == "drop":
+                del parent[path[-1]]
+            else:
+                old = parent[path[-1]]
+                parent[path[-1]] = draw(st.sampled_from([None, 0, "", "0", "x", [], {}, True, 1.5, [old], {"v": old}]))
+    return obj
+
+
+def assert_not_zeroed(ev: Event) -> None:
+    """An event of a known kind carries what its kind needs (or its line was refused)."""
+    if ev.type in _NEEDS_USER:
+        assert ev.user is not None and (ev.user.user_id or ev.user.unique_id), ev
+    for key in _NEEDS_DATA.get(ev.type, ()):
+        assert ev.data.get(key), (ev.type, key, ev.data)
+    if ev.type == "viewers":
+        assert "count" in ev.data
+
+
+@fuzz(600)
+@given(mutated_fixture())
+def test_mutated_real_fixtures_never_crash_and_never_give_a_zeroed_event(obj):
+    for decode, value in ((decode_line, _encode(obj)), (decode_obj, obj)):
+        for ev in check(decode, value) or ():
+            assert_not_zeroed(ev)
+
+
+def test_every_unmutated_fixture_decodes_and_is_not_zeroed():
+    for obj in CORPUS:
+        events = check(decode_obj, obj)
+        assert events, obj
+        for ev in events:
+            assert ev.type != "unknown" and assert_not_zeroed(ev) is None
 
 
 # -- the replay source --------------------------------------------------------------------------------

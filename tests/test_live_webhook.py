@@ -113,6 +113,17 @@ async def test_a_jsonl_batch_with_blank_lines():
         assert (status, body["accepted"]) == (202, 4)
 
 
+async def test_a_jsonl_line_holding_an_array_is_decoded_and_counted_item_by_item():
+    lines = orjson.dumps([flat_gift(1), flat_gift(2, "Lion")]) + b"\n" + orjson.dumps(NORMALIZED_CHAT)
+    async with Served() as srv:
+        status, body = await srv.post(lines, content_type="application/x-ndjson")
+        assert (status, body) == (202, {"accepted": 3, "rejected": []})
+        assert [e.msg_id for e in srv.events()] == ["m1", "m2", "n1"]
+    async with Served(max_events=2) as srv:  # the array's items count against the limit
+        status, reply = await srv.post(lines, content_type="application/x-ndjson")
+        assert status == 413 and "too many events: 3" in reply["error"]
+
+
 async def test_an_euler_bundle():
     async with Served() as srv:
         status, body = await srv.post(EULER)

@@ -4,6 +4,7 @@ every Euler close code, a drop mid-stream with a backlog, and recording for repl
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import orjson
 import pytest
@@ -105,6 +106,28 @@ async def test_euler_bundles_round_trip():
     async with Server([[bundle, 4005]]) as server:
         actions, _, _ = await run(WebSocketSource(server.url, sleep=fake_sleep([])))
     assert [a.text for a in actions if a.kind == "say"] == ["Ana: from euler", "thanks Ana for 1x Corgi"]
+
+
+PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "payloads"
+
+
+async def test_tlc2_objects_and_arrays_of_them_in_one_frame():
+    """TikTok-Live-Connector 2.x objects (the corpus fixtures), one per frame and as a JSON array in
+    one frame: the same actions either way; the gift is read from its nested ``gift`` (a streak frame
+    is not thanked, its end is, once)."""
+    fixtures = {fx["id"]: fx["payload"] for fx in orjson.loads((PAYLOADS / "tlc2-events.json").read_bytes())
+                ["fixtures"]}
+    frames = [fixtures[i] for i in ("m01", "m02", "m03")]
+    one_by_one = [orjson.dumps(f).decode() for f in frames] + [4005]
+    batched = [orjson.dumps(frames).decode(), 4005]
+    says = []
+    for script in (one_by_one, batched):
+        async with Server([script]) as server:
+            source = WebSocketSource(server.url, sleep=fake_sleep([]))
+            actions, _, _ = await run(source)
+        says.append([a.text for a in actions if a.kind == "say"])
+        assert source.malformed == 0
+    assert says[0] == says[1] == ["Ana 🌸: hello 🌸", "thanks Ana 🌸 for 5x Rose"]
 
 
 async def test_every_close_code_is_handled():

@@ -247,3 +247,81 @@ def test_normalized_lines_are_type_checked(data, message):
 def test_normalized_numbers_as_strings_are_read_as_numbers():
     ev = one(orjson.dumps({"type": "gift", "ts": "5", "data": {"diamonds": "10", "count": "2", "gift_type": 2}}))
     assert (ev.ts, ev.data["diamonds"], ev.data["count"]) == (5, 10, 2)
+
+
+# -- issue 13: what a line needs, and which value wins -------------------------------------------------
+
+@pytest.mark.parametrize("line, reason", [
+    ({"event": "gift", "data": {"uniqueId": 5}}, "gift id"),  # no sender name, no gift: never "Thank you  for 1x"
+    ({"event": "gift", "data": {"giftId": 5655, "giftName": "Rose"}}, "without a user"),
+    ({"event": "chat", "data": {}}, "without text"),
+    ({"event": "chat", "data": {"comment": "hi"}}, "without a user"),
+    ({"event": "follow", "data": {"displayType": "pm_main_follow_message_viewer_2"}}, "without a user"),
+    ({"event": "member", "data": {"actionId": 1}}, "without a user"),
+    ({"event": "roomUser", "data": {"topViewers": []}}, "viewer count"),
+    ({"event": "gift", "data": {"common": {"msgId": "1"}, "user": {"id": "0", "displayId": ""}, "giftId": "5655"}},
+     "without a user"),
+    ({"event": "chat", "data": {"common": {"msgId": "1"}, "user": {"id": "7", "displayId": "a"}, "content": ""}},
+     "without text"),
+    ({"event": "linkMicBattle", "data": {"common": {"msgId": "1"}, "action": 4}}, "battle id"),
+])
+def test_a_line_without_what_its_kind_needs_is_refused(line, reason):
+    with pytest.raises(DecodeError, match=reason):
+        decode_obj(line)
+
+
+def test_in_a_bundle_a_message_without_what_its_kind_needs_is_malformed_and_the_rest_kept():
+    events = decode_line(bundle(("WebcastGiftMessage", {"common": {"msgId": "1"}, "giftId": 5655}),
+                                ("WebcastChatMessage", {**common("2"), "content": "ok"})))
+    assert [e.type for e in events] == ["unknown", "chat"]
+    assert events[0].data["kind"] == "malformed" and "without a user" in events[0].data["error"]
+
+
+def test_member_lines_that_are_not_joins_are_not_joins():
+    flat_line = decode_obj({"event": "member", "data": {"userId": "1", "uniqueId": "a", "actionId": 3}})
+    nested = decode_line(bundle(("WebcastMemberMessage", {**common("1"), "action": 3})))
+    assert [(e.type, e.data) for e in flat_line + nested] == [("unknown", {"kind": "member:3"})] * 2
+
+
+def test_a_default_at_the_top_does_not_shadow_a_filled_nested_value():
+    [ev] = decode_obj({"event": "member", "data": {
+        "common": {"msgId": "1", "createTime": "1763665201000"}, "action": 1, "userId": "0", "followStatus": "0",
+        "user": {"id": "42", "displayId": "ana", "nickname": "Ana", "followStatus": "0",
+                 "followInfo": {"followStatus": "2"}}}})
+    assert (ev.type, ev.user.user_id, ev.user.unique_id, ev.user.follow_role) == ("join", "42", "ana", 2)
+
+
+def test_the_message_level_user_identity_sets_the_flags():
+    [ev] = decode_line(bundle(("WebcastChatMessage", {
+        "common": {"msgId": "1"}, "user": {"userId": "7", "uniqueId": "mod"}, "comment": "!ban",
+        "userIdentity": {"isModeratorOfAnchor": True, "isSubscriberOfAnchor": True, "isFollowerOfAnchor": True}})))
+    assert (ev.user.is_moderator, ev.user.is_subscriber, ev.user.follow_role) == (True, True, 1)
+    [plain] = decode_line(bundle(("WebcastChatMessage", {"common": {"msgId": "2"}, "content": "hi",
+                                                         "user": {"userId": "8", "uniqueId": "v"}})))
+    assert (plain.user.is_moderator, plain.user.is_subscriber, plain.user.follow_role) == (False, False, 0)
+
+
+def test_likes_and_viewers_read_total_where_tlc2_puts_it():
+    [like] = decode_obj({"event": "like", "data": {"common": {"msgId": "1"}, "user": {"id": "7", "displayId": "a"},
+                                                   "count": 4, "total": "1200"}})
+    [viewers] = decode_obj({"event": "roomUser", "data": {"common": {"msgId": "2"}, "total": "321",
+                                                          "totalUser": "9000"}})
+    assert (like.data, viewers.data) == ({"count": 4, "total": 1200}, {"count": 321})
+
+
+def test_tlc2_gift_streak_frames_are_frames_not_gifts_from_nobody():
+    """Issue 13: a TLC 2.x streak frame was a gift from nobody, named "", 0 diamonds, type 0."""
+    base = {"common": {"msgId": "1"}, "user": {"id": "7", "displayId": "ana", "nickname": "Ana"}, "giftId": "5655",
+            "groupId": "99", "gift": {"id": "5655", "name": "Rose", "diamondCount": 1, "type": 1}}
+    [frame] = decode_obj({"event": "gift", "data": {**base, "repeatCount": 2, "repeatEnd": 0}})
+    [end] = decode_obj({"event": "gift", "data": {**base, "repeatCount": 5, "repeatEnd": 1}})
+    assert frame.is_streak_frame and not end.is_streak_frame
+    assert (end.user.unique_id, end.data["name"], end.data["diamonds"], end.data["count"]) == ("ana", "Rose", 1, 5)
+
+
+def test_euler_v1_reads_the_event_block():
+    [ev] = decode_line(bundle(("WebcastSocialMessage", {
+        "event": {"msgId": "77", "createTime": "1763665209000",
+                  "eventDetails": {"displayType": "pm_mt_guidance_share", "label": ""}},
+        "user": {"userId": "7", "uniqueId": "a", "nickname": "A"}})))
+    assert (ev.type, ev.msg_id, ev.ts) == ("share", "77", 1763665209000)

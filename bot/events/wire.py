@@ -74,9 +74,9 @@ def decode_obj(obj: Any, *, fallback_ts: int = 0, room_id: str = "") -> list[Eve
 
 
 def _decode(obj: Any, fallback_ts: int, room_id: str, check_raw: bool) -> list[Event]:
-    if isinstance(obj, list):
-        return _array(obj, fallback_ts, room_id, check_raw)
     if not isinstance(obj, dict):
+        if isinstance(obj, list):
+            return _array(obj, fallback_ts, room_id, check_raw)
         raise DecodeError(f"expected a JSON object or array, got {type(obj).__name__}")
     try:
         if "event" in obj:
@@ -215,7 +215,7 @@ def _normalized(obj: dict) -> Event:
 # -- 2. TikFinity / TikTok-Live-Connector v1 ---------------------------------------------------
 
 _FLAT_TYPES = {"chat": CHAT, "gift": GIFT, "like": LIKE, "member": JOIN, "roomUser": VIEWERS, "follow": FOLLOW,
-               "share": SHARE, "subscribe": SUBSCRIBE, "streamEnd": LIVE_END}
+               "share": SHARE, "subscribe": SUBSCRIBE, "streamEnd": LIVE_END, "social": "social"}
 _USER_KINDS = (CHAT, GIFT, LIKE, JOIN, FOLLOW, SHARE, SUBSCRIBE)
 
 
@@ -227,8 +227,7 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
     kind = _FLAT_TYPES.get(name)
     # TLC 2.x objects (nested user / common), TLC's other events and a follow role only in followInfo
     # (TLC 1.x) go the full way; TikFinity's flat lines of the classic kinds take the fast path.
-    if kind is None or type(d.get("user")) is dict or type(d.get("common")) is dict or (
-            not d.get("followRole") and d.get("followInfo") is not None):
+    if kind is None or "user" in d or "common" in d or ("followInfo" in d and not d.get("followRole")):
         webcast = EVENT_NAMES.get(name)
         if webcast is None:
             kind = UNKNOWN
@@ -238,6 +237,11 @@ def _flat(obj: dict, fallback_ts: int, room_id: str) -> list[Event]:
             return decode_message(webcast, d, ts, room_id, obj, FORCED.get(name))
     data: dict[str, Any]
     missing = False  # an expected field is absent: counted as lossy once the line is decoded
+    if kind == "social":  # TLC 1.x / TikFinity: the follow or share is in eventDetails.displayType
+        shown = _str(d.get("displayType") or "", "displayType")
+        kind = FOLLOW if "follow" in shown else SHARE if "share" in shown else UNKNOWN
+        if kind == UNKNOWN:
+            return decode_message("WebcastSocialMessage", d, fallback_ts, room_id, obj)
     if kind == CHAT:
         text = d.get("comment")
         if text is None or text == "":

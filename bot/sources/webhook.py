@@ -247,8 +247,7 @@ class WebhookSource:
                     except orjson.JSONDecodeError as exc:
                         value = DecodeError(f"not JSON: {exc}")
                     items.append(({"index": i, "line": i + 1}, value))
-        n = sum(len(v["messages"]) if isinstance(v, dict) and isinstance(v.get("messages"), list) else 1
-                for _, v in items)
+        n = sum(_size(v) for _, v in items)
         if n > self.max_events:
             raise _Refused(413, f"too many events: {n} (the limit is {self.max_events} per request)")
         return items
@@ -280,3 +279,12 @@ class WebhookSource:
             self.refused += 1
             return _reply(400, {"error": f"{where}: {first['error']}", "accepted": 0, "rejected": rejected})
         return _reply(202, {"accepted": accepted, "rejected": rejected})
+
+
+def _size(value: Any) -> int:
+    """How many events one item may hold: a bundle's messages, an array line's items (counted inside)."""
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        return len(value["messages"])
+    if isinstance(value, list):
+        return sum(_size(v) for v in value)
+    return 1
