@@ -92,9 +92,12 @@ FORMATS = {
         "common": CONTROL_COMMON, "action": 3}}).decode(), HANG],
     # Euler Stream: the socket is closed with 4005 (stream ended)...
     "euler-4005": [euler(euler_chat(1, "hello"), euler_gift(2)), 4005],
-    # ... or a WebcastControlMessage in a bundle comes first (then the close).
-    "euler-controlMessage": [euler(euler_chat(1, "hello"), euler_gift(2)),
-                             euler(("WebcastControlMessage", {"common": CONTROL_COMMON, "action": 3})), HANG],
+    # ... or a WebcastControlMessage in a bundle comes first (then the close): schema v2 (with common)...
+    "euler-v2-controlMessage": [euler(euler_chat(1, "hello"), euler_gift(2)),
+                                euler(("WebcastControlMessage", {"common": CONTROL_COMMON, "action": 3})), HANG],
+    # ... and schema v1 (the action alone).
+    "euler-v1-controlMessage": [euler(euler_chat(1, "hello"), euler_gift(2)),
+                                euler(("WebcastControlMessage", {"action": 3})), HANG],
 }
 
 
