@@ -160,3 +160,18 @@ def test_one_battle_and_one_envelope_are_said_in_the_singular(tmp_path):
     ]) + "\n")
     html = render_html(analyze_session(path))
     assert "1 battle: 0 won, 0 lost,\n1 draw;" in html and "1 envelope (treasure chests), worth 50 coins." in html
+
+
+def test_compare_lines_up_battles_and_envelopes(tmp_path, capsys):
+    quiet = tmp_path / "quiet.jsonl"
+    quiet.write_text(gift(1_000, "g0", ANA, 5) + "\n")
+    busy = session(tmp_path / "busy.jsonl")
+    assert main(["report", str(quiet), str(busy), "--html", str(tmp_path / "c.html")]) == 0
+    lines = [" ".join(x.split()) for x in capsys.readouterr().out.splitlines()]
+    assert "Battles 0 4 +4" in lines and "Battles won 0 1 +1" in lines and "Battles lost 0 1 +1" in lines
+    assert "Diamonds during battles 0 306 +306" in lines and "Envelopes 0 2 +2" in lines
+    html = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert '<td>Battles lost</td><td class="n">0</td><td class="n">1</td>\n<td class="n down">+1</td>' in html
+    # two sessions without any: no such rows
+    assert main(["report", str(quiet), str(quiet)]) == 0
+    assert "Battles" not in capsys.readouterr().out

@@ -156,3 +156,19 @@ def _int(value: Any) -> int:
         return int(value or 0)
     except (TypeError, ValueError, OverflowError):
         return 0
+
+
+def compare_rows(a: CollabStats, b: CollabStats) -> list[dict[str, Any]]:
+    """Rows for ``livebot report A B`` (as ``fmt.compare_rows`` makes them), when either session
+    had battles or envelopes; none otherwise."""
+    from bot.report import fmt
+
+    if not (a.battle_count or b.battle_count or a.envelopes or b.envelopes):
+        return []
+    rows = []
+    for label, key in (("Battles", "battle_count"), ("Battles won", "won"), ("Battles lost", "lost"),
+                       ("Diamonds during battles", "battle_diamonds"), ("Envelopes", "envelopes")):
+        x, y = getattr(a, key), getattr(b, key)
+        up = None if x == y else (y > x if key != "lost" else y < x)
+        rows.append({"label": label, "a": fmt.num(x), "b": fmt.num(y), "change": fmt.change(x, y, fmt.num), "up": up})
+    return rows

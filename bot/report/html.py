@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from bot import __version__
 from bot.report import fmt
+from bot.report.collabs import compare_rows as collab_compare_rows
 from bot.report.effects import MEASURES, ActionStats, RuleStats
 from bot.report.stats import SessionStats
 
@@ -409,7 +410,8 @@ def render_compare_html(a: SessionStats, b: SessionStats, actions: tuple[ActionS
     names = (_name(a.path), _name(b.path))
     window_ms = next((x.window_ms for x in actions if x is not None), 120_000)
     ctx = {
-        "a": a, "b": b, "names": names, "rows": fmt.compare_rows(a.summary(rate), b.summary(rate), currency),
+        "a": a, "b": b, "names": names, "rows": fmt.compare_rows(a.summary(rate), b.summary(rate), currency)
+        + collab_compare_rows(a.collabs, b.collabs),
         "rate": fmt.rate_text(rate, currency), "charts": compare_charts(a, b, ("A", "B")),
         "gifters_a": a.top_gifters(top), "gifters_b": b.top_gifters(top),
         "rule_rows": compare_rule_rows(*actions), "window": window_text(window_ms),

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.report import fmt
+from bot.report.collabs import compare_rows as collab_compare_rows
 from bot.report.effects import ActionStats
 from bot.report.html import base_text, compare_rule_rows, quality_rows, rule_rows, window_text
 from bot.report.stats import SessionStats
@@ -151,7 +152,7 @@ def print_compare(a: SessionStats, b: SessionStats,
         line.append(f"  ({fmt.clock(s.started, True)}, {fmt.duration(s.duration_ms)})")
         c.print(line)
     t = _table("Sessions compared", "Metric", "A", "B", "Change (B − A)", numeric=(1, 2, 3))
-    for row in fmt.compare_rows(a.summary(rate), b.summary(rate), currency):
+    for row in fmt.compare_rows(a.summary(rate), b.summary(rate), currency) + collab_compare_rows(a.collabs, b.collabs):
         style = "green" if row["up"] is True else "red" if row["up"] is False else ""
         t.add_row(row["label"], row["a"], row["b"], Text(row["change"], style=style))
     c.print(t)
