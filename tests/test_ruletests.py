@@ -162,3 +162,36 @@ tests:
     if shown is not None:
         assert error.endswith(f"not {shown}") or shown in error, error
     assert summary == "0 passed, 0 failed, 1 file error(s)"
+
+
+def test_battle_events_with_lists_and_mappings_in_rule_tests(tmp_path):
+    """Issue 13's kinds carry lists and mappings (top, mvp, opponents): rule tests take them as YAML."""
+    (tmp_path / "battle.yaml").write_text("""rules:
+  - id: mvp
+    on: battle_end
+    when: event.winner == 'us' and event.mvp
+    do: [{say: "GG! MVP {{ event.mvp.nickname }} ({{ event.our_score }}-{{ event.their_score }})"}]
+  - id: rally
+    on: battle_update
+    when: event.time_left_s <= 30 and event.our_score < event.their_score
+    do: [{say: "{{ event.time_left_s }} s left, behind by {{ event.their_score - event.our_score }}!"}]
+""")
+    code, out = run(tmp_path, """rules: ../battle.yaml
+tests:
+  - name: rally then mvp
+    events:
+      - {at: 0s, type: battle_update, battle_id: b1, our_score: 10, their_score: 50, time_left_s: 20}
+      - {at: 1s, type: battle_end, battle_id: b1, our_score: 90, their_score: 50, winner: us,
+         mvp: {user_id: "1", unique_id: ana, nickname: Ana, score: 80}, top: [{user_id: "1", nickname: Ana}]}
+    expect:
+      - {kind: say, text: "20 s left, behind by 40!"}
+      - {kind: say, text: "GG! MVP Ana (90-50)"}
+""")
+    assert code == 0, out
+    code, out = run(tmp_path, """rules: ../battle.yaml
+tests:
+  - name: a list where a mapping belongs
+    events:
+      - {at: 0s, type: battle_end, battle_id: b1, winner: us, mvp: [1]}
+""")
+    assert code == 1 and "'mvp' must be a mapping or null" in out, out

@@ -365,34 +365,40 @@ def _poll(d, common, v1, ctx, forced, room, ts):
     poll_id = _set(d, "pollId")
     if poll_id is None:
         raise ValueError("a poll without a poll id")
-    for phase, key in (("start", "startContent"), ("update", "updateVotesContent"), ("end", "endContent")):
+    # Euler v2 names the update updateContent, and its contents' fields in PascalCase (OptionList, Title, Votes)
+    for phase, key in (("start", "startContent"), ("update", "updateVotesContent"), ("update", "updateContent"),
+                       ("end", "endContent")):
         content = d.get(key)
         if isinstance(content, dict) and content:
             break
     else:
         raise ValueError("a poll without its content")
-    options = [{"text": _str(_dict(o, "option").get("displayContent"), "displayContent"),
-                "votes": _count(_dict(o, "option").get("votes"), "votes", MAX_INT)}
-               for o in _list(content.get("optionList"), "optionList")]
+    options = [{"text": _str(_get(_dict(o, "option"), "displayContent", "DisplayContent"), "displayContent"),
+                "votes": _count(_get(_dict(o, "option"), "votes", "Votes"), "votes", MAX_INT)}
+               for o in _list(_get(content, "optionList", "OptionList"), "optionList")]
     basic = _dict(d.get("pollBasicInfo"), "pollBasicInfo")
-    title = _get(content, "title") or basic.get("title") or ""
-    user = read_user({}, content.get("operator")) if content.get("operator") else None
+    title = _get(content, "title", "Title") or basic.get("title") or ""
+    operator = _get(content, "operator", "Operator")
+    user = read_user({}, operator) if operator else None
     return [(TIKTOK_POLL, user, {"poll_id": _str(poll_id, "pollId"), "title": _str(title, "title"), "options": options,
                                  "phase": phase})]
 
 
 def _rank(d, common, v1, ctx, forced, room, ts):
-    updates = _list(d.get("updates"), "updates")
+    updates = _list(_get(d, "updates", "updatesList"), "updates")  # Euler v2: updatesList
     if not updates:
         raise ValueError("a rank update without updates")
     first = _dict(updates[0], "updates[0]")
     kind = first.get("rankType") or 0  # ProfitRankType; 0 (hourly) is the protobuf default
+    if isinstance(kind, str) and kind.isdigit():  # Euler v2 carries it as text
+        kind = int(kind)
     rank_type = _RANK_TYPES.get(kind, str(kind)) if isinstance(kind, int) else _str(kind or "", "rankType").lower()
-    return [(RANK_UPDATE, None, {"rank": _count(ctx.expect(first.get("ownRank")), "ownRank"), "rank_type": rank_type})]
+    rank = ctx.expect(_get(first, "ownRank", "ownerRank"))
+    return [(RANK_UPDATE, None, {"rank": _count(rank, "ownRank"), "rank_type": rank_type})]
 
 
 def _im_delete(d, common, v1, ctx, forced, room, ts):
-    ids = [_id(x, "deleteMsgIds") for x in _list(d.get("deleteMsgIds"), "deleteMsgIds")]
+    ids = [_id(x, "deleteMsgIds") for x in _list(_get(d, "deleteMsgIds", "deleteMsgIdsList"), "deleteMsgIds")]
     ids = [x for x in ids if x]
     if not ids:
         raise ValueError("a moderator delete without message ids")
@@ -547,22 +553,25 @@ def _armies_message(d, common, v1, ctx, forced, room, ts):
 
 
 def _link(d, common, v1, ctx, forced, room, ts):
-    cohost = _int(d.get("scene"), "scene") == 2  # Scene.CO_HOST; 4 is a multi-guest live
-    enter = _dict(d.get("enterContent"), "enterContent")
-    leave = _dict(d.get("leaveContent"), "leaveContent")
+    # Euler v2 spells this message's fields in PascalCase (Scene, LinkerId, EnterContent.linkedUsersList)
+    cohost = _int(_get(d, "scene", "Scene"), "scene") == 2  # Scene.CO_HOST; 4 is a multi-guest live
+    enter = _dict(_get(d, "enterContent", "EnterContent"), "enterContent")
+    leave = _dict(_get(d, "leaveContent", "LeaveContent"), "leaveContent")
+    channel = {"channel_id": _id(_get(d, "linkerId", "LinkerId"), "linkerId")}
     out = []
-    for item in _list(enter.get("linkedUsers"), "linkedUsers"):
+    for item in _list(_get(enter, "linkedUsers", "linkedUsersList"), "linkedUsers"):
         user = read_user({}, _dict(item, "linkedUsers").get("user"))
         if user is not None:
-            out.append((COHOST_JOIN if cohost else GUEST_JOIN, user, {"channel_id": _id(d.get("linkerId"), "linkerId")}))
+            out.append((COHOST_JOIN if cohost else GUEST_JOIN, user, dict(channel)))
     if leave:
         user = read_user({}, {"userId": leave.get("userId")})
         if user is None:
             raise ValueError("a link leave without a user")
-        out.append((COHOST_LEAVE if cohost else GUEST_LEAVE, user, {"channel_id": _id(d.get("linkerId"), "linkerId")}))
+        out.append((COHOST_LEAVE if cohost else GUEST_LEAVE, user, dict(channel)))
     if enter and not out:
         raise ValueError("a link enter without users")
-    return out or [(UNKNOWN, None, {"kind": f"WebcastLinkMessage:{_int(d.get('messageType'), 'messageType')}"})]
+    kind = _int(_get(d, "messageType", "MessageType"), "messageType")
+    return out or [(UNKNOWN, None, {"kind": f"WebcastLinkMessage:{kind}"})]
 
 
 def _players(*items: Any) -> list[dict]:
