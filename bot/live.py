@@ -137,6 +137,8 @@ class LiveRunner:
         self._saved_file: Path | None = None  # the recording file the last snapshot named
         self._final: dict[str, Any] | None = None  # what the last save at shutdown kept beside the state
         self._catching_up: tuple[str, int] | None = None
+        self._ended = False  # a stream's live_end was handled and the next stream has not begun
+        self._held_connect: Event | None = None  # the connect that will begin the next stream
 
     def _time(self, ev: Event) -> int:
         t = ev.received if ev.received is not None else self.clock.now()
@@ -162,19 +164,19 @@ class LiveRunner:
     async def _handle(self, batch: list[Event], record: bool = True) -> None:
         out: list[Action] = []
         for ev in batch:
-            now = self._time(ev)
-            self.result.events[ev.type] += 1
-            if ev.type == CONNECT or ev.type == DISCONNECT:
-                self.connected[str(ev.data.get("source", ""))] = ev.type == CONNECT
-            else:
-                self.last_event_at = time.monotonic()
-            if record and self.recorder is not None:
-                self.recorder.write(ev)
-            out += self.engine.feed(ev, now)
-            if ev.type == LIVE_END:
-                out += self._end_stream(now)
+            if self._ended:  # between two streams: connection events are not a stream
+                if ev.type == CONNECT or ev.type == DISCONNECT or ev.type == LIVE_END:
+                    self._between_streams(ev)
+                    continue
+                self._ended = False  # the next stream's first event (after its connect, if one is up)
+                held, self._held_connect = self._held_connect, None
+                if held is not None:
+                    self._one(held, record, out)
+            self._one(ev, record, out)
         if self._catching_up is not None:  # as a replay: deadlines fire by the events' own time
             out += self.engine.advance(self._last)
+        elif self._ended:  # no stream: nothing is due (timers start with the next stream)
+            pass
         elif not len(self.queue):  # nothing arrived before now is still waiting: deadlines may fire
             out += self.engine.advance(self._move_to(self.clock.now()))
         if record and batch and self.recorder is not None:
@@ -202,6 +204,32 @@ class LiveRunner:
                     self._saved_file = self.recorder.path  # type: ignore[union-attr]
             else:
                 self.keeper.tick(self.engine, self._last, self._saved_beside)
+
+    def _one(self, ev: Event, record: bool, out: list[Action]) -> None:
+        now = self._time(ev)
+        self.result.events[ev.type] += 1
+        if ev.type == CONNECT or ev.type == DISCONNECT:
+            self.connected[str(ev.data.get("source", ""))] = ev.type == CONNECT
+        else:
+            self.last_event_at = time.monotonic()
+        if record and self.recorder is not None:
+            self.recorder.write(ev)
+        out += self.engine.feed(ev, now)
+        if ev.type == LIVE_END:
+            out += self._end_stream(now)
+
+    def _between_streams(self, ev: Event) -> None:
+        """A connection event after a stream's ``live_end`` and before the next stream's first
+        event: counted and shown (``/healthz``), but neither recorded nor fed to the rules, so a
+        source polling for the next live (or reconnecting) opens no recording of its own, starts no
+        session (no shutdown marker, no timers) and ends nothing twice. The last ``connect`` of a
+        connection still up is kept, and begins the next stream when it comes."""
+        self.result.events[ev.type] += 1
+        if ev.type == LIVE_END:  # that stream is over already
+            log.info("live_end_between_streams", source=ev.data.get("source", ""))
+            return
+        self.connected[str(ev.data.get("source", ""))] = ev.type == CONNECT
+        self._held_connect = ev if ev.type == CONNECT else None
 
     def _saved_beside(self) -> dict[str, Any]:
         """What a snapshot keeps beside the engine's state, for ``_resume`` after a crash: where the
@@ -301,6 +329,7 @@ class LiveRunner:
                 self.recorder.resume(None)
         else:
             recording = self.recorder.files[-1] if self.recorder is not None and self.recorder.files else None
+        self._ended = True
         if self.on_stream_end is not None:
             self.on_stream_end(recording)
         if self.keeper is not None:

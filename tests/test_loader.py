@@ -24,7 +24,8 @@ def test_the_starter_pack_loads():
     ruleset = load_rules("rules")
     ids = {r.id for r in ruleset.rules}
     assert {"thank-gift", "gifter-milestone", "new-top-gifter", "thank-follow", "welcome", "help", "socials", "top",
-            "poll", "trivia", "vip", "follow-reminder", "share-reminder", "quiet-prompt", "keep-it-friendly"} == ids
+            "poll", "trivia", "vip", "follow-reminder", "share-reminder", "quiet-prompt", "keep-it-friendly",
+            "greet-cohost", "battle-start", "battle-rally", "battle-win", "battle-mvp"} == ids
     assert ruleset.settings.chat_per_minute == 20 and ruleset.settings.snippets["socials"]
 
 

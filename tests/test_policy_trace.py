@@ -29,7 +29,8 @@ def test_a_masked_nickname_is_noted_in_the_trace_of_its_firing():
     assert any(o == "policy" and d.startswith("masked") and "link in user.nickname" in d for o, d in notes), notes
     record = next(r for r in tracer if r[2] is not None)
     line = tracer.lines_for(record, "welcome")[0]
-    assert "policy: masked link in user.nickname" in line and "free-coins" not in line
+    # (the line's head names the event as it came, for the operator; the note never repeats it)
+    assert "policy: masked link in user.nickname" in line and "free-coins" not in line.split(": fired", 1)[1]
 
 
 def test_a_suppressed_action_is_noted_and_counted():
@@ -41,3 +42,21 @@ def test_a_suppressed_action_is_noted_and_counted():
     assert policy_notes and all("paypal" not in str(d).lower() for _, d in policy_notes), policy_notes
     stats = engine.policy.stats()
     assert sum(stats["masked"].values()) + sum(stats["suppressed"].values()) >= 1, stats
+
+
+def test_a_dot_in_an_handle_is_part_of_the_name_but_a_link_in_a_nickname_is_masked():
+    rules = """rules:
+  - id: greet
+    on: join
+    do: [{say: "Welcome {{ user.nickname or user.unique_id }}!"}]
+"""
+    from bot.events.model import User
+    from bot.testing import event
+
+    engine = Engine(load_rules_text(rules))
+    out = engine.feed(event("join", 1000, User(user_id="1", unique_id="kai.live", nickname="")), 1000)
+    assert [a.text for a in out] == ["Welcome kai.live!"]
+    out = engine.feed(event("join", 2000, User(user_id="2", unique_id="paypal.me", nickname="")), 2000)
+    assert all("paypal" not in a.text for a in out)  # a payment brand is still one in a handle
+    out = engine.feed(event("join", 3000, User(user_id="3", unique_id="ana", nickname="Ana kai.live/free")), 3000)
+    assert all("kai.live" not in a.text for a in out)

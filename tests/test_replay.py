@@ -222,4 +222,4 @@ def test_python_dash_m_bot_runs_the_cli():
     import sys
 
     done = subprocess.run([sys.executable, "-m", "bot", "validate", "rules/"], capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.startswith("ok: 15 rules in 4 file(s)")
+    assert done.returncode == 0 and done.stdout.startswith("ok: 20 rules in 5 file(s)")

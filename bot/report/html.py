@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from bot import __version__
 from bot.report import fmt
+from bot.report.collabs import compare_rows as collab_compare_rows
 from bot.report.effects import MEASURES, ActionStats, RuleStats
 from bot.report.stats import SessionStats
 
@@ -152,6 +153,30 @@ partial.</figcaption></figure>
 </div>
 {% if charts.gift_types %}
 <figure><img src="{{ charts.gift_types }}" alt="Diamonds by gift type"></figure>
+{% endif %}
+
+{% if collabs.battle_count %}
+<h2>Battles</h2>
+<p class="sub">{{ collabs.battle_count | num }} battle{% if collabs.battle_count != 1 %}s{% endif %}: {{ collabs.won | num }} won, {{ collabs.lost | num }} lost,
+{{ collabs.draws | num }} draw{% if collabs.draws != 1 %}s{% endif %}{% if collabs.unfinished %}, {{ collabs.unfinished | num }} unfinished{% endif %};
+{{ collabs.battle_diamonds | num }} diamonds received during battles.</p>
+<table>
+<tr><th class="n">#</th><th>Start</th><th>Opponent</th><th>Result</th><th class="n">Score (us : them)</th>
+<th class="n">Diamonds during</th><th class="n">Gifts</th><th>MVP</th></tr>
+{% for b in battles %}
+<tr><td class="n">{{ b.n }}</td><td>{{ b.offset | offset }}{% if not b.seen_start %} (joined late){% endif %}</td>
+<td class="who"><bdi>{{ b.opponents }}</bdi></td><td>{{ b.outcome }}</td>
+<td class="n">{{ b.our_score | num }} : {{ b.their_score | num }}</td><td class="n">{{ b.diamonds | num }}</td>
+<td class="n">{{ b.gifts | num }}</td><td class="who">{% if b.mvp %}<bdi>{{ b.mvp }}</bdi> ({{ b.mvp_score | num }}){% else %}–{% endif %}</td></tr>
+{% endfor %}
+</table>
+<p class="note">Diamonds during a battle: the gifts this room received between its start and its end (a gift streak
+counts once, when it ends). "Joined late": the recording began during that battle.</p>
+{% endif %}
+{% if collabs.envelopes %}
+<h2>Envelopes</h2>
+<p class="note">{{ collabs.envelopes | num }} envelope{% if collabs.envelopes != 1 %}s{% endif %} (treasure chests), worth {{ collabs.envelope_coins | num }} coins
+{%- if collabs.envelope_diamonds %} and {{ collabs.envelope_diamonds | num }} diamonds{% endif %}.</p>
 {% endif %}
 
 <h2>Busiest minutes</h2>
@@ -368,6 +393,7 @@ def render_html(stats: SessionStats, actions: ActionStats | None = None, *, rate
         "charts": session_charts(stats), "gifters": stats.top_gifters(top), "gift_types": stats.gifts_by_type(top),
         "busiest": stats.busiest_minutes(5), "followers": stats.follower_list(FOLLOWERS_SHOWN),
         "chatters": stats.top_chatters(top), "quality": quality_rows(stats), "actions": actions,
+        "collabs": stats.collabs, "battles": stats.collabs.battle_rows(stats.started),
         "actions_name": _name(actions.path) if actions else "",
         "rules": rule_rows(actions) if actions else [], "base": base_text(actions) if actions else "",
         "window": window_text(actions.window_ms) if actions else "",
@@ -385,7 +411,8 @@ def render_compare_html(a: SessionStats, b: SessionStats, actions: tuple[ActionS
     names = (_name(a.path), _name(b.path))
     window_ms = next((x.window_ms for x in actions if x is not None), 120_000)
     ctx = {
-        "a": a, "b": b, "names": names, "rows": fmt.compare_rows(a.summary(rate), b.summary(rate), currency),
+        "a": a, "b": b, "names": names, "rows": fmt.compare_rows(a.summary(rate), b.summary(rate), currency)
+        + collab_compare_rows(a.collabs, b.collabs),
         "rate": fmt.rate_text(rate, currency), "charts": compare_charts(a, b, ("A", "B")),
         "gifters_a": a.top_gifters(top), "gifters_b": b.top_gifters(top),
         "rule_rows": compare_rule_rows(*actions), "window": window_text(window_ms),

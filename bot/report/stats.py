@@ -23,6 +23,7 @@ from typing import Any
 from bot.events.dedup import Deduper
 from bot.events.model import (CHAT, FOLLOW, GIFT, GIFT_PROGRESS, JOIN, LIKE, SHARE, SUBSCRIBE, UNKNOWN, VIEWERS, Event)
 from bot.events.streaks import StreakFolder
+from bot.report.collabs import KINDS as COLLAB_KINDS, CollabStats
 from bot.sources.replay import ReplaySource, not_a_session
 
 MINUTE_MS = 60_000
@@ -95,6 +96,7 @@ class SessionStats:
     chatters: dict[str, list] = field(default_factory=dict)  # key -> [comments, nickname, unique_id]
     followers: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # key -> (first follow, nick, id)
     gift_types: dict[str, GiftType] = field(default_factory=dict)
+    collabs: CollabStats = field(default_factory=CollabStats)  # battles and envelopes
     viewers_seen: set[str] = field(default_factory=set)
     _viewer_area: int = 0  # viewer count × ms, for the time-weighted average
     _viewer_last: tuple[int, int] | None = None  # (count, since)
@@ -155,6 +157,8 @@ class SessionStats:
         elif kind == SUBSCRIBE:
             self.subscribes += 1
             row[M_SUBS] += 1
+        elif kind in COLLAB_KINDS:
+            self.collabs.add(kind, ev.data, now)
         elif kind == UNKNOWN and ev.data.get("kind") == "malformed":
             self.malformed_messages += 1
 
@@ -175,6 +179,7 @@ class SessionStats:
         self.diamonds += value
         row[M_GIFTS] += 1
         row[M_DIAMONDS] += value
+        self.collabs.gift(value)
         if value:
             self._second(now)[S_DIAMONDS] += value
         name = str(data.get("name") or f"gift {data.get('gift_id', '?')}")

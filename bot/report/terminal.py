@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.report import fmt
+from bot.report.collabs import compare_rows as collab_compare_rows
 from bot.report.effects import ActionStats
 from bot.report.html import base_text, compare_rule_rows, quality_rows, rule_rows, window_text
 from bot.report.stats import SessionStats
@@ -71,6 +72,8 @@ def print_report(stats: SessionStats, actions: ActionStats | None = None, *, rat
                       fmt.num(g.diamonds))
         c.print(t)
 
+    print_collabs(stats, c, top)
+
     busiest = stats.busiest_minutes(5)
     if busiest:
         t = _table("Busiest minutes (by viewer actions)", "Minute", "Actions", "Comments", "Likes", "Gifts",
@@ -96,6 +99,29 @@ def print_report(stats: SessionStats, actions: ActionStats | None = None, *, rat
     for label, value in quality_rows(stats):
         t.add_row(label, value)
     c.print(t)
+
+
+def print_collabs(stats: SessionStats, c: Console, top: int = 10) -> None:
+    """Battles (won / lost / draw, the diamonds received during each) and envelopes, when there were any."""
+    co = stats.collabs
+    if co.battle_count:
+        title = (f"Battles: {fmt.num(co.battle_count)} ({fmt.num(co.won)} won, {fmt.num(co.lost)} lost, "
+                 f"{fmt.num(co.draws)} draw{'' if co.draws == 1 else 's'}"
+                 + (f", {fmt.num(co.unfinished)} unfinished" if co.unfinished else "")
+                 + f"); {fmt.num(co.battle_diamonds)} diamonds received during battles")
+        t = _table(title, "#", "Start", "Opponent", "Result", "Score", "Diamonds", "Gifts", "MVP", numeric=(0, 5, 6))
+        rows = co.battle_rows(stats.started)
+        for r in rows[:max(top, 10)]:
+            start = fmt.offset(r["offset"]) + ("" if r["seen_start"] else " (joined late)")
+            t.add_row(str(r["n"]), start, Text(fmt.plain(r["opponents"], 60)), r["outcome"],
+                      f"{fmt.num(r['our_score'])} : {fmt.num(r['their_score'])}", fmt.num(r["diamonds"]),
+                      fmt.num(r["gifts"]), Text(fmt.plain(r["mvp"], 30)) if r["mvp"] else "–")
+        c.print(t)
+        if len(rows) > max(top, 10):
+            c.print(f"… and {fmt.num(co.battle_count - max(top, 10))} more battles.")
+    if co.envelopes:
+        c.print(f"Envelopes (treasure chests): {fmt.num(co.envelopes)}, worth {fmt.num(co.envelope_coins)} coins"
+                + (f" and {fmt.num(co.envelope_diamonds)} diamonds" if co.envelope_diamonds else "") + ".")
 
 
 def print_rules(actions: ActionStats, c: Console) -> None:
@@ -126,7 +152,7 @@ def print_compare(a: SessionStats, b: SessionStats,
         line.append(f"  ({fmt.clock(s.started, True)}, {fmt.duration(s.duration_ms)})")
         c.print(line)
     t = _table("Sessions compared", "Metric", "A", "B", "Change (B − A)", numeric=(1, 2, 3))
-    for row in fmt.compare_rows(a.summary(rate), b.summary(rate), currency):
+    for row in fmt.compare_rows(a.summary(rate), b.summary(rate), currency) + collab_compare_rows(a.collabs, b.collabs):
         style = "green" if row["up"] is True else "red" if row["up"] is False else ""
         t.add_row(row["label"], row["a"], row["b"], Text(row["change"], style=style))
     c.print(t)

@@ -13,6 +13,14 @@ Euler's close codes, and what we do:
 ==== ======================== =============================================================
 
 Any other close or a dropped socket reconnects with exponential backoff and jitter.
+
+A stream end may also arrive in the feed itself, as a message that decodes to ``live_end``
+(TikFinity's ``{"event": "streamEnd"}``, TikTok-Live-Connector's ``controlMessage`` with action 3,
+Euler's ``WebcastControlMessage``). It is handled as 4005: we close the connection ourselves
+(TikFinity keeps its socket open after a stream), queue the ``disconnect`` and then that
+``live_end`` as the stream's last event, and stop if ``stop_on_live_end``, else wait
+``offline_poll_s`` before looking for the next live. A 4005 close after such a message adds no
+second ``live_end``.
 """
 
 from __future__ import annotations
@@ -52,19 +60,30 @@ class WebSocketSource:
         self.sleep = sleep
         self.connects = 0
         self.malformed = 0
+        self._live_end: Event | None = None  # a stream end the feed sent, held until the connection is closed
 
     def _event(self, kind: str, clock: Clock, **data) -> Event:
         return Event(kind, clock.now(), self.room_id, data={"source": self.name, **data})
 
     async def run(self, queue: EventQueue, clock: Clock, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._live_end = None
             code, reason = await self._session(queue, clock)
-            label = CLOSE_REASONS.get(code, reason) if code is not None else reason
-            stamp(queue, clock, self._event(DISCONNECT, clock, reason=f"{label} ({code})" if code else label))
-            if code == STREAM_END:
-                stamp(queue, clock, self._event(LIVE_END, clock, reason=label))
+            ended, self._live_end = self._live_end, None
+            if ended is not None:  # the feed said the stream ended; we closed the connection
+                label = CLOSE_REASONS[STREAM_END]
+                stamp(queue, clock, self._event(DISCONNECT, clock, reason=label))
+            else:
+                label = CLOSE_REASONS.get(code, reason) if code is not None else reason
+                stamp(queue, clock, self._event(DISCONNECT, clock, reason=f"{label} ({code})" if code else label))
+            if ended is not None or code == STREAM_END:
+                ended = ended or self._event(LIVE_END, clock, reason=label)
+                ended.received = None  # (queued now: after the disconnect, the stream's last event)
+                stamp(queue, clock, ended)
                 if self.stop_on_live_end:
+                    log.info("websocket_live_ended", then="stop")
                     return
+                self.backoff.reset()  # not a failure
                 delay = self.offline_poll_s
             elif code == NOT_LIVE:
                 delay = self.offline_poll_s
@@ -92,6 +111,9 @@ class WebSocketSource:
                     if first:
                         self.backoff.reset()  # a connection that delivers is a healthy one
                         first = False
+                    if self._live_end is not None:  # the stream is over: so is this connection
+                        await ws.close()
+                        break
                 return ws.close_code, ws.close_reason or "closed"
         except websockets.ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
@@ -111,6 +133,11 @@ class WebSocketSource:
         now = clock.now()
         for ev in events:
             ev.received = now
+            if ev.type == LIVE_END:
+                if self._live_end is None:  # (held: queued after the connection's disconnect)
+                    ev.data = {"source": self.name, "reason": CLOSE_REASONS[STREAM_END], **ev.data}
+                    self._live_end = ev
+                continue
             stamp(queue, clock, ev)
 
 
