@@ -124,8 +124,13 @@ class Guard:
         if refused is not None:
             return refused
         response = await handler(request)
-        if self.required and "token" in request.query and isinstance(response, web.Response):
-            response.set_cookie(COOKIE, request.query["token"], httponly=True, samesite="Strict")
+        # ?token= on a page's first load (the overlay in an OBS browser source, the control page):
+        # a cookie for its scripts, styles and WebSocket. Pages are FileResponses, not yet sent here.
+        given = request.query.get("token")
+        if self.required and given is not None and self.token is not None and \
+                hmac.compare_digest(given.encode(), self.token.encode()) and \
+                isinstance(response, web.StreamResponse) and not response.prepared:
+            response.set_cookie(COOKIE, given, httponly=True, samesite="Strict")
         return response
 
 

@@ -158,7 +158,8 @@ class Engine:
         (actions, held), for the caller to dead-letter, instead of all going out at once."""
         out: list[Action] = []
         self._run_due(None, out, with_timers=False, budget_until=now)
-        return out, self.budget.take_waiting()
+        # both through the policy guard: the held lines go to the dead-letter file, and may be re-sent
+        return self.policy.screen(out), self.policy.screen(self.budget.take_waiting())
 
     def fresh(self, lifetime: dict[str, dict[str, Any]] | None = None) -> Engine:
         """A new engine with these rules and settings and no session state (the next stream)."""
@@ -280,7 +281,7 @@ class Engine:
                 climbed = Event(TOP_GIFTER, ev.ts, ev.room_id, f"{ev.msg_id}:top", ev.user,
                                 {"rank": after, "previous_rank": before, "diamonds": self.board.diamonds[user_key]})
         made: list[Event] | None = None
-        if self.features.active:
+        if self.features.active and "test" not in ev.data:  # a control-page test event moves no goal, clock or points
             made = []
             self.features.on_event(ev, now, out, made)
             if (due := self.features.next_due()) is not None:

@@ -116,20 +116,16 @@ class PolicyRuntime:
 
     # -- 1. viewer values --------------------------------------------------------------------
 
-    def clean(self, value: str, handle: bool = False) -> tuple[str, list[str] | None, tuple[tuple[str, str], ...]]:
+    def clean(self, value: str) -> tuple[str, list[str] | None, tuple[tuple[str, str], ...]]:
         """``value`` with risky tokens masked: (text, the tokens after masking or None when
         unchanged, ((check, what), ...)). Nothing readable left: the text is SENTINEL.
 
-        ``handle``: the value is a TikTok @handle, which may only hold letters, digits, ``_`` and
-        ``.`` (``kai.live``, ``ana.tv``): a dot there is part of the name, not a domain, so the link
-        check does not apply to it (no scheme, no path, no slash can be in one); every other check
-        (payment brands such as ``paypal.me``, banned words) does."""
-        handle = handle and _HANDLE.fullmatch(value) is not None
-        hit = self._clean_cache.get((value, handle) if handle else value)
+        An @handle is cleaned as any other viewer text: TikTok allows ``.`` in one, so a handle can
+        be a domain (``freerobux.gg``) and would read as a link on TTS and the overlay."""
+        hit = self._clean_cache.get(value)
         if hit is not None:
             return hit
-        checks = self.policy.viewer_checks - _NOT_FOR_HANDLES if handle else self.policy.viewer_checks
-        findings = self.policy.detector.scan(value, checks) if value else []
+        findings = self.policy.detector.scan(value, self.policy.viewer_checks) if value else []
         if not findings:
             out: tuple[str, list[str] | None, tuple[tuple[str, str], ...]] = (value, None, ())
         else:
@@ -138,7 +134,7 @@ class PolicyRuntime:
         if len(self._clean_cache) > 50_000:
             self._clean_cache.clear()
             self._clean_tokens.clear()
-        self._clean_cache[(value, handle) if handle else value] = out
+        self._clean_cache[value] = out
         # its tokens, as they now read, are known to be clean: screen() need not scan them again
         self._clean_tokens.update(t.strip(_PUNCT) for t in (out[0].split() if out[0] != SENTINEL else ()))
         return out
@@ -168,7 +164,7 @@ class PolicyRuntime:
             for key in ("nickname", "unique_id"):
                 v = user.get(key)
                 if isinstance(v, str) and v:
-                    text, _, what = self.clean(v, handle=key == "unique_id")
+                    text, _, what = self.clean(v)
                     if what:
                         if out is base:
                             out = dict(base)
@@ -422,8 +418,6 @@ def _entries_text(entries: list[dict[str, Any]]) -> str:
     return ", ".join(dict.fromkeys(f"{e['check']} in {e['field']}" for e in entries))
 
 
-_HANDLE = re.compile(r"[A-Za-z0-9._]{1,30}")  # what TikTok allows in an @handle
-_NOT_FOR_HANDLES = frozenset({"link"})
 _UNCLEANED = frozenset({"leaderboard", "vars"})  # context values not cleaned by guard_context
 
 
