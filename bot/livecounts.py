@@ -26,6 +26,7 @@ class ProcessCounts:
     def __init__(self, every_s: float = 10.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._engine: Counter[str] = Counter()  # finished engines' counters
         self._budget: Counter[str] = Counter()  # finished engines' chat budget counters
+        self._policy: Counter[tuple[str, str]] = Counter()  # finished engines' policy guard counts
         self._logged: Counter[str] = Counter()  # budget totals as last logged
         self._logged_at: float | None = None
         self.every_s = every_s
@@ -35,6 +36,7 @@ class ProcessCounts:
         """``engine`` is being replaced (a stream ended): keep its figures."""
         self._engine.update(engine.counters)
         self._budget.update(engine.budget.counters)
+        self._policy.update(policy_counts(engine))
 
     def engine(self, engine: Any) -> Counter[str]:
         """The engine's counters over the process (the running engine's included)."""
@@ -46,6 +48,10 @@ class ProcessCounts:
         out = Counter({k: total.get(k, 0) for k in BUDGET_OUTCOMES})
         out.update({k: v for k, v in total.items() if k not in BUDGET_OUTCOMES})
         return out
+
+    def policy(self, engine: Any) -> Counter[tuple[str, str]]:
+        """What the policy guard did over the process: (outcome, check or reason) → count."""
+        return self._policy + policy_counts(engine)
 
     def log_budget(self, engine: Any, force: bool = False) -> None:
         """Log what the budget merged or dropped since the last such line (throttled)."""
@@ -69,3 +75,11 @@ class ProcessCounts:
         return {"duplicates": e["duplicates"], "rule_errors": e["rule_errors"], "chat_merged": b["merged"],
                 "chat_dropped_full": b["dropped_full"], "chat_dropped_stale": b["dropped_stale"],
                 "chat_held_at_close": b["held_at_close"]}
+
+
+def policy_counts(engine: Any) -> Counter[tuple[str, str]]:
+    """One engine's policy guard counts: ("masked" | "suppressed" | "moderation", check or reason)."""
+    policy = getattr(engine, "policy", None)
+    if policy is None:
+        return Counter()
+    return Counter({(outcome, name): n for outcome, by in policy.stats().items() for name, n in by.items()})

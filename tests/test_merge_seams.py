@@ -91,3 +91,21 @@ async def test_a_page_loaded_with_the_token_gets_its_cookie_off_loopback():
                 assert resp.status == 200
     finally:
         await server.stop()
+
+
+def test_what_the_policy_guard_did_is_in_metrics_as_process_totals_across_a_stream_end():
+    from bot.control.metrics import registry_for, render
+
+    rules = load_rules_text("""rules:
+  - id: hello
+    on: join
+    do: [{say: "hello {{ user.nickname }}"}]
+""")
+    runner = LiveRunner([], Engine(rules), LiveDispatcher([CaptureSink()]))
+    join = event("join", T, User(user_id="1", unique_id="u1", nickname="Ana bit.ly/free"))
+    runner.engine.feed(join, T)
+    line = 'livebot_policy_total{check="link",outcome="masked"} 1.0'
+    assert line in render(registry_for(runner)).decode()
+    runner.counts.ended(runner.engine)  # a stream's end: the next stream's engine starts from 0
+    runner.engine = runner.engine.fresh()
+    assert line in render(registry_for(runner)).decode()

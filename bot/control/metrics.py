@@ -85,6 +85,11 @@ class LiveCollector:
         if self.control is not None:
             yield _counter("livebot_muted_actions", "Actions kept from a sink by a mute (control page), by sink.",
                            ["sink"], dict(self.control.muted_counts))
+        from bot.livecounts import policy_counts
+
+        yield _counter("livebot_policy", "What the policy guard did: viewer text masked, actions suppressed (by "
+                       "check), chat lines moderated (by reason).", ["outcome", "check"],
+                       dict(counts.policy(r.engine) if counts is not None else policy_counts(r.engine)))
         if counts is not None:
             yield _counter("livebot_chat_budget", "Chat lines through the chat budget, by outcome (queued, merged, "
                            "deduplicated, dropped_full, dropped_stale, held_at_close).", ["outcome"],
