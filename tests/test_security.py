@@ -343,8 +343,8 @@ def test_every_server_in_the_code_defaults_to_loopback():
                 for f in dataclasses.fields(obj):
                     if f.name.endswith("host") and isinstance(f.default, str):
                         found[f"{info.name}.{name}.{f.name}"] = f.default
-    assert {"bot.control.server.ControlServer", "bot.sources.webhook.WebhookSource", "bot.config.Config.http_host",
-            "bot.config.WebhookConfig.host"} <= set(found)
+    assert {"bot.control.server.ControlServer", "bot.sources.webhook.WebhookSource", "bot.config.model.Config.http_host",
+            "bot.config.model.WebhookConfig.host"} <= set(found)
     assert {k: v for k, v in found.items() if v not in ("127.0.0.1", "localhost")} == {}
 
 
