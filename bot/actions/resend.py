@@ -20,169 +20,39 @@ of the same file from starting. A bot may keep appending to FILE meanwhile: what
 copied over under the file's ``flock`` just before the replace, and ``DeadLetter`` notices the
 new file and appends to it. Interrupted (Ctrl-C, SIGTERM), it stops sending and still rewrites
 the file, keeping everything not known to be delivered.
+
+Here: the run (``Resend``: send, read, rewrite, summary) and ``run_resend``; a line and its outcomes
+are in ``bot.actions.resend_lines``, the sinks sent to in ``bot.actions.resend_sinks``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Awaitable, Callable, Sequence
 
-import orjson
-
-from bot.actions.delivery import DeadLetter, RetryPolicy, lock_file, names_file, unlock_file
+from bot.actions.delivery import RetryPolicy, lock_file, names_file, unlock_file
 from bot.actions.dispatcher import LiveDispatcher
-from bot.actions.model import Action
+from bot.actions.resend_lines import (FAILED_AGAIN, INTERRUPTED, MALFORMED, NOT_COUNTED_AS_LEFT, NOT_SELECTED,
+                                      NOT_TRIED, REFUSED, SENT, WOULD_SEND, _Line, parse_line)
+from bot.actions.resend_sinks import _built_in_sinks, _Caught, _Target, build_target, configured_names
 from bot.config import Config, ConfigError, load_config
-from bot.sinks.base import Sink, is_live_only
+from bot.sinks.base import is_live_only
 
 CHUNK_LINES = 1000  # lines read, sent and written out per round
 CHUNK_BYTES = 8 << 20
 MAX_LINE = 1 << 20  # a longer line is malformed; it is copied over in pieces, never held whole
 MAX_PROBLEMS = 50  # malformed lines reported one by one, then only counted
 
-SENT = "sent"
-WOULD_SEND = "would send"
-NOT_SELECTED = "kept: not selected (--sink, --reason)"
-NOT_TRIED = "kept: not tried (the sink failed again earlier in this run)"
-FAILED_AGAIN = "kept: failed again"
-REFUSED = "kept: refused by the sink"
-INTERRUPTED = "kept: interrupted"
-MALFORMED = "kept: malformed"
-NOT_COUNTED_AS_LEFT = (SENT, WOULD_SEND, NOT_SELECTED)
-
 Sleep = Callable[[float], Awaitable[Any]]
 
 
 class Usage(Exception):
     """A problem with the command line or the config: exit 2."""
-
-
-def parse_line(raw: bytes) -> tuple[str, str, Action]:
-    """``(sink, reason, action)`` of one dead-letter line; ``ValueError`` says what is wrong."""
-    try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc})") from None
-    if not isinstance(record, dict) or "sink" not in record or "action" not in record:
-        raise ValueError("not a dead-letter record (a JSON object with 'sink' and 'action')")
-    sink, reason, action = record["sink"], record.get("reason", ""), record["action"]
-    if not isinstance(sink, str) or not sink:
-        raise ValueError("'sink' is not a non-empty string")
-    if not isinstance(reason, str):
-        raise ValueError("'reason' is not a string")
-    if not isinstance(action, dict):
-        raise ValueError("'action' is not a JSON object")
-    try:
-        return sink, reason, Action.from_dict(action)
-    except KeyError as exc:
-        raise ValueError(f"'action' has no {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"'action' is not an action ({exc})") from None
-
-
-async def build_target(cfg: Config, name: str) -> Sink | None:
-    """The sink called ``name``, built as ``livebot run`` builds it, or None if the config has none.
-    Only that sink is built (no file opened, no connection made for the others)."""
-    from bot.daemon import build_sinks
-    from bot.sinks.jsonl import JsonlSink
-
-    from bot.integrations import NAMES
-
-    integrations = dataclasses.replace(cfg.integrations, **{
-        other: dataclasses.replace(getattr(cfg.integrations, other), enabled=False)
-        for other in NAMES if other != name})
-    only = dataclasses.replace(cfg, console=False, chat_enabled=False,
-                               jsonl=cfg.jsonl if name == JsonlSink.name else None,
-                               webhooks=[w for w in cfg.webhooks if w.name == name], integrations=integrations)
-    built = build_sinks(only)
-    found = next((s for s in built if s.name == name), None)
-    for other in built:
-        if other is not found:
-            await other.close()
-    return found
-
-
-def _built_in_sinks() -> tuple[type, ...]:
-    """The sinks with a fixed name (what a dead-letter line names them by)."""
-    from bot.sinks.chat import ChatSink
-    from bot.sinks.console import ConsoleSink
-    from bot.sinks.jsonl import JsonlSink
-    from bot.sinks.overlay.sink import OverlaySink
-
-    return (ConsoleSink, JsonlSink, ChatSink, OverlaySink)
-
-
-def configured_names(cfg: Config) -> set[str]:
-    """The names of the sinks the config gives a name of its own (webhooks, integrations)."""
-    from bot.integrations import enabled_names
-
-    return {w.name for w in cfg.webhooks} | set(enabled_names(cfg))
-
-
-class _Line:
-    """One line of the file and what became of it (``outcome`` None: not decided yet)."""
-
-    __slots__ = ("action", "lineno", "outcome", "raw", "reason", "record", "sink", "span")
-
-    def __init__(self, lineno: int, raw: bytes | None, span: tuple[int, int] | None = None) -> None:
-        self.lineno = lineno
-        self.raw = raw  # the line as read (None for an over-long line: ``span`` in the file)
-        self.span = span
-        self.sink: str | None = None
-        self.reason: str | None = None
-        self.action: Action | None = None
-        self.outcome: str | None = None
-        self.record: bytes | None = None  # a fresh dead-letter record: the send failed again
-
-
-class _Target:
-    """A sink for one resend run: ``done`` is set at the end of every send, for ``settled``."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.name = sink.name
-        self.max_batch = getattr(sink, "max_batch", None)
-        self.pacing = getattr(sink, "pacing", None)
-        self.done = asyncio.Event()
-
-    async def send(self, actions: Sequence[Action]) -> None:
-        try:
-            await self.sink.send(actions)
-        finally:
-            self.done.set()
-
-    async def close(self) -> None:
-        await self.sink.close()
-
-
-class _Caught(DeadLetter):
-    """The dispatchers' dead-letter file, caught in memory: a fresh record per failed action, by
-    ``id(action)`` (one batch at a time, so this stays small)."""
-
-    def __init__(self, targets: dict[str, _Target]) -> None:
-        super().__init__(None)
-        self.targets = targets
-        self.records: dict[int, tuple[str, bytes]] = {}
-        self.errors: dict[str, tuple[str, str, int]] = {}  # sink -> (reason, error, attempts) of its last failure
-
-    def write(self, sink: str, actions: Sequence[Action], *, reason: str, error: str, attempts: int) -> None:
-        at = time.time_ns() // 1_000_000
-        for a in actions:  # the DeadLetter line format
-            line = orjson.dumps({"at": at, "sink": sink, "reason": reason, "error": error, "attempts": attempts,
-                                 "action": a.to_dict()}, default=str) + b"\n"
-            self.records[id(a)] = (reason, line)
-        self.written += len(actions)
-        if reason in ("failed", "permanent"):
-            self.errors[sink] = (reason, error, attempts)
-        if (target := self.targets.get(sink)) is not None:
-            target.done.set()
 
 
 class Resend:
