@@ -5,6 +5,9 @@
 
 - ``bot.scale.ingest``: the ingest side, and ``append_events`` / ``register_room`` (library).
 - ``bot.scale.worker``: the worker: leases, fair share, takeover, exactly-once actions.
+  Its parts: ``worker_leases`` (rooms held, leases, fair share, takeover), ``worker_redis`` (a
+  restarted Redis), ``worker_processing`` (read, process, publish), ``worker_checkpoints``,
+  ``worker_rules`` (rules per room).
 - ``bot.scale.scripts``: the Lua scripts that make each step atomic and fenced by the lease.
 - ``bot.scale.store``: ``RedisStore``, the SQLite store's interface on Redis.
 - ``bot.scale.keys``: key names.
