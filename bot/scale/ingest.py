@@ -24,115 +24,34 @@ stream's end does not stop its source: it waits for the creator's next live.
 use them); ``encode_event`` / ``decode_entry`` are the stream's record format: the orjson of
 ``Event.to_dict()`` in the field ``e``. With ``http.enabled``, ``run_ingest`` serves ``/healthz`` and
 ``/metrics`` per room (``bot.control.worker_server``).
+
+Here: the rooms' config, ``RoomPump`` (source, queue, appends, the drain at stop) and
+``run_ingest``; the stream format and library functions are in ``bot.scale.streams``, the spill
+file in ``bot.scale.spill``; every name of those is importable from here too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import os
-import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-import orjson
 import structlog
 
-from bot.appendfile import end_cut_line
 from bot.clock import WallClock
 from bot.config import Config, check_for_run, redact_url
 from bot.events.model import CONNECT, DISCONNECT, Event
-from bot.events.wire import decode_line
-from bot.scale.keys import Keys, check_room
+from bot.scale.spill import REJECTED_SUFFIX, SPILL_SUFFIX, SpillFile, _other_spills, spill_file, spill_folder
+from bot.scale.streams import (FIELD, append_checked, append_events, decode_entry, decode_value, encode_event,
+                               read_events, register_room)
 from bot.sources.backoff import Backoff
 from bot.sources.queue import EventQueue
 
 log = structlog.get_logger("bot.ingest")
-FIELD = b"e"
-SPILL_SUFFIX = ".jsonl"  # {spill}/{room}.jsonl: a room's events Redis did not take
-REJECTED_SUFFIX = ".jsonl.rejected"  # {spill}/{room}.jsonl.rejected: its lines that were not events
 STOP_GRACE_S = 2.0  # past redis.drain, a pump stuck in a Redis call is cancelled (and spills)
-
-
-def encode_event(ev: Event, keep_raw: bool = False) -> bytes:
-    return orjson.dumps(ev.to_dict(with_raw=keep_raw))
-
-
-def decode_entry(fields: dict[bytes, bytes] | Sequence[bytes]) -> Event:
-    """The event of a stream entry (its fields as a dict, or Redis' flat [field, value, ...]).
-    Raises ValueError (``DecodeError``) or KeyError for an entry that is not ours."""
-    if isinstance(fields, dict):
-        raw = fields[FIELD]
-    else:
-        raw = dict(zip(fields[::2], fields[1::2]))[FIELD]
-    return decode_value(raw)
-
-
-def decode_value(raw: bytes) -> Event:
-    """The event of one entry's ``e`` field; ValueError (``DecodeError``) if it is not one."""
-    [ev] = decode_line(raw)
-    return ev
-
-
-async def register_room(client: Any, room: str, *, prefix: str = "livebot", group: str = "workers") -> None:
-    """Make ``room`` known to the workers: in the rooms set, with its stream and consumer group."""
-    import redis
-
-    keys = Keys(prefix)
-    check_room(room)
-    try:
-        await client.xgroup_create(keys.events(room), group, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-    await client.sadd(keys.rooms, room)
-
-
-async def append_events(client: Any, room: str, events: Iterable[Event], *, prefix: str = "livebot",
-                        maxlen: int = 100_000, keep_raw: bool = False) -> list[bytes]:
-    """Append events to the room's stream in one pipelined round trip; returns their entry ids.
-    Events without a receive time get the current time (as a live source would stamp them)."""
-    ids, _ = await append_checked(client, room, events, prefix=prefix, maxlen=maxlen, keep_raw=keep_raw, check=False)
-    return ids
-
-
-async def append_checked(client: Any, room: str, events: Iterable[Event], *, prefix: str = "livebot",
-                         maxlen: int = 100_000, keep_raw: bool = False,
-                         check: bool = True) -> tuple[list[bytes], bool]:
-    """``append_events``, and (``check``) in the same round trip whether the room is still in
-    ``{p}:rooms``: (entry ids, registered). A Redis that restarted without its data has lost the
-    room and its consumer group, and the client reconnects silently, so no append fails: the
-    pump registers the room again when this says False (the group at id 0, so the events just
-    appended are read too)."""
-    keys = Keys(prefix)
-    key = keys.events(check_room(room))
-    pipe = client.pipeline(transaction=False)
-    if check:
-        pipe.sismember(keys.rooms, room)
-    clock = WallClock()
-    n = 0
-    for ev in events:
-        if ev.received is None:
-            ev.received = clock.now()
-        pipe.xadd(key, {FIELD: encode_event(ev, keep_raw)}, maxlen=maxlen or None, approximate=True)
-        n += 1
-    if not n:
-        return [], True
-    ids = await pipe.execute()
-    if not check:
-        return ids, True
-    return ids[1:], bool(ids[0])
-
-
-async def read_events(client: Any, room: str, *, prefix: str = "livebot") -> list[tuple[bytes, Event]]:
-    """Every event kept in the room's stream, oldest first (for tests and tools)."""
-    out = []
-    for entry_id, fields in await client.xrange(Keys(prefix).events(check_room(room))):
-        out.append((entry_id, decode_entry(fields)))
-    return out
 
 
 def room_config(cfg: Config, room: Any) -> Config:
@@ -164,22 +83,7 @@ def check_for_ingest(cfg: Config, where: str) -> list[str]:
     return problems
 
 
-def spill_folder(cfg: Config) -> Path:
-    """Where ingest spills the events Redis did not take: ``redis.spill``, else ``spill`` inside
-    ``record.folder``, else ``spill`` in the working directory."""
-    if cfg.redis.spill is not None:
-        return cfg.redis.spill
-    if cfg.record is not None:
-        return cfg.record / "spill"
-    return Path("spill")
-
-
-def spill_file(folder: Path, room: str) -> Path:
-    """A room's spill file: ``{folder}/{room}.jsonl``."""
-    return folder / f"{check_room(room)}{SPILL_SUFFIX}"
-
-
-class RoomPump:
+class RoomPump(SpillFile):
     """One room: its live source into its queue, and the queue into its Redis stream.
 
     When Redis fails, events wait in memory for at most ``redis.drain``; then they go, in order,
@@ -352,173 +256,6 @@ class RoomPump:
         except asyncio.TimeoutError:
             pass
 
-    # -- the spill file ----------------------------------------------------------------------------
-
-    def _spill_found(self) -> bool:
-        """True if a spill file (of an earlier run, or this one) waits to be appended."""
-        try:
-            size = self.spill_path.stat().st_size
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            log.error("spill_unreadable", room=self.room, path=str(self.spill_path),
-                      error=f"{type(exc).__name__}: {exc}")
-            return False
-        if size <= self._spill_offset:
-            if not size:  # made, but nothing written to it before a crash
-                with contextlib.suppress(OSError):
-                    self.spill_path.unlink()
-            return False
-        log.warning("spill_found", room=self.room, path=str(self.spill_path), bytes=size - self._spill_offset)
-        return True
-
-    def _write_spill(self, events: list[Event]) -> bool:
-        """Append events to the spill file (flushed to disk); False, logged, if that failed."""
-        data = b"".join(encode_event(ev, self.keep_raw) + b"\n" for ev in events)
-        try:
-            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-            if not self._tail_ok:  # a line cut short by a crash must not swallow the next event
-                end_cut_line(self.spill_path)
-            self._tail_ok = False
-            with open(self.spill_path, "ab") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            self._tail_ok = True
-        except OSError as exc:
-            log.error("spill_failed", room=self.room, events=len(events), path=str(self.spill_path),
-                      error=f"{type(exc).__name__}: {exc}")
-            return False
-        self.spilled += len(events)
-        self._spill_waiting = True
-        return True
-
-    def _spill_held(self) -> None:
-        """While running: what waits in memory goes to the spill file (kept in memory if it cannot)."""
-        events = self._pending + self._prepared(self.queue.get_nowait(limit=len(self.queue)))
-        if not events:
-            return
-        if self._write_spill(events):
-            self._pending = []
-            log.warning("events_spilled", room=self.room, events=len(events), path=str(self.spill_path),
-                        reason="redis failing", spilled=self.spilled)
-        else:
-            self._pending = events  # in order: tried again (or spilled) later
-
-    def _spill_all(self, reason: str) -> None:
-        """At the end: everything not appended to the spill file; whatever cannot be written there
-        is logged whole (the last place left), never dropped silently."""
-        events = self._pending + self._prepared(self.queue.get_nowait(limit=len(self.queue)))
-        self._pending = []
-        if events:
-            if self._write_spill(events):
-                log.warning("events_spilled", room=self.room, events=len(events), path=str(self.spill_path),
-                            reason=reason, spilled=self.spilled)
-            else:
-                self.unsaved += len(events)
-                log.error("events_not_spilled", room=self.room, events=len(events), path=str(self.spill_path),
-                          reason=reason, lines=[encode_event(ev, self.keep_raw).decode() for ev in events])
-        if self._spill_offset:
-            self._compact()
-
-    def _compact(self) -> None:
-        """Drop the part of the spill file appended already, so the next start does not append it
-        again (replaced atomically; if this fails, those events are appended twice: duplicates)."""
-        tmp = self.spill_path.with_name(self.spill_path.name + ".tmp")
-        try:
-            with open(self.spill_path, "rb") as src, open(tmp, "wb") as dst:
-                src.seek(self._spill_offset)
-                shutil.copyfileobj(src, dst)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(tmp, self.spill_path)
-        except OSError as exc:
-            log.warning("spill_compact_failed", room=self.room, path=str(self.spill_path),
-                        error=f"{type(exc).__name__}: {exc}", appended_again_at_start=self._spill_run)
-            return
-        self._spill_offset = self._spill_line = self._rejected_upto = 0
-
-    def _read_spill(self, limit: int) -> tuple[list[Event], int, int, bool]:
-        """Up to ``limit`` events from the spill file's unappended part: (events, offset and line
-        after them, at the end of the file). Lines that are not events are set aside."""
-        events: list[Event] = []
-        offset, lineno = self._spill_offset, self._spill_line
-        with open(self.spill_path, "rb") as f:
-            f.seek(offset)
-            while len(events) < limit:
-                line = f.readline()
-                if not line:
-                    return events, offset, lineno, True
-                offset += len(line)
-                lineno += 1
-                text = line.strip()
-                if not text:
-                    continue
-                try:
-                    ev = decode_value(text)
-                except Exception as exc:  # anything that is not one of our events
-                    self._reject(line, lineno, exc)
-                    continue
-                events.append(ev)
-            return events, offset, lineno, not f.read(1)
-
-    def _reject(self, line: bytes, lineno: int, exc: Exception) -> None:
-        if lineno <= self._rejected_upto:  # read again after a failed append: set aside already
-            return
-        self._rejected_upto = lineno
-        self.rejected += 1
-        where = f"{self.spill_path}:{lineno}"
-        try:
-            with open(self.rejected_path, "ab") as f:
-                f.write(line if line.endswith(b"\n") else line + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as err:
-            log.error("spill_line_rejected", where=where, room=self.room, error=f"{type(exc).__name__}: {exc}",
-                      kept=None, keep_error=f"{type(err).__name__}: {err}", line=line.decode("utf-8", "replace"))
-            return
-        log.error("spill_line_rejected", where=where, room=self.room, error=f"{type(exc).__name__}: {exc}",
-                  kept=str(self.rejected_path))
-
-    async def _unspill(self) -> bool:
-        """Append the next batch of the spill file; delete the file once all of it is appended.
-        Redis errors propagate (the batch is tried again); False if the file cannot be read."""
-        try:
-            events, offset, lineno, at_end = self._read_spill(self.batch)
-        except OSError as exc:
-            log.error("spill_unreadable", room=self.room, path=str(self.spill_path),
-                      error=f"{type(exc).__name__}: {exc}", left_in_place=True)
-            self._spill_waiting = False  # go on with live events; the file stays for the operator
-            return False
-        if events:
-            for ev in events:
-                if not ev.room_id:
-                    ev.room_id = self.room
-            await self._append(events)
-            self.appended += len(events)
-            self.unspilled += len(events)
-            self._spill_run += len(events)
-        self._spill_offset, self._spill_line = offset, lineno
-        if at_end:
-            self._spill_done()
-        return True
-
-    def _spill_done(self) -> None:
-        """Everything in the spill file is appended: delete it."""
-        self._spill_waiting = False
-        try:
-            self.spill_path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:  # keep the offset: later spills go after it, and are appended from there
-            log.error("spill_not_deleted", room=self.room, path=str(self.spill_path),
-                      error=f"{type(exc).__name__}: {exc}", appended_again_at_start=self._spill_offset)
-            return
-        log.info("spill_replayed", room=self.room, events=self._spill_run, rejected=self.rejected,
-                 path=str(self.spill_path))
-        self._spill_offset = self._spill_line = self._rejected_upto = self._spill_run = 0
-        self._tail_ok = False
-
 
 async def run_ingest(cfg: Config, url: str | None = None, *, sources: dict[str, Any] | None = None,
                      stop: asyncio.Event | None = None) -> dict[str, int]:
@@ -594,12 +331,6 @@ async def run_ingest(cfg: Config, url: str | None = None, *, sources: dict[str, 
     return {p.room: p.appended for p in pumps}
 
 
-def _other_spills(folder: Path, ours: set[Path]) -> None:
-    """Spill files of rooms this ingest does not serve are left alone, but said."""
-    try:
-        others = sorted(str(f) for f in folder.glob(f"*{SPILL_SUFFIX}") if f not in ours)
-    except OSError:
-        return
-    if others:
-        log.warning("spill_other_rooms", files=others, hint="add their rooms to ingest.rooms to append them")
-
+__all__ = ["FIELD", "REJECTED_SUFFIX", "SPILL_SUFFIX", "STOP_GRACE_S", "RoomPump", "append_checked",
+           "append_events", "check_for_ingest", "decode_entry", "decode_value", "encode_event", "read_events",
+           "register_room", "room_config", "run_ingest", "spill_file", "spill_folder"]
