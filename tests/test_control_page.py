@@ -212,10 +212,46 @@ async def test_bad_input_and_forged_requests_are_refused(bot):
         assert status == 403
         async with s.get(bot.url + "/status?format=json") as r:
             assert (await r.json())["control"]["mute"] == {"chat": False, "tts": False}
+        assert (await post(s, bot.url + "/api/poll", {"action": "open", "question": "Pizza?", "options": ["yes"]}
+                           ))[1] == {"error": "'options' must be 2 to 9 answers (text, at most 60 characters each)"}
+        assert (await post(s, bot.url + "/api/poll", {"action": "open", "question": "Pizza?", "options": ["a", "b"],
+                                                      "duration": "2h"}))[1] == {"error": "'duration' must be from 5s to 1h"}
         status, out = await post(s, bot.url + "/api/poll", {"action": "open", "question": "Pizza?",
                                                            "options": ["yes", "no"], "duration": "30s"})
-        assert status == 200 and out["actions"][0]["kind"] == "poll"
+        assert status == 200 and out["queued"] == "open"
+        await until(lambda: any(a["kind"] == "poll" for a in bot.actions()))
         assert (await post(s, bot.url + "/api/poll", {"action": "close"}))[0] == 200
+
+
+async def test_a_poll_opened_and_closed_from_the_page_is_recorded_and_replays_the_same(bot, tmp_path):
+    from bot.cli import main
+
+    async with aiohttp.ClientSession() as s:
+        status, out = await post(s, bot.url + "/api/poll", {"action": "open", "question": "<b>Pizza</b>?",
+                                                           "options": ["yes", "no"], "duration": "10m"})
+        assert status == 200, out
+        await until(lambda: any(a["kind"] == "poll" for a in bot.actions()))
+        for user, vote in (("ann", "1"), ("bob", "2"), ("cy", "1")):
+            assert (await post(s, bot.url + "/api/test", {"type": "chat", "user": user, "text": vote}))[0] == 200
+        await until(lambda: len(bot.sent.lines) == 3)  # the welcome rule answered all three: they are in
+        assert (await post(s, bot.url + "/api/poll", {"action": "close"}))[0] == 200
+        await until(lambda: any(a["kind"] == "poll_result" for a in bot.actions()))
+    await bot.stop()
+
+    def polls(actions):
+        # (a bare replay adds the overlay's poll_update lines, which this live bot had off)
+        return [(a["kind"], a["rule"], a["text"], a["data"]) for a in actions if a["kind"] in ("poll", "poll_result")]
+
+    live = polls(bot.actions())
+    assert [k for k, *_ in live] == ["poll", "poll_result"]
+    assert live[1][3]["votes"] == {"yes": 2, "no": 1} and live[1][3]["winner"] == "yes"
+    [recording] = sorted((tmp_path / "rec").glob("**/*.jsonl"))
+    assert b'"poll_control"' in recording.read_bytes()
+    (tmp_path / "rules.yaml").write_text(RULES)
+    replayed = tmp_path / "replayed.jsonl"
+    assert await asyncio.to_thread(main, ["replay", str(recording), "--rules", str(tmp_path / "rules.yaml"),
+                                          "--quiet", "--out", str(replayed)]) == 0
+    assert polls(orjson.loads(x) for x in replayed.read_bytes().splitlines()) == live
 
 
 def test_the_guard_needs_a_token_off_loopback():

@@ -29,7 +29,8 @@ from bot.engine.templates import Text, Value, _fmt_ranked
 from bot.engine.timers import Timers
 from bot.engine import trace as T
 from bot.events.dedup import Deduper
-from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, TOP_GIFTER, Event
+from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, POLL_CONTROL, TOP_GIFTER, Event
+from bot.engine.pollcontrol import check_poll_control, control_rule
 from bot.events.streaks import StreakFolder
 
 log = structlog.get_logger("bot.engine")
@@ -261,6 +262,8 @@ class Engine:
             if after <= self.rules.settings.top_n and (before is None or after < before):
                 climbed = Event(TOP_GIFTER, ev.ts, ev.room_id, f"{ev.msg_id}:top", ev.user,
                                 {"rank": after, "previous_rank": before, "diamonds": self.board.diamonds[user_key]})
+        elif ev.type == POLL_CONTROL:
+            self.control_poll(ev.data, now, out)
         made: list[Event] | None = None
         if self.features.active:
             made = []
@@ -610,6 +613,26 @@ class Engine:
         self._lower_floor(self.poll.ends)
         action.data = {**action.data, "options": self.poll.options, "duration_ms": duration, "ends": now + duration}
         self._emit(action, rule, None, now, out)
+
+    def control_poll(self, data: dict[str, Any], now: int, out: list[Action]) -> None:
+        """Open or close a poll from outside the rules (a ``poll_control`` event: the control page's,
+        recorded and replayed like any event; bot/engine/pollcontrol.py). Wrong data, or a close
+        with no poll open, is logged, counted and skipped; an open while one runs is ``poll_busy``."""
+        try:
+            data = check_poll_control(data)
+        except ValueError as exc:
+            self.counters["poll_control_refused"] += 1
+            log.warning("poll_control_refused", error=str(exc))
+            return
+        if data["op"] == "close":
+            if self.poll is None:
+                self.counters["poll_control_refused"] += 1
+                log.warning("poll_control_refused", error="no poll is open")
+            else:
+                self._close_poll(now, out)
+            return
+        rule, spec = control_rule(data)
+        self._open_poll(rule, spec, Action(now, "poll", data["question"], rule.id), {}, now, out)
 
     def _poll_due(self, due: int, out: list[Action]) -> None:
         """Live vote counts when they are due before the end; else the poll ends."""

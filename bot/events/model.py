@@ -26,7 +26,8 @@ SUBATHON_END = "subathon_end"
 SUBATHON_CONTROL = "subathon_control"  # pause / resume / add time (the daemon's POST /subathon/...)
 FIRST_CHAT = "first_chat"  # a viewer's first chat line ever (bot/engine/credits.py)
 POINTS_CONTROL = "points_control"  # give or take a viewer's points (the daemon's POST /points/adjust)
-FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT, POINTS_CONTROL})
+POLL_CONTROL = "poll_control"  # open / close a poll (the control page's POST /api/poll; bot/engine/pollcontrol.py)
+FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT, POINTS_CONTROL, POLL_CONTROL})
 
 # Collaborations and TikTok's other room events (issue 13; see EVENTS-SPEC in the README's field table).
 # "us" is the creator whose room we read (the room's host), "them" the opponent side of a battle.
@@ -104,6 +105,7 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     SUBATHON_CONTROL: ("op", "ms"),
     FIRST_CHAT: ("text",),
     POINTS_CONTROL: ("user_key", "points"),
+    POLL_CONTROL: ("op", "question", "options", "duration_ms"),
 }
 
 STREAKABLE_GIFT_TYPE = 1
