@@ -151,6 +151,7 @@ class Engine:
         new = Engine(self.rules, streak_silence_ms=self.streaks.silence_ms, dedup_window=self.dedup.window,
                      lifetime=lifetime, poll_update_ms=self.poll_update_ms, board_size=self.board_size)
         new.pause(self.paused)
+        new.suppressed = self.suppressed  # counted for the process (/metrics), not per stream
         if self.tracer is not None:
             self.tracer.attach(new)
         return new
