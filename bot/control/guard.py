@@ -6,6 +6,11 @@
   ``/healthz`` (for health probes) must carry it: ``Authorization: Bearer <token>``, the
   ``X-Livebot-Token`` header, or ``?token=`` on a page's first load (the WebSocket too: browsers
   cannot give it headers), which sets an HttpOnly, SameSite=Strict cookie for what follows.
+- Bound to loopback, a request must also name a loopback host (``Host: 127.0.0.1:8787``,
+  ``localhost``, ``[::1]``): a web page whose own name an attacker re-points at 127.0.0.1 (DNS
+  rebinding) is "same origin" with itself, so neither the token-less loopback nor the Origin check
+  would stop it; its ``Host`` is its own name, and is refused (403). (A reverse proxy in front
+  must pass ``Host`` through as 127.0.0.1, or the server be bound elsewhere with a token.)
 - A POST (every control changes state; nothing else does) must be ``application/json`` (a
   cross-site form cannot send that without a CORS preflight, which is never answered) and, when
   the browser names an ``Origin``, come from this server's own. The WebSocket checks the
@@ -48,6 +53,13 @@ def check_bind(host: str, token: str | None) -> str | None:
     return None
 
 
+def loopback_host(request: web.Request) -> bool:
+    """The request's ``Host`` names this machine (``localhost``, ``127.x.x.x``, ``[::1]``; any port)."""
+    host = request.headers.get("Host", "")
+    name = host[1:host.find("]")] if host.startswith("[") else host.rpartition(":")[0] if ":" in host else host
+    return name.lower() == "localhost" or (is_loopback(name) and name != "")
+
+
 def same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
@@ -77,6 +89,9 @@ class Guard:
     @web.middleware
     async def middleware(self, request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if not self.required and request.path not in OPEN_PATHS and not loopback_host(request):
+            return web.json_response({"error": "this server answers only to 127.0.0.1 / localhost (Host refused)"},
+                                     status=403)
         if not self.allowed(request):
             return web.json_response({"error": "a token is needed (LIVEBOT_HTTP_TOKEN)"}, status=401)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -87,6 +102,8 @@ class Guard:
         elif request.headers.get("Upgrade", "").lower() == "websocket" and not same_origin(request):
             return web.json_response({"error": "cross-site WebSocket refused"}, status=403)
         response = await handler(request)
-        if self.required and "token" in request.query and isinstance(response, web.Response):
-            response.set_cookie(COOKIE, request.query["token"], httponly=True, samesite="Strict")
+        query_token = request.query.get("token")
+        if self.required and query_token and isinstance(response, web.Response) and \
+                hmac.compare_digest(query_token.encode(), str(self.token).encode()):  # (only the right one)
+            response.set_cookie(COOKIE, query_token, httponly=True, samesite="Strict")
         return response
