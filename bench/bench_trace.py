@@ -69,18 +69,26 @@ def instructions(mode: str, events: int) -> int:
     return int(re.search(r"Collected : (\d+)", done.stderr).group(1))  # type: ignore[union-attr]
 
 
-def child(mode: str, events: int) -> None:
+def head(events: int) -> Path:
+    """The first ``events`` events of the generated session (made here, never under valgrind)."""
     import itertools
 
     from bench_replay import DATA, session_file
-
-    from bot.engine.loader import load_rules
-    from bot.runner import tune_gc
 
     path = DATA / f"trace-head-{events}.jsonl"
     if not path.exists():
         with open(session_file(200_000, 1), "rb") as f, open(path, "wb") as out:
             out.writelines(itertools.islice(f, events))
+    return path
+
+
+def child(mode: str, events: int) -> None:
+    from bench_replay import DATA
+
+    from bot.engine.loader import load_rules
+    from bot.runner import tune_gc
+
+    path = head(events)
     rules = load_rules(ROOT / "rules")
     tune_gc()
     if events:
@@ -101,6 +109,7 @@ def main() -> None:
         return
     if args.instructions:
         n = args.instructions
+        head(0), head(n)
         start = instructions("off", 0)
         off, on = instructions("off", n) - start, instructions("on", n) - start
         print(f"first {n:,} events of the generated session; instructions (callgrind), start-up subtracted")

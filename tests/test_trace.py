@@ -262,3 +262,36 @@ async def test_suppression_counts_are_for_the_process_and_go_on_across_a_stream_
     assert runner.engine is not first  # the stream ended: a fresh engine
     text = render(registry_for(runner)).decode()
     assert 'livebot_rule_suppressed_total{reason="when",rule="big"} 2.0' in text
+
+
+T = 1_700_000_000_000
+
+
+def test_a_false_when_keeps_the_values_it_read_then_and_an_event_no_rule_wanted_is_kept_alone():
+    rules = load_rules_text("""
+rules:
+  - id: count
+    on: chat
+    do:
+      - incr: { var: lines, by: 1 }
+  - id: third
+    on: chat
+    when: vars.lines >= 3 and event.text != "stop"
+    do:
+      - say: "three"
+""")
+    engine = Engine(rules)
+    tracer = Tracer().attach(engine)
+    tracer.start = T
+    like = Event("like", T + 5, msg_id="l1", user=User(user_id="1", unique_id="ann", nickname="Ann"),
+                 data={"count": 3, "total": 3})
+    engine.feed(chat(T, "hi", "ann"), T)
+    engine.feed(like, T + 5)
+    engine.feed(chat(T + 10, "yo", "bob"), T + 10)
+    assert tracer.records[1] is like  # no rule could trigger it: the event itself, no tuple made
+    lines = [line for record in tracer for line in tracer.lines_for(record, "third")]
+    # each line shows what the condition read at its time (vars.lines 1, then 2), not what it is now
+    assert lines == ["00:00.000 chat ann: `when` false: vars.lines=1, event.text='hi'",
+                     "00:00.010 chat bob: `when` false: vars.lines=2, event.text='yo'"], lines
+    assert tracer.render(tracer.find("l1"))["event"]["user"] == {"unique_id": "ann", "nickname": "Ann"}
+    assert [r["rules"] for r in map(tracer.render, tracer)][1] == []

@@ -38,7 +38,7 @@ from aiohttp import WSMsgType, web
 from bot.actions.model import Action
 from bot.engine.budget import CHAT_KINDS
 from bot.engine.pollcontrol import check_poll_control
-from bot.engine.trace import FIRED, Tracer, event_view, outcomes
+from bot.engine.trace import FIRED, Tracer, event_view, full, outcomes
 from bot.events.model import EVENT_TYPES, POLL_CONTROL, Event, User
 from bot.sources.queue import stamp
 
@@ -271,7 +271,7 @@ class Control:
         if new:
             self._last_record = new[0]
             for record in reversed(new):
-                self.events.append((next(self._ids), record))
+                self.events.append((next(self._ids), full(record)))
 
     def event_item(self, n: int, record: tuple) -> dict[str, Any]:
         kind, now, ev, _rules, entries, _paused = record

@@ -312,8 +312,7 @@ class Engine:
                 if traced:
                     if tr is None:
                         tr = []
-                    tr.append((rule, *why) if why else (rule, T.WHEN, context if "vars" not in rule.needs
-                                                        else {**context, "vars": dict(self.state.vars)}))
+                    tr.append((rule, *why) if why else (rule, T.WHEN, T.when_values(rule.when_source, context)))
                 continue
             chosen = self._choose(rule, context, user_key)
             if chosen is None:
@@ -346,8 +345,8 @@ class Engine:
                     for later in rules[rules.index(rule) + 1:]:  # type: ignore[index]
                         sup[later.id, T.STOPPED] += 1
                 break
-        if traced:
-            self._trace((T.EVENT, now, ev, rules, tr, self.paused))
+        if traced:  # (an event no rule could trigger: the event alone, no tuple; trace.full)
+            self._trace((T.EVENT, now, ev, rules, tr, self.paused) if rules is not None else ev)
         if climbed is not None:
             self._process(climbed, now, out)
         for reached in made or ():
@@ -498,7 +497,7 @@ class Engine:
         context = self._rule_context(rule, {}, due)
         if rule.when is not None and not self._holds(rule, context):
             why, self._why = self._why, None
-            return why or (T.WHEN, context)
+            return why or (T.WHEN, T.when_values(rule.when_source, context))
         chosen = self._choose(rule, context, "")
         if chosen is None:
             why, self._why = self._why, None
