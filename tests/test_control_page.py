@@ -66,7 +66,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def until(check, timeout: float = 10.0) -> None:
+async def until(check, timeout: float = 30.0) -> None:  # (a generous bound: a busy machine is slow, never wrong)
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not await _true(check):
@@ -261,82 +261,68 @@ def test_the_guard_needs_a_token_off_loopback():
     assert Guard("0.0.0.0", "s3cret").required and not Guard("127.0.0.1", None).required
 
 
-async def test_off_loopback_every_request_but_healthz_needs_the_token(tmp_path, monkeypatch):
-    from bot.control.server import ControlServer
-    from bot.live import LiveRunner
-    from bot.actions.dispatcher import LiveDispatcher
-    from bot.engine.core import Engine
+class Served:
+    """A ControlServer over an idle runner, started on a free port (``async with``)."""
 
-    runner = LiveRunner([IdleSource()], Engine(load_rules_text(RULES)), LiveDispatcher([]))
-    server = ControlServer(runner, host="0.0.0.0", port=0, token="s3cret")
-    port = await server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for path in ("/status", "/metrics", "/"):
-                async with s.get(url + path) as r:
-                    assert r.status == 401
-            async with s.get(url + "/healthz") as r:
-                assert r.status == 200
-            async with s.get(url + "/status", headers={"Authorization": "Bearer s3cret"}) as r:
-                assert r.status == 200
-            async with s.get(url + "/status", headers={"Authorization": "Bearer wrong"}) as r:
+    def __init__(self, host: str, token: str | None = None, page: bool = False) -> None:
+        from bot.actions.dispatcher import LiveDispatcher
+        from bot.control.page import Control
+        from bot.control.server import ControlServer
+        from bot.engine.core import Engine
+        from bot.engine.trace import Tracer
+        from bot.live import LiveRunner
+
+        self.runner = LiveRunner([IdleSource()], Engine(load_rules_text(RULES)), LiveDispatcher([]))
+        self.control = Control(self.runner, Tracer()) if page else None
+        self.server = ControlServer(self.runner, host=host, port=0, token=token, control=self.control)
+
+    async def __aenter__(self) -> Served:
+        self.port = await self.server.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.server.stop()
+
+
+async def test_off_loopback_every_request_but_healthz_needs_the_token():
+    async with Served("0.0.0.0", "s3cret") as srv, aiohttp.ClientSession() as s:
+        for path in ("/status", "/metrics", "/"):
+            async with s.get(srv.url + path) as r:
                 assert r.status == 401
-    finally:
-        await server.stop()
+        async with s.get(srv.url + "/healthz") as r:
+            assert r.status == 200
+        async with s.get(srv.url + "/status", headers={"Authorization": "Bearer s3cret"}) as r:
+            assert r.status == 200
+        async with s.get(srv.url + "/status", headers={"Authorization": "Bearer wrong"}) as r:
+            assert r.status == 401
 
 
-async def test_on_loopback_a_page_rebound_to_127_0_0_1_is_refused_by_its_host(tmp_path):
+async def test_on_loopback_a_page_rebound_to_127_0_0_1_is_refused_by_its_host():
     """DNS rebinding: evil.example re-pointed at 127.0.0.1 is same-origin with itself (its Origin and
     Host agree) and loopback needs no token; only its Host tells it apart."""
-    from bot.control.server import ControlServer
-    from bot.live import LiveRunner
-    from bot.actions.dispatcher import LiveDispatcher
-    from bot.engine.core import Engine
-    from bot.control.page import Control
-    from bot.engine.trace import Tracer
-
-    runner = LiveRunner([IdleSource()], Engine(load_rules_text(RULES)), LiveDispatcher([]))
-    control = Control(runner, Tracer())
-    server = ControlServer(runner, host="127.0.0.1", port=0, control=control)
-    port = await server.start()
-    url = f"http://127.0.0.1:{port}"
-    evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
-    try:
-        async with aiohttp.ClientSession() as s:
-            for path in ("/", "/api/state", "/status"):
-                async with s.get(url + path, headers={"Host": f"evil.example:{port}"}) as r:
-                    assert r.status == 403, path
-            assert (await post(s, url + "/api/mute", {"what": "all", "on": True}, **evil))[0] == 403
-            assert control.mute == {"chat": False, "tts": False}
-            async with s.post(url + "/subathon/pause", headers=evil) as r:
-                assert r.status == 403
-            for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
-                async with s.get(url + "/api/state", headers={"Host": host}) as r:
-                    assert r.status == 200, host
-            async with s.get(url + "/healthz", headers={"Host": "evil.example"}) as r:
-                assert r.status == 200  # health probes may name the host as they like: it says nothing
-    finally:
-        await server.stop()
+    async with Served("127.0.0.1", page=True) as srv, aiohttp.ClientSession() as s:
+        port = srv.port
+        evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        for path in ("/", "/api/state", "/status"):
+            async with s.get(srv.url + path, headers={"Host": f"evil.example:{port}"}) as r:
+                assert r.status == 403, path
+        assert (await post(s, srv.url + "/api/mute", {"what": "all", "on": True}, **evil))[0] == 403
+        assert srv.control.mute == {"chat": False, "tts": False}
+        async with s.post(srv.url + "/subathon/pause", headers=evil) as r:
+            assert r.status == 403
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            async with s.get(srv.url + "/api/state", headers={"Host": host}) as r:
+                assert r.status == 200, host
+        async with s.get(srv.url + "/healthz", headers={"Host": "evil.example"}) as r:
+            assert r.status == 200  # health probes may name the host as they like: it says nothing
 
 
-async def test_off_loopback_the_cookie_is_set_only_for_the_right_token(tmp_path):
-    from bot.control.server import ControlServer
-    from bot.live import LiveRunner
-    from bot.actions.dispatcher import LiveDispatcher
-    from bot.engine.core import Engine
-
-    runner = LiveRunner([IdleSource()], Engine(load_rules_text(RULES)), LiveDispatcher([]))
-    server = ControlServer(runner, host="0.0.0.0", port=0, token="s3cret")
-    port = await server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(url + "/status?token=wrong", headers={"Authorization": "Bearer s3cret"}) as r:
-                assert r.status == 200 and "livebot_token" not in r.cookies
-            async with s.get(url + "/status?token=s3cret") as r:
-                assert r.status == 200
-                morsel = r.cookies["livebot_token"]
-                assert morsel.value == "s3cret" and morsel["httponly"] and morsel["samesite"] == "Strict"
-    finally:
-        await server.stop()
+async def test_off_loopback_the_cookie_is_set_only_for_the_right_token():
+    async with Served("0.0.0.0", "s3cret") as srv, aiohttp.ClientSession() as s:
+        async with s.get(srv.url + "/status?token=wrong", headers={"Authorization": "Bearer s3cret"}) as r:
+            assert r.status == 200 and "livebot_token" not in r.cookies
+        async with s.get(srv.url + "/status?token=s3cret") as r:
+            assert r.status == 200
+            morsel = r.cookies["livebot_token"]
+            assert morsel.value == "s3cret" and morsel["httponly"] and morsel["samesite"] == "Strict"
