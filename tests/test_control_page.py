@@ -201,6 +201,9 @@ async def test_bad_input_and_forged_requests_are_refused(bot):
         assert await post(s, bot.url + "/api/test", {"type": "gift", "diamonds": "lots"}) == (
             400, {"error": "'diamonds' must be a whole number"})
         assert (await post(s, bot.url + "/api/test", {"type": "nope"}))[0] == 400
+        for odd in ("²", "٣", "1e3", "9" * 40):  # digits to str.isdigit, not to int(): a 400, never a 500
+            assert await post(s, bot.url + "/api/test", {"type": "gift", "count": odd}) == (
+                400, {"error": "'count' must be a whole number"}), odd
         assert await post(s, bot.url + "/api/pause", {"rule": "ghost", "paused": True}) == (
             400, {"error": "no rule 'ghost'"})
         assert (await post(s, bot.url + "/api/poll", {"action": "close"}))[1] == {"error": "no poll is open"}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -51,6 +52,9 @@ TEST_TYPES = ("gift", "follow", "share", "chat", "subscribe", "battle_start", "b
 MAX_TEXT = 300
 
 
+_WHOLE = re.compile(r"-?[0-9]{1,12}")
+
+
 class BadInput(ValueError):
     pass
 
@@ -71,7 +75,7 @@ def _str(body: dict, key: str, default: str | None = None, *, most: int = 100) -
 
 def _int(body: dict, key: str, default: int, low: int, high: int) -> int:
     value = body.get(key, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):  # ASCII digits: "²".isdigit(), int("²") fails
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadInput(f"'{key}' must be a whole number")
