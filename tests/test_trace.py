@@ -267,7 +267,7 @@ async def test_suppression_counts_are_for_the_process_and_go_on_across_a_stream_
 T = 1_700_000_000_000
 
 
-def test_a_false_when_keeps_the_values_it_read_then_and_an_event_no_rule_wanted_is_kept_alone():
+def test_a_false_when_keeps_the_values_it_read_then_and_no_event_is_kept_with_its_payload():
     rules = load_rules_text("""
 rules:
   - id: count
@@ -288,7 +288,10 @@ rules:
     engine.feed(chat(T, "hi", "ann"), T)
     engine.feed(like, T + 5)
     engine.feed(chat(T + 10, "yo", "bob"), T + 10)
-    assert tracer.records[1] is like  # no rule could trigger it: the event itself, no tuple made
+    like.raw = {"a payload": "x" * 2000}
+    # no rule could trigger it: only what the trace shows of it, never the Event and its raw payload
+    assert tracer.records[1] == ("like", T + 5, "l1", like.user, like.data)
+    assert all(record[2] is None or record[2].raw is None for record in tracer)
     lines = [line for record in tracer for line in tracer.lines_for(record, "third")]
     # each line shows what the condition read at its time (vars.lines 1, then 2), not what it is now
     assert lines == ["00:00.000 chat ann: `when` false: vars.lines=1, event.text='hi'",

@@ -112,7 +112,7 @@ class Engine:
         if self.dedup.is_duplicate(event.msg_id):
             self.counters["duplicates"] += 1
             if self._trace is not None:
-                self._trace((T.DUPLICATE, now, event, None, None, None))
+                self._trace((T.DUPLICATE, now, T.seen(event), None, None, None))
             return out
         if event.type != GIFT:
             self._process(event, now, out)
@@ -345,8 +345,9 @@ class Engine:
                     for later in rules[rules.index(rule) + 1:]:  # type: ignore[index]
                         sup[later.id, T.STOPPED] += 1
                 break
-        if traced:  # (an event no rule could trigger: the event alone, no tuple; trace.full)
-            self._trace((T.EVENT, now, ev, rules, tr, self.paused) if rules is not None else ev)
+        if traced:  # what the trace shows of the event, never the Event (its raw payload); trace.full
+            seen = (ev.type, ev.ts, ev.msg_id, ev.user, ev.data)  # (alone: no rule could trigger it)
+            self._trace((T.EVENT, now, seen, rules, tr, self.paused) if rules is not None else seen)
         if climbed is not None:
             self._process(climbed, now, out)
         for reached in made or ():
@@ -690,7 +691,7 @@ class Engine:
                         {"quiz": quiz.question, "answer": quiz.shown_answer})
         self._emit(action, quiz.rule, None, now, out)
         if self._trace is not None:
-            self._trace((T.QUIZ, now, ev, None, [(quiz.rule, "quiz_won", ev.user.unique_id)], None))
+            self._trace((T.QUIZ, now, T.seen(ev), None, [(quiz.rule, "quiz_won", ev.user.unique_id)], None))
 
     def _close_quiz(self, due: int, out: list[Action]) -> None:
         quiz, self.quiz = self.quiz, None

@@ -4,8 +4,11 @@ The engine records, per event it processes, one small tuple into a ring buffer::
 
     (kind, now, event, rules, entries, paused)
 
-An event no rule could trigger (most of a stream: likes, joins, viewer counts) is kept as the
-``Event`` itself, no tuple made; ``full(record)`` reads either as the tuple (its time: the event's).
+``event`` is what the trace shows of it, ``(type, ts, msg_id, user, data)`` (``seen``), never the
+``Event``: that would keep its raw payload alive (most of an event's memory), and recent events
+kept alive were most of what the trace cost. An event no rule could trigger (most of a stream:
+likes, joins, viewer counts) is recorded as that 5-tuple alone. ``full(record)`` reads any record
+as the 6-tuple, with an ``Event`` rebuilt from what was kept (without ``raw``).
 
 ``rules`` is the list of rules the event's type could trigger (in the order the engine tries
 them), ``entries`` one tuple per rule the engine looked at: ``(rule, code, detail)``, where
@@ -167,9 +170,26 @@ def reason_text(rule: Any, code: str, detail: Any) -> str:
     return f"{code}: {detail}"
 
 
-def full(record: Any) -> tuple:
-    """A record as the tuple (an event kept alone: no rule could trigger it)."""
-    return record if type(record) is tuple else (EVENT, record.ts, record, None, None, None)
+def seen(ev: Any) -> tuple:
+    """What the trace keeps of an event (the engine builds it inline where it counts)."""
+    return ev.type, ev.ts, ev.msg_id, ev.user, ev.data
+
+
+def _event(kept: Any) -> Any:
+    if kept is None or not isinstance(kept, tuple):
+        return kept
+    from bot.events.model import Event
+
+    type_, ts, msg_id, user, data = kept
+    return Event(type_, ts, "", msg_id, user, data)
+
+
+def full(record: tuple) -> tuple:
+    """Any record as ``(kind, now, event, rules, entries, paused)`` with an ``Event`` (rebuilt)."""
+    if len(record) == 5:  # an event alone: no rule could trigger it
+        return EVENT, record[1], _event(record), None, None, None
+    kind, now, kept, rules, entries, paused = record
+    return kind, now, _event(kept), rules, entries, paused
 
 
 def outcomes(record: tuple, ruleset: Any = None) -> list[tuple[Any, str, Any]]:
