@@ -15,6 +15,11 @@ the closest to its own cost; the medians are shown beside them. Target: the trac
 counts instead the CPU instructions the same code path executes (valgrind's callgrind, when
 installed), off and on, over the first 20,000 events, less those of starting up with no events:
 a figure other processes on the machine cannot disturb (it leaves out cache effects).
+
+    python bench/bench_trace.py --memory 20000
+
+the bytes the trace keeps alive (tracemalloc, after a replay of the first 20,000 events, trace
+on minus off): what its ring of 100 events holds — the memory effects the instruction count leaves out.
 """
 
 from __future__ import annotations
@@ -69,20 +74,56 @@ def instructions(mode: str, events: int) -> int:
     return int(re.search(r"Collected : (\d+)", done.stderr).group(1))  # type: ignore[union-attr]
 
 
-def child(mode: str, events: int) -> None:
+def head(events: int) -> Path:
+    """The first ``events`` events of the generated session (made here, never under valgrind)."""
     import itertools
 
     from bench_replay import DATA, session_file
-
-    from bot.engine.loader import load_rules
-    from bot.runner import tune_gc
 
     path = DATA / f"trace-head-{events}.jsonl"
     if not path.exists():
         with open(session_file(200_000, 1), "rb") as f, open(path, "wb") as out:
             out.writelines(itertools.islice(f, events))
+    return path
+
+
+def retained(mode: str, events: int) -> int:
+    """Bytes a child still holds after replaying ``events`` events (tracemalloc), trace ``mode``."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, "--child", mode, "--events", str(events), "--memory", "1"],
+                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def child(mode: str, events: int, memory: bool = False) -> None:
+    from bench_replay import DATA
+
+    from bot.engine.loader import load_rules
+    from bot.runner import tune_gc
+
+    path = head(events)
     rules = load_rules(ROOT / "rules")
     tune_gc()
+    if memory:  # what stays allocated after the replay (the engine's state, and the trace's ring when on)
+        import asyncio
+        import gc
+        import tracemalloc
+
+        from bot.actions.dispatcher import Dispatcher
+        from bot.engine.core import Engine
+        from bot.engine.trace import Tracer
+        from bot.runner import replay
+        from bot.sources.replay import ReplaySource
+
+        engine = Engine(rules)
+        tracemalloc.start()
+        if mode == "on":
+            Tracer(100).attach(engine)
+        asyncio.run(replay(ReplaySource(path), engine, Dispatcher([])))
+        gc.collect()
+        print(tracemalloc.get_traced_memory()[0])
+        return
     if events:
         one(path, rules, mode == "on", DATA / f"bench-trace-{mode}.jsonl")
 
@@ -94,13 +135,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--size", type=int, default=100, help="events the trace keeps (100)")
     parser.add_argument("--instructions", type=int, metavar="EVENTS", help="count instructions (valgrind)")
+    parser.add_argument("--memory", type=int, metavar="EVENTS", help="bytes the trace keeps alive (tracemalloc)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.events)
+        child(args.child, args.events, bool(args.memory))
+        return
+    if args.memory and not args.child:
+        n = args.memory
+        head(n)
+        off, on = retained("off", n), retained("on", n)
+        print(f"first {n:,} events; bytes allocated after the replay (tracemalloc): trace off {off:,}, on {on:,}; "
+              f"the trace keeps {on - off:,} bytes ({(on - off) / 100:,.0f} per event kept)")
         return
     if args.instructions:
         n = args.instructions
+        head(0), head(n)
         start = instructions("off", 0)
         off, on = instructions("off", n) - start, instructions("on", n) - start
         print(f"first {n:,} events of the generated session; instructions (callgrind), start-up subtracted")

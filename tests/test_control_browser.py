@@ -9,30 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from test_control_page import Bot, until
+from test_overlay_browser import browser  # noqa: F401  (the fixture: Debian's chromium, or the module is skipped)
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("the browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-                allow_module_level=True)
-async_api = pytest.importorskip(
-    "playwright.async_api", reason="the browser tests need playwright (pip install playwright; no browser download)")
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 XSS = '<img src=x onerror=alert(1)>'
-
-
-@pytest.fixture
-async def browser():
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def fire(page, kind: str, user: str, **fields) -> None:

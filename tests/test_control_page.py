@@ -66,7 +66,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def until(check, timeout: float = 10.0) -> None:
+async def until(check, timeout: float = 30.0) -> None:  # (a generous bound: a busy machine is slow, never wrong)
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not await _true(check):
@@ -201,6 +201,9 @@ async def test_bad_input_and_forged_requests_are_refused(bot):
         assert await post(s, bot.url + "/api/test", {"type": "gift", "diamonds": "lots"}) == (
             400, {"error": "'diamonds' must be a whole number"})
         assert (await post(s, bot.url + "/api/test", {"type": "nope"}))[0] == 400
+        for odd in ("²", "٣", "1e3", "9" * 40):  # digits to str.isdigit, not to int(): a 400, never a 500
+            assert await post(s, bot.url + "/api/test", {"type": "gift", "count": odd}) == (
+                400, {"error": "'count' must be a whole number"}), odd
         assert await post(s, bot.url + "/api/pause", {"rule": "ghost", "paused": True}) == (
             400, {"error": "no rule 'ghost'"})
         assert (await post(s, bot.url + "/api/poll", {"action": "close"}))[1] == {"error": "no poll is open"}
@@ -212,10 +215,46 @@ async def test_bad_input_and_forged_requests_are_refused(bot):
         assert status == 403
         async with s.get(bot.url + "/status?format=json") as r:
             assert (await r.json())["control"]["mute"] == {"chat": False, "tts": False}
+        assert (await post(s, bot.url + "/api/poll", {"action": "open", "question": "Pizza?", "options": ["yes"]}
+                           ))[1] == {"error": "'options' must be 2 to 9 answers (text, at most 60 characters each)"}
+        assert (await post(s, bot.url + "/api/poll", {"action": "open", "question": "Pizza?", "options": ["a", "b"],
+                                                      "duration": "2h"}))[1] == {"error": "'duration' must be from 5s to 1h"}
         status, out = await post(s, bot.url + "/api/poll", {"action": "open", "question": "Pizza?",
                                                            "options": ["yes", "no"], "duration": "30s"})
-        assert status == 200 and out["actions"][0]["kind"] == "poll"
+        assert status == 200 and out["queued"] == "open"
+        await until(lambda: any(a["kind"] == "poll" for a in bot.actions()))
         assert (await post(s, bot.url + "/api/poll", {"action": "close"}))[0] == 200
+
+
+async def test_a_poll_opened_and_closed_from_the_page_is_recorded_and_replays_the_same(bot, tmp_path):
+    from bot.cli import main
+
+    async with aiohttp.ClientSession() as s:
+        status, out = await post(s, bot.url + "/api/poll", {"action": "open", "question": "<b>Pizza</b>?",
+                                                           "options": ["yes", "no"], "duration": "10m"})
+        assert status == 200, out
+        await until(lambda: any(a["kind"] == "poll" for a in bot.actions()))
+        for user, vote in (("ann", "1"), ("bob", "2"), ("cy", "1")):
+            assert (await post(s, bot.url + "/api/test", {"type": "chat", "user": user, "text": vote}))[0] == 200
+        await until(lambda: len(bot.sent.lines) == 3)  # the welcome rule answered all three: they are in
+        assert (await post(s, bot.url + "/api/poll", {"action": "close"}))[0] == 200
+        await until(lambda: any(a["kind"] == "poll_result" for a in bot.actions()))
+    await bot.stop()
+
+    def polls(actions):
+        # (a bare replay adds the overlay's poll_update lines, which this live bot had off)
+        return [(a["kind"], a["rule"], a["text"], a["data"]) for a in actions if a["kind"] in ("poll", "poll_result")]
+
+    live = polls(bot.actions())
+    assert [k for k, *_ in live] == ["poll", "poll_result"]
+    assert live[1][3]["votes"] == {"yes": 2, "no": 1} and live[1][3]["winner"] == "yes"
+    [recording] = sorted((tmp_path / "rec").glob("**/*.jsonl"))
+    assert b'"poll_control"' in recording.read_bytes()
+    (tmp_path / "rules.yaml").write_text(RULES)
+    replayed = tmp_path / "replayed.jsonl"
+    assert await asyncio.to_thread(main, ["replay", str(recording), "--rules", str(tmp_path / "rules.yaml"),
+                                          "--quiet", "--out", str(replayed)]) == 0
+    assert polls(orjson.loads(x) for x in replayed.read_bytes().splitlines()) == live
 
 
 def test_the_guard_needs_a_token_off_loopback():
@@ -225,26 +264,68 @@ def test_the_guard_needs_a_token_off_loopback():
     assert Guard("0.0.0.0", "s3cret").required and not Guard("127.0.0.1", None).required
 
 
-async def test_off_loopback_every_request_but_healthz_needs_the_token(tmp_path, monkeypatch):
-    from bot.control.server import ControlServer
-    from bot.live import LiveRunner
-    from bot.actions.dispatcher import LiveDispatcher
-    from bot.engine.core import Engine
+class Served:
+    """A ControlServer over an idle runner, started on a free port (``async with``)."""
 
-    runner = LiveRunner([IdleSource()], Engine(load_rules_text(RULES)), LiveDispatcher([]))
-    server = ControlServer(runner, host="0.0.0.0", port=0, token="s3cret")
-    port = await server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for path in ("/status", "/metrics", "/"):
-                async with s.get(url + path) as r:
-                    assert r.status == 401
-            async with s.get(url + "/healthz") as r:
-                assert r.status == 200
-            async with s.get(url + "/status", headers={"Authorization": "Bearer s3cret"}) as r:
-                assert r.status == 200
-            async with s.get(url + "/status", headers={"Authorization": "Bearer wrong"}) as r:
+    def __init__(self, host: str, token: str | None = None, page: bool = False) -> None:
+        from bot.actions.dispatcher import LiveDispatcher
+        from bot.control.page import Control
+        from bot.control.server import ControlServer
+        from bot.engine.core import Engine
+        from bot.engine.trace import Tracer
+        from bot.live import LiveRunner
+
+        self.runner = LiveRunner([IdleSource()], Engine(load_rules_text(RULES)), LiveDispatcher([]))
+        self.control = Control(self.runner, Tracer()) if page else None
+        self.server = ControlServer(self.runner, host=host, port=0, token=token, control=self.control)
+
+    async def __aenter__(self) -> Served:
+        self.port = await self.server.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.server.stop()
+
+
+async def test_off_loopback_every_request_but_healthz_needs_the_token():
+    async with Served("0.0.0.0", "s3cret") as srv, aiohttp.ClientSession() as s:
+        for path in ("/status", "/metrics", "/"):
+            async with s.get(srv.url + path) as r:
                 assert r.status == 401
-    finally:
-        await server.stop()
+        async with s.get(srv.url + "/healthz") as r:
+            assert r.status == 200
+        async with s.get(srv.url + "/status", headers={"Authorization": "Bearer s3cret"}) as r:
+            assert r.status == 200
+        async with s.get(srv.url + "/status", headers={"Authorization": "Bearer wrong"}) as r:
+            assert r.status == 401
+
+
+async def test_on_loopback_a_page_rebound_to_127_0_0_1_is_refused_by_its_host():
+    """DNS rebinding: evil.example re-pointed at 127.0.0.1 is same-origin with itself (its Origin and
+    Host agree) and loopback needs no token; only its Host tells it apart."""
+    async with Served("127.0.0.1", page=True) as srv, aiohttp.ClientSession() as s:
+        port = srv.port
+        evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        for path in ("/", "/api/state", "/status"):
+            async with s.get(srv.url + path, headers={"Host": f"evil.example:{port}"}) as r:
+                assert r.status == 403, path
+        assert (await post(s, srv.url + "/api/mute", {"what": "all", "on": True}, **evil))[0] == 403
+        assert srv.control.mute == {"chat": False, "tts": False}
+        async with s.post(srv.url + "/subathon/pause", headers=evil) as r:
+            assert r.status == 403
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            async with s.get(srv.url + "/api/state", headers={"Host": host}) as r:
+                assert r.status == 200, host
+        async with s.get(srv.url + "/healthz", headers={"Host": "evil.example"}) as r:
+            assert r.status == 200  # health probes may name the host as they like: it says nothing
+
+
+async def test_off_loopback_the_cookie_is_set_only_for_the_right_token():
+    async with Served("0.0.0.0", "s3cret") as srv, aiohttp.ClientSession() as s:
+        async with s.get(srv.url + "/status?token=wrong", headers={"Authorization": "Bearer s3cret"}) as r:
+            assert r.status == 200 and "livebot_token" not in r.cookies
+        async with s.get(srv.url + "/status?token=s3cret") as r:
+            assert r.status == 200
+            morsel = r.cookies["livebot_token"]
+            assert morsel.value == "s3cret" and morsel["httponly"] and morsel["samesite"] == "Strict"

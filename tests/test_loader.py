@@ -248,7 +248,7 @@ def test_the_known_fields_are_those_the_engine_gives():
               "pinned_by": None}
     values.update(goal_id="g", title="t", target=10, progress=11, step=1, steps=2, scope="stream", goal_type="likes",
                   added_ms=0, op="pause", ms=0, user_key="k", points=5,
-                  strikes=1, muted_until=5, checks=[])  # on-stream features (bot/engine/features.py)
+                  strikes=1, muted_until=5, checks=[], question="q", duration_ms=0)  # on-stream features (bot/engine/features.py)
     for kind in sorted(EVENT_TYPES):
         ev = Event(kind, 0, "room", "m1", user("ana"), {f: values[f] for f in DATA_FIELDS.get(kind, ())})
         engine.state.record(ev, 0)

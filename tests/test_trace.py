@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.engine.core import Engine
 from bot.engine.loader import load_rules_text
 from bot.engine.trace import Tracer
+from bot.events.model import Event, User
 from bot.testing import chat, event, gift
 
 RULES = """
@@ -231,3 +232,69 @@ def test_the_report_leaves_test_events_out(tmp_path):
     path.write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
     stats = analyze_session(path)
     assert stats.test_events == 1 and stats.diamonds == 5
+
+
+async def test_suppression_counts_are_for_the_process_and_go_on_across_a_stream_end():
+    """/metrics counters are cumulative (issue 14): a live_end starts a fresh engine, not fresh counts."""
+    import asyncio
+
+    from bot.actions.dispatcher import LiveDispatcher
+    from bot.clock import VirtualClock
+    from bot.control.metrics import registry_for, render
+    from bot.live import LiveRunner
+    from bot.sources.queue import stamp
+    from bot.testing import ruleset
+
+    class Script:
+        name = "script"
+
+        async def run(self, queue, clock, stop):
+            for i, kind in enumerate(("gift", "live_end", "gift")):
+                user = User(user_id="u1", unique_id="ann", nickname="ann") if kind == "gift" else None
+                data = {"gift_id": 1, "name": "Rose", "diamonds": 1, "count": 1, "gift_type": 2} if kind == "gift" else {}
+                stamp(queue, clock, Event(kind, 1_000 + i, msg_id=f"m{i}", user=user, data=data))
+
+    rules = ruleset("rules:\n  - id: big\n    on: gift\n    when: event.total_diamonds >= 1000\n"
+                    "    do: [{say: big}]\n")
+    runner = LiveRunner([Script()], Engine(rules), LiveDispatcher([]), clock=VirtualClock(1_000))
+    first = runner.engine
+    await asyncio.wait_for(runner.run(), 10)
+    assert runner.engine is not first  # the stream ended: a fresh engine
+    text = render(registry_for(runner)).decode()
+    assert 'livebot_rule_suppressed_total{reason="when",rule="big"} 2.0' in text
+
+
+T = 1_700_000_000_000
+
+
+def test_a_false_when_keeps_the_values_it_read_then_and_no_event_is_kept_with_its_payload():
+    rules = load_rules_text("""
+rules:
+  - id: count
+    on: chat
+    do:
+      - incr: { var: lines, by: 1 }
+  - id: third
+    on: chat
+    when: vars.lines >= 3 and event.text != "stop"
+    do:
+      - say: "three"
+""")
+    engine = Engine(rules)
+    tracer = Tracer().attach(engine)
+    tracer.start = T
+    like = Event("like", T + 5, msg_id="l1", user=User(user_id="1", unique_id="ann", nickname="Ann"),
+                 data={"count": 3, "total": 3})
+    engine.feed(chat(T, "hi", "ann"), T)
+    engine.feed(like, T + 5)
+    engine.feed(chat(T + 10, "yo", "bob"), T + 10)
+    like.raw = {"a payload": "x" * 2000}
+    # no rule could trigger it: only what the trace shows of it, never the Event and its raw payload
+    assert tracer.records[1] == ("like", T + 5, "l1", like.user, like.data)
+    assert all(record[2] is None or record[2].raw is None for record in tracer)
+    lines = [line for record in tracer for line in tracer.lines_for(record, "third")]
+    # each line shows what the condition read at its time (vars.lines 1, then 2), not what it is now
+    assert lines == ["00:00.000 chat ann: `when` false: vars.lines=1, event.text='hi'",
+                     "00:00.010 chat bob: `when` false: vars.lines=2, event.text='yo'"], lines
+    assert tracer.render(tracer.find("l1"))["event"]["user"] == {"unique_id": "ann", "nickname": "Ann"}
+    assert [r["rules"] for r in map(tracer.render, tracer)][1] == []

@@ -80,7 +80,7 @@ class LiveCollector:
                        {(): engine_counts["rule_errors"]})
         yield _counter("livebot_rule_suppressed", "Times a rule did not fire for an event or timer, by rule and "
                        "the first reason (when, cooldown, user_cooldown, once, max_per_hour, permission, tier, "
-                       "milestone, min_chat, stopped, paused, error); this stream.", ["rule", "reason"],
+                       "milestone, min_chat, stopped, paused, error); since the process started.", ["rule", "reason"],
                        dict(r.engine.suppressed))
         if self.control is not None:
             yield _counter("livebot_muted_actions", "Actions kept from a sink by a mute (control page), by sink.",

@@ -16,7 +16,8 @@ else in memory only):
   when the event model has them. Marked ``test: true`` in the recording and in its actions, and
   left out of the session's figures, the leaderboard and lifetime totals (and so of the report).
 - ``POST /api/poll``  ``{"action": "open", "question": TEXT, "options": [..], "duration": "1m"}``
-  or ``{"action": "close"}``.
+  or ``{"action": "close"}``: a ``poll_control`` event through the queue (recorded; a replay
+  opens and closes the same poll; ``bot.engine.pollcontrol``).
 
 Bad input gets a 400 with the reason. Viewer text reaches the page as JSON data, and the page
 shows it with ``textContent`` only.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -36,12 +38,9 @@ from aiohttp import WSMsgType, web
 
 from bot.actions.model import Action
 from bot.engine.budget import CHAT_KINDS
-from bot.engine.durations import parse_duration
-from bot.engine.rules import ActionSpec, Rule
-from bot.engine.templates import Text
-from bot.engine.trace import FIRED, Tracer, event_view, outcomes
-from bot.engine.yamlfile import Pos
-from bot.events.model import EVENT_TYPES, Event, User
+from bot.engine.pollcontrol import check_poll_control
+from bot.engine.trace import FIRED, Tracer, event_view, full, outcomes
+from bot.events.model import EVENT_TYPES, POLL_CONTROL, Event, User
 from bot.sources.queue import stamp
 
 log = structlog.get_logger("bot.control")
@@ -49,21 +48,15 @@ STATIC = Path(__file__).parent / "static"
 QUIET_SINKS = frozenset({"jsonl", "console"})  # sinks that only log: they still get muted actions
 PUSH_S = 0.25
 FEED_SIZE = 200
-CONTROL_POLL = "control-poll"
 TEST_TYPES = ("gift", "follow", "share", "chat", "subscribe", "battle_start", "battle_update", "battle_end")
 MAX_TEXT = 300
 
 
+_WHOLE = re.compile(r"-?[0-9]{1,12}")
+
+
 class BadInput(ValueError):
     pass
-
-
-def _literal(text: str) -> Text:
-    """A text that is only text: never compiled as a template (the creator's poll question)."""
-    t = Text.__new__(Text)
-    t.source = text
-    t._template = None
-    return t
 
 
 def _str(body: dict, key: str, default: str | None = None, *, most: int = 100) -> str:
@@ -82,7 +75,7 @@ def _str(body: dict, key: str, default: str | None = None, *, most: int = 100) -
 
 def _int(body: dict, key: str, default: int, low: int, high: int) -> int:
     value = body.get(key, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):  # ASCII digits: "²".isdigit(), int("²") fails
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadInput(f"'{key}' must be a whole number")
@@ -248,42 +241,27 @@ class Control:
         self._logged("test_event", type=kind, user=name, msg_ids=ids)
         return ids
 
-    async def poll(self, body: dict) -> dict[str, Any]:
-        action = _str(body, "action")
+    def poll(self, body: dict) -> dict[str, Any]:
+        """Open or close a poll: a ``poll_control`` event through the queue (recorded, so a replay
+        opens and closes the same poll; the engine does it in order with the other events)."""
+        try:
+            data = check_poll_control(body)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
         engine = self.runner.engine
-        now = self.runner._last or self.runner.clock.now()
-        out: list[Action] = []
-        if action == "open":
-            if engine.poll is not None:
-                raise BadInput(f"a poll is open already (rule {engine.poll.rule.id}); close it first")
-            question = _str(body, "question", most=MAX_TEXT)
-            options = body.get("options")
-            if isinstance(options, str):
-                options = [o.strip() for o in options.split(",") if o.strip()]
-            if not isinstance(options, list) or not 2 <= len(options) <= 9 or not all(
-                    isinstance(o, str) and o.strip() and len(o) <= 60 for o in options):
-                raise BadInput("'options' must be 2 to 9 answers (text, at most 60 characters each)")
-            try:
-                duration = parse_duration(str(body.get("duration", "1m")))
-            except ValueError as exc:
-                raise BadInput(f"'duration': {exc}") from None
-            if not 5_000 <= duration <= 3_600_000:
-                raise BadInput("'duration' must be from 5s to 1h")
-            result = Text("Poll closed: {{ poll.winner }} wins with {{ poll.top }} vote(s).")
-            spec = ActionSpec("poll", _literal(question), {}, {"options": [o.strip() for o in options],
-                                                               "duration": duration, "result": result})
-            rule = Rule(CONTROL_POLL, Pos("control page", 1, 1), [spec])
-            engine._open_poll(rule, spec, Action(now, "poll", question, CONTROL_POLL), {}, now, out)
-            self._logged("poll_open", question=question, options=len(options), duration_ms=duration)
-        elif action == "close":
-            if engine.poll is None:
-                raise BadInput("no poll is open")
-            engine._close_poll(now, out)
-            self._logged("poll_close")
+        if data["op"] == "open" and engine.poll is not None:
+            raise BadInput(f"a poll is open already (rule {engine.poll.rule.id}); close it first")
+        if data["op"] == "close" and engine.poll is None:
+            raise BadInput("no poll is open")
+        now = self.runner.clock.now()
+        ev = Event(POLL_CONTROL, now, msg_id=f"poll:{data['op']}:{now}:{next(self._test_ids)}", data=data)
+        stamp(self.runner.queue, self.runner.clock, ev)
+        if data["op"] == "open":
+            self._logged("poll_open", question=data["question"], options=len(data["options"]),
+                         duration_ms=data["duration_ms"])
         else:
-            raise BadInput("'action' must be open or close")
-        await self.runner._dispatch(out)
-        return {"actions": [a.to_dict() for a in out]}
+            self._logged("poll_close")
+        return {"queued": data["op"], "msg_id": ev.msg_id}
 
     # -- what the page shows -----------------------------------------------------------------------
 
@@ -297,7 +275,7 @@ class Control:
         if new:
             self._last_record = new[0]
             for record in reversed(new):
-                self.events.append((next(self._ids), record))
+                self.events.append((next(self._ids), full(record)))
 
     def event_item(self, n: int, record: tuple) -> dict[str, Any]:
         kind, now, ev, _rules, entries, _paused = record

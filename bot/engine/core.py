@@ -29,7 +29,8 @@ from bot.engine.templates import Text, Value, _fmt_ranked
 from bot.engine.timers import Timers
 from bot.engine import trace as T
 from bot.events.dedup import Deduper
-from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, TOP_GIFTER, Event
+from bot.events.model import CHAT, EVENT_TYPES, GIFT, GIFT_PROGRESS, POLL_CONTROL, TOP_GIFTER, Event
+from bot.engine.pollcontrol import check_poll_control, control_rule
 from bot.events.streaks import StreakFolder
 from bot.policy.guard import PolicyRuntime
 
@@ -115,7 +116,7 @@ class Engine:
         if self.dedup.is_duplicate(event.msg_id):
             self.counters["duplicates"] += 1
             if self._trace is not None:
-                self._trace((T.DUPLICATE, now, event, None, None, None))
+                self._trace((T.DUPLICATE, now, T.seen(event), None, None, None))
             return self.policy.screen(out)
         if event.type != GIFT:
             self._process(event, now, out)
@@ -166,6 +167,7 @@ class Engine:
         new = Engine(self.rules, streak_silence_ms=self.streaks.silence_ms, dedup_window=self.dedup.window,
                      lifetime=lifetime, poll_update_ms=self.poll_update_ms, board_size=self.board_size)
         new.pause(self.paused)
+        new.suppressed = self.suppressed  # counted for the process (/metrics), not per stream
         if self.tracer is not None:
             self.tracer.attach(new)
         return new
@@ -280,6 +282,8 @@ class Engine:
             if after <= self.rules.settings.top_n and (before is None or after < before):
                 climbed = Event(TOP_GIFTER, ev.ts, ev.room_id, f"{ev.msg_id}:top", ev.user,
                                 {"rank": after, "previous_rank": before, "diamonds": self.board.diamonds[user_key]})
+        elif ev.type == POLL_CONTROL:
+            self.control_poll(ev.data, now, out)
         made: list[Event] | None = None
         if self.features.active and "test" not in ev.data:  # a control-page test event moves no goal, clock or points
             made = []
@@ -327,8 +331,7 @@ class Engine:
                 if traced:
                     if tr is None:
                         tr = []
-                    tr.append((rule, *why) if why else (rule, T.WHEN, context if "vars" not in rule.needs
-                                                        else {**context, "vars": dict(self.state.vars)}))
+                    tr.append((rule, *why) if why else (rule, T.WHEN, T.when_values(rule.when_source, context)))
                 continue
             chosen = self._choose(rule, context, user_key)
             if chosen is None:
@@ -361,8 +364,9 @@ class Engine:
                     for later in rules[rules.index(rule) + 1:]:  # type: ignore[index]
                         sup[later.id, T.STOPPED] += 1
                 break
-        if traced:
-            self._trace((T.EVENT, now, ev, rules, tr, self.paused))
+        if traced:  # what the trace shows of the event, never the Event (its raw payload); trace.full
+            seen = (ev.type, ev.ts, ev.msg_id, ev.user, ev.data)  # (alone: no rule could trigger it)
+            self._trace((T.EVENT, now, seen, rules, tr, self.paused) if rules is not None else seen)
         if climbed is not None:
             self._process(climbed, now, out)
         for reached in made or ():
@@ -515,7 +519,7 @@ class Engine:
         context = self._rule_context(rule, {}, due)
         if rule.when is not None and not self._holds(rule, context):
             why, self._why = self._why, None
-            return why or (T.WHEN, context)
+            return why or (T.WHEN, T.when_values(rule.when_source, context))
         chosen = self._choose(rule, context, "")
         if chosen is None:
             why, self._why = self._why, None
@@ -635,6 +639,26 @@ class Engine:
         action.data = {**action.data, "options": self.poll.options, "duration_ms": duration, "ends": now + duration}
         self._emit(action, rule, None, now, out)
 
+    def control_poll(self, data: dict[str, Any], now: int, out: list[Action]) -> None:
+        """Open or close a poll from outside the rules (a ``poll_control`` event: the control page's,
+        recorded and replayed like any event; bot/engine/pollcontrol.py). Wrong data, or a close
+        with no poll open, is logged, counted and skipped; an open while one runs is ``poll_busy``."""
+        try:
+            data = check_poll_control(data)
+        except ValueError as exc:
+            self.counters["poll_control_refused"] += 1
+            log.warning("poll_control_refused", error=str(exc))
+            return
+        if data["op"] == "close":
+            if self.poll is None:
+                self.counters["poll_control_refused"] += 1
+                log.warning("poll_control_refused", error="no poll is open")
+            else:
+                self._close_poll(now, out)
+            return
+        rule, spec = control_rule(data)
+        self._open_poll(rule, spec, Action(now, "poll", data["question"], rule.id), {}, now, out)
+
     def _poll_due(self, due: int, out: list[Action]) -> None:
         """Live vote counts when they are due before the end; else the poll ends."""
         poll = self.poll
@@ -691,7 +715,7 @@ class Engine:
                         {"quiz": quiz.question, "answer": quiz.shown_answer})
         self._emit(action, quiz.rule, None, now, out)
         if self._trace is not None:
-            self._trace((T.QUIZ, now, ev, None, [(quiz.rule, "quiz_won", ev.user.unique_id)], None))
+            self._trace((T.QUIZ, now, T.seen(ev), None, [(quiz.rule, "quiz_won", ev.user.unique_id)], None))
 
     def _close_quiz(self, due: int, out: list[Action]) -> None:
         quiz, self.quiz = self.quiz, None

@@ -4,6 +4,12 @@ The engine records, per event it processes, one small tuple into a ring buffer::
 
     (kind, now, event, rules, entries, paused)
 
+``event`` is what the trace shows of it, ``(type, ts, msg_id, user, data)`` (``seen``), never the
+``Event``: that would keep its raw payload alive (most of an event's memory), and recent events
+kept alive were most of what the trace cost. An event no rule could trigger (most of a stream:
+likes, joins, viewer counts) is recorded as that 5-tuple alone. ``full(record)`` reads any record
+as the 6-tuple, with an ``Event`` rebuilt from what was kept (without ``raw``).
+
 ``rules`` is the list of rules the event's type could trigger (in the order the engine tries
 them), ``entries`` one tuple per rule the engine looked at: ``(rule, code, detail)``, where
 ``code`` is ``FIRED`` (``detail``: the actions the firing made) or the first reason the rule did
@@ -21,6 +27,7 @@ made the action when rendered.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from typing import Any, Callable, Iterable
@@ -28,7 +35,7 @@ from typing import Any, Callable, Iterable
 # Entry codes (why a rule did or did not fire).
 FIRED = "fired"
 TRIGGER = "trigger"  # a chat command rule and another (or no) command
-WHEN = "when"  # its condition was false (detail: the context it read)
+WHEN = "when"  # its condition was false (detail: ``when_values``, the names it read and their values)
 TIER = "tier"  # below its lowest tier (detail: the value)
 MILESTONE = "milestone"  # no milestone crossed (detail: (before, value))
 COOLDOWN = "cooldown"  # detail: ms left
@@ -69,13 +76,24 @@ def _seconds(ms: int) -> str:
     return f"{s:.0f}s" if s >= 10 or s == int(s) else f"{s:.1f}s"
 
 
-def names_read(source: str, context: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The dotted names an expression reads that resolve in ``context``, with their values."""
-    seen: dict[str, Any] = {}
+@functools.lru_cache(maxsize=4096)
+def _paths(source: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The dotted names an expression mentions, each once, split (parsed once per expression)."""
+    seen: dict[str, tuple[str, ...]] = {}
     for m in _NAME.finditer(source):
-        path = m.group(1)
-        parts = path.split(".")
-        if parts[0] not in context or path in seen:
+        seen.setdefault(m.group(1), tuple(m.group(1).split(".")))
+    return tuple(seen.items())
+
+
+def when_values(source: str, context: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """What a false ``when`` read: the dotted names of ``source`` that resolve in ``context``, with
+    their values at that moment (a name that does not resolve: its longest prefix that does). The
+    trace keeps this, not the context: a few values, not the event's and viewer's whole views.
+    A list or mapping is copied (it may change later), or left out when it is long (a whole view
+    is not an answer; its fields are)."""
+    out: dict[str, Any] = {}
+    for path, parts in _paths(source):
+        if parts[0] not in context:
             continue
         value: Any = context
         try:
@@ -83,8 +101,7 @@ def names_read(source: str, context: dict[str, Any]) -> list[tuple[str, Any]]:
                 value = value[p]
         except (KeyError, TypeError, IndexError):
             value = None
-            # the longest prefix that resolves is more use than nothing
-            for cut in range(len(parts) - 1, 0, -1):
+            for cut in range(len(parts) - 1, 0, -1):  # the longest prefix that resolves is more use than nothing
                 try:
                     v: Any = context
                     for p in parts[:cut]:
@@ -93,10 +110,19 @@ def names_read(source: str, context: dict[str, Any]) -> list[tuple[str, Any]]:
                     continue
                 path, value = ".".join(parts[:cut]), v
                 break
-        if isinstance(value, (dict, list)) and len(repr(value)) > 80:
-            continue  # a whole view is not an answer; its fields are
-        seen[path] = value
-    return list(seen.items())
+        if path in out:
+            continue
+        if isinstance(value, (dict, list)):
+            if len(repr(value)) > 80:
+                continue
+            value = value.copy()
+        out[path] = value
+    return tuple(out.items())
+
+
+def names_read(source: str, context: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The dotted names an expression reads that resolve in ``context``, with their values."""
+    return list(when_values(source, context))
 
 
 def _short(value: Any) -> str:
@@ -113,7 +139,7 @@ def reason_text(rule: Any, code: str, detail: Any) -> str:
         wanted = " / ".join("!" + c for c in sorted(rule.commands))
         return f"trigger not matched: not {wanted}" + (f" (was !{detail})" if detail else "")
     if code == WHEN:
-        values = ", ".join(f"{k}={_short(v)}" for k, v in names_read(rule.when_source, detail)) if detail else ""
+        values = ", ".join(f"{k}={_short(v)}" for k, v in detail) if detail else ""
         return f"`when` false: {values or rule.when_source}"
     if code == TIER:
         lowest = rule.tiers[-1].min if rule.tiers else 0
@@ -142,6 +168,28 @@ def reason_text(rule: Any, code: str, detail: Any) -> str:
     if code == STOPPED:
         return f"stopped by {detail}'s stop"
     return f"{code}: {detail}"
+
+
+def seen(ev: Any) -> tuple:
+    """What the trace keeps of an event (the engine builds it inline where it counts)."""
+    return ev.type, ev.ts, ev.msg_id, ev.user, ev.data
+
+
+def _event(kept: Any) -> Any:
+    if kept is None or not isinstance(kept, tuple):
+        return kept
+    from bot.events.model import Event
+
+    type_, ts, msg_id, user, data = kept
+    return Event(type_, ts, "", msg_id, user, data)
+
+
+def full(record: tuple) -> tuple:
+    """Any record as ``(kind, now, event, rules, entries, paused)`` with an ``Event`` (rebuilt)."""
+    if len(record) == 5:  # an event alone: no rule could trigger it
+        return EVENT, record[1], _event(record), None, None, None
+    kind, now, kept, rules, entries, paused = record
+    return kind, now, _event(kept), rules, entries, paused
 
 
 def outcomes(record: tuple, ruleset: Any = None) -> list[tuple[Any, str, Any]]:
@@ -208,9 +256,9 @@ class Tracer:
         self.engine = engine
         return self
 
-    def _keep(self, record: tuple) -> None:
+    def _keep(self, record: Any) -> None:
         self.records.append(record)
-        self.follow(record)  # type: ignore[misc]
+        self.follow(full(record))  # type: ignore[misc]
 
     def note(self, action: Any, outcome: str, detail: Any = None, now: int | None = None) -> None:
         """A note about one action: the budget's decision, or the policy guard's
@@ -221,7 +269,7 @@ class Tracer:
         return [(o, d, t) for a, o, d, t in self.notes if a is action]
 
     def __iter__(self) -> Iterable[tuple]:
-        return iter(list(self.records))
+        return iter([full(r) for r in self.records])
 
     # -- rendering ---------------------------------------------------------------------------
 
@@ -245,6 +293,7 @@ class Tracer:
 
     def find(self, msg_id: str) -> tuple | None:
         for record in reversed(self.records):
+            record = full(record)
             ev = record[2]
             if ev is not None and ev.msg_id == msg_id:
                 return record

@@ -26,7 +26,8 @@ SUBATHON_END = "subathon_end"
 SUBATHON_CONTROL = "subathon_control"  # pause / resume / add time (the daemon's POST /subathon/...)
 FIRST_CHAT = "first_chat"  # a viewer's first chat line ever (bot/engine/credits.py)
 POINTS_CONTROL = "points_control"  # give or take a viewer's points (the daemon's POST /points/adjust)
-FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT, POINTS_CONTROL})
+POLL_CONTROL = "poll_control"  # open / close a poll (the control page's POST /api/poll; bot/engine/pollcontrol.py)
+FEATURE_TYPES = frozenset({GOAL_REACHED, SUBATHON_END, SUBATHON_CONTROL, FIRST_CHAT, POINTS_CONTROL, POLL_CONTROL})
 
 MODERATION = "moderation"  # made by the policy guard for a chat line it flags (bot.policy)
 
@@ -107,6 +108,7 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {
     FIRST_CHAT: ("text",),
     POINTS_CONTROL: ("user_key", "points"),
     MODERATION: ("reason", "strikes", "muted_until", "checks"),
+    POLL_CONTROL: ("op", "question", "options", "duration_ms"),
 }
 
 STREAKABLE_GIFT_TYPE = 1
