@@ -329,3 +329,20 @@ async def test_off_loopback_the_cookie_is_set_only_for_the_right_token():
             assert r.status == 200
             morsel = r.cookies["livebot_token"]
             assert morsel.value == "s3cret" and morsel["httponly"] and morsel["samesite"] == "Strict"
+
+
+async def test_what_the_policy_guard_suppressed_shows_on_the_page_without_the_viewers_words(bot):
+    async with aiohttp.ClientSession() as s:
+        status, out = await post(s, bot.url + "/api/test", {"type": "chat", "user": "bit.ly/free", "text": "hello"})
+        assert status == 200, out
+
+        async def suppressed() -> bool:
+            async with s.get(bot.url + "/api/state") as r:
+                return bool((await r.json())["state"]["policy"]["recent"])
+        await until(suppressed)
+        async with s.get(bot.url + "/api/state") as r:
+            policy = (await r.json())["state"]["policy"]
+        assert policy["suppressed"].get("link", 0) >= 1
+        assert policy["recent"][0]["rule"] == "welcome" and "link in user.nickname" in policy["recent"][0]["found"]
+        assert "bit.ly" not in orjson.dumps(policy).decode()
+    assert "Hi bit.ly/free" not in bot.sent.lines

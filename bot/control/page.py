@@ -304,6 +304,20 @@ class Control:
                 rules[rid]["suppressed"][reason] = n
         return rules
 
+    def policy(self) -> dict[str, Any]:
+        """What the policy guard did (process totals), and its latest suppressions: the rule, the
+        kind and what was found — never the viewer's words (bot.policy)."""
+        r = self.runner
+        counts = getattr(r, "counts", None)
+        totals: dict[str, dict[str, int]] = {"masked": {}, "suppressed": {}, "moderation": {}}
+        if counts is not None:
+            for (outcome, name), n in counts.policy(r.engine).items():
+                totals.setdefault(outcome, {})[name] = n
+        recent = [{"ts": a.get("ts"), "rule": a.get("rule"), "kind": a.get("kind"),
+                   "found": [f"{e.get('check')} in {e.get('field')}" for e in (a.get("data") or {}).get("policy", ())]}
+                  for a in list(getattr(r.engine.policy, "suppressed", ()))[-20:]]
+        return {**totals, "recent": recent[::-1]}
+
     def budget(self) -> dict[str, Any]:
         b = self.runner.engine.budget
         waiting = sorted(b._queue)
@@ -320,6 +334,7 @@ class Control:
             "queue": len(r.queue),
             "rules": self.counts(),
             "budget": self.budget(),
+            "policy": self.policy(),
             "muted": dict(self.muted_counts),
             "log": list(self.log)[-20:],
             "poll": None if poll is None else {"rule": poll.rule.id, "question": poll.question,

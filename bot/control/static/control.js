@@ -77,6 +77,17 @@ function renderState(s) {
     const last = el("td"); last.append(btn); tr.append(last);
     tbody.append(tr);
   }
+  const pg = s.policy || {masked: {}, suppressed: {}, moderation: {}, recent: []};
+  const part = (name, o) => `${name} ` + (Object.entries(o).map(([k, v]) => `${k} ${v}`).join(", ") || "0");
+  $("policy-counts").textContent = [part("masked", pg.masked), part("suppressed", pg.suppressed),
+                                    part("moderation", pg.moderation)].join(" · ");
+  const pl = $("policy"); pl.replaceChildren();
+  for (const p of pg.recent) {
+    const li = el("li"); li.append(el("span", "t", hms(p.ts)), el("span", "k", p.kind), el("span", null, p.found.join("; ")),
+                                   el("span", "r", p.rule));
+    pl.append(li);
+  }
+  if (!pg.recent.length) pl.append(el("li", "t", "nothing suppressed"));
   const b = s.budget;
   $("budget-counts").textContent = (b.per_minute ? `${b.per_minute}/min · ` : "no limit · ") +
     (Object.entries(b.counters).map(([k, v]) => `${k} ${v}`).join(" · ") || "nothing queued or dropped yet") +
