@@ -4,13 +4,14 @@ the session recorded, and SIGTERM drains and exits 0."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
 import orjson
 import websockets
+
+from livebot_proc import start_livebot, write_run_config
 
 RULES = """
 rules:
@@ -29,19 +30,7 @@ def line(event: str, i: int, **data) -> str:
 
 
 def write_config(tmp: Path, url: str) -> Path:
-    (tmp / "rules.yaml").write_text(RULES)
-    cfg = tmp / "config.yaml"
-    cfg.write_text(f"rules: rules.yaml\nsinks:\n  console: true\n  jsonl: actions.jsonl\n"
-                   f"source:\n  type: websocket\n  websocket:\n    url: {url}\nrecord:\n  folder: sessions\n"
-                   f"http:\n  port: 0\n")
-    return cfg
-
-
-async def start_livebot(cfg: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "--log-json", "run", "-c", str(cfg),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=env)
+    return write_run_config(tmp, url, RULES, console=True)
 
 
 async def test_run_ends_with_the_stream_and_records_it(tmp_path):
