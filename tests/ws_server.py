@@ -32,6 +32,13 @@ class WsServer:
         await self.server.wait_closed()
 
 
+class Serve(WsServer):
+    """A WsServer around a plain handler function: ``async with Serve(handler) as server: server.url``."""
+
+    def __init__(self, handler) -> None:
+        self.handler = handler
+
+
 HANG = "hang"  # a script step: send nothing more, keep the connection open until the client closes it
 DROP = "drop"  # a script step: the network goes away (the transport aborted, no close frame)
 
