@@ -19,11 +19,11 @@ the stream ends (``controlMessage`` action 3). It is scripted, not random: the s
 from __future__ import annotations
 
 import argparse
-import sys
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import orjson
+
+from genout import iso_to_ms, write_lines
 
 DEFAULT_START = "2026-11-21T19:00:00+00:00"
 ROOM = "7301234567890123456"
@@ -235,15 +235,7 @@ def main() -> None:
     parser.add_argument("--start", default=DEFAULT_START, help="ISO time the stream starts")
     parser.add_argument("-o", "--output", help="file to write (default: standard output)")
     args = parser.parse_args()
-    start_ms = int(datetime.fromisoformat(args.start).astimezone(timezone.utc).timestamp() * 1000)
-    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
-    try:
-        for b in generate(start_ms):
-            out.write(b + b"\n")
-    finally:
-        if args.output:
-            out.close()
-
+    write_lines(generate(iso_to_ms(args.start)), args.output)
 
 if __name__ == "__main__":
     main()

@@ -17,10 +17,12 @@ import argparse
 import math
 import random
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterator
 
 import orjson
+
+from genout import iso_to_ms, write_lines
 
 DEFAULT_START = "2026-11-20T19:00:00+00:00"
 
@@ -204,16 +206,8 @@ def main() -> None:
     parser.add_argument("-o", "--output", help="file to write (default: standard output)")
     args = parser.parse_args()
     minutes = args.minutes if args.events is None or "--minutes" in sys.argv else 1e9
-    start_ms = int(datetime.fromisoformat(args.start).astimezone(timezone.utc).timestamp() * 1000)
-    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
-    try:
-        for b in generate(minutes, args.seed, max_events=args.events, start_ms=start_ms, malformed=args.malformed,
-                          backlog=not args.no_backlog):
-            out.write(b + b"\n")
-    finally:
-        if args.output:
-            out.close()
-
+    write_lines(generate(minutes, args.seed, max_events=args.events, start_ms=iso_to_ms(args.start),
+                         malformed=args.malformed, backlog=not args.no_backlog), args.output)
 
 if __name__ == "__main__":
     main()

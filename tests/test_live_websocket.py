@@ -19,7 +19,7 @@ from bot.sources.recorder import Recorder
 from bot.sources.replay import ReplaySource
 from bot.sources.websocket import WebSocketSource
 from bot.testing import CaptureSink
-from ws_server import WsServer
+from ws_server import ScriptServer
 
 RULES = load_rules_text("""
 rules:
@@ -39,28 +39,6 @@ def flat(event: str, i: int, **data) -> str:
     base = {"userId": f"u{i % 7}", "uniqueId": f"viewer{i % 7}", "nickname": f"V{i % 7}", "msgId": f"m{i}",
             "createTime": str(1_763_665_200_000 + i * 100)}
     return orjson.dumps({"event": event, "data": {**base, **data}}).decode()
-
-
-class Server(WsServer):
-    """A loopback WebSocket server; ``scripts[n]`` is what the n-th connection gets."""
-
-    def __init__(self, scripts):
-        self.scripts = scripts
-        self.connections = 0
-
-    async def handler(self, ws):
-        script = self.scripts[min(self.connections, len(self.scripts) - 1)]
-        self.connections += 1
-        for step in script:
-            if step == "drop":
-                ws.transport.abort()  # the network goes away: no close frame
-                return
-            if isinstance(step, str):
-                await ws.send(step)
-            else:
-                await ws.close(code=step, reason="test")
-                return
-        await ws.wait_closed()
 
 
 def fake_sleep(delays):
@@ -83,7 +61,7 @@ async def test_tikfinity_flat_lines_round_trip():
               flat("gift", 2, giftId=5655, giftName="Rose", diamondCount=1, giftType=1, repeatCount=1, repeatEnd=False),
               flat("gift", 9, giftId=5655, giftName="Rose", diamondCount=1, giftType=1, repeatCount=5, repeatEnd=True),
               "not json at all", 4005]
-    async with Server([script]) as server:
+    async with ScriptServer([script]) as server:
         source = WebSocketSource(server.url, sleep=fake_sleep([]))
         actions, engine, result = await run(source)
     says = [a.text for a in actions if a.kind == "say"]
@@ -103,7 +81,7 @@ async def test_euler_bundles_round_trip():
                                                 "giftDetails": {"giftName": "Corgi", "diamondCount": 299,
                                                                 "giftType": 2}}},
     ]}).decode()
-    async with Server([[bundle, 4005]]) as server:
+    async with ScriptServer([[bundle, 4005]]) as server:
         actions, _, _ = await run(WebSocketSource(server.url, sleep=fake_sleep([])))
     assert [a.text for a in actions if a.kind == "say"] == ["Ana: from euler", "thanks Ana for 1x Corgi"]
 
@@ -122,7 +100,7 @@ async def test_tlc2_objects_and_arrays_of_them_in_one_frame():
     batched = [orjson.dumps(frames).decode(), 4005]
     says = []
     for script in (one_by_one, batched):
-        async with Server([script]) as server:
+        async with ScriptServer([script]) as server:
             source = WebSocketSource(server.url, sleep=fake_sleep([]))
             actions, _, _ = await run(source)
         says.append([a.text for a in actions if a.kind == "say"])
@@ -133,7 +111,7 @@ async def test_tlc2_objects_and_arrays_of_them_in_one_frame():
 async def test_every_close_code_is_handled():
     delays: list[float] = []
     scripts = [[4404], [4429], [4006], [4555], ["drop"], [1011], [4005]]
-    async with Server(scripts) as server:
+    async with ScriptServer(scripts) as server:
         source = WebSocketSource(server.url, offline_poll_s=30, too_many_wait_s=60, sleep=fake_sleep(delays),
                                  backoff=Backoff(base=1, cap=8))
         actions, _, _ = await run(source)
@@ -152,7 +130,7 @@ async def test_every_close_code_is_handled():
 
 async def test_a_stream_end_does_not_stop_when_told_to_keep_polling():
     delays: list[float] = []
-    async with Server([[4005], [flat("chat", 1, comment="back again"), 4005]]) as server:
+    async with ScriptServer([[4005], [flat("chat", 1, comment="back again"), 4005]]) as server:
         source = WebSocketSource(server.url, stop_on_live_end=False, offline_poll_s=5, sleep=fake_sleep(delays))
         runner = LiveRunner([source], Engine(RULES), Dispatcher([CaptureSink()]))
         runner_task = asyncio.create_task(runner.run())
@@ -171,7 +149,7 @@ async def test_reconnect_after_a_drop_loses_nothing_and_thanks_nothing_twice(tmp
     first = lines[:50] + ["drop"]
     second = lines[35:] + [4005]  # the reconnect replays a backlog of 15 events
     recorder = Recorder(tmp_path / "sessions", room="test")
-    async with Server([first, second]) as server:
+    async with ScriptServer([first, second]) as server:
         actions, engine, result = await run(WebSocketSource(server.url, sleep=fake_sleep([])), recorder)
     thanked = [a.event_id for a in actions if a.rule == "thanks"]
     assert thanked == [f"m{i}" for i in range(100)]

@@ -4,13 +4,14 @@ the session recorded, and SIGTERM drains and exits 0."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
 import orjson
-import websockets
+
+from livebot_proc import start_livebot, write_run_config
+from ws_server import Serve
 
 RULES = """
 rules:
@@ -29,19 +30,7 @@ def line(event: str, i: int, **data) -> str:
 
 
 def write_config(tmp: Path, url: str) -> Path:
-    (tmp / "rules.yaml").write_text(RULES)
-    cfg = tmp / "config.yaml"
-    cfg.write_text(f"rules: rules.yaml\nsinks:\n  console: true\n  jsonl: actions.jsonl\n"
-                   f"source:\n  type: websocket\n  websocket:\n    url: {url}\nrecord:\n  folder: sessions\n"
-                   f"http:\n  port: 0\n")
-    return cfg
-
-
-async def start_livebot(cfg: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "--log-json", "run", "-c", str(cfg),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=env)
+    return write_run_config(tmp, url, RULES, console=True)
 
 
 async def test_run_ends_with_the_stream_and_records_it(tmp_path):
@@ -51,9 +40,8 @@ async def test_run_ends_with_the_stream_and_records_it(tmp_path):
                            repeatEnd=True))
         await ws.close(code=4005, reason="stream end")
 
-    async with websockets.serve(handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        proc = await start_livebot(write_config(tmp_path, f"ws://127.0.0.1:{port}/"))
+    async with Serve(handler) as server:
+        proc = await start_livebot(write_config(tmp_path, server.url))
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()
     assert "hi V1" in out.decode() and "thanks V2 for 3x Rose" in out.decode()
@@ -73,9 +61,8 @@ async def test_sigterm_drains_and_exits_0(tmp_path):
         connected.set()
         await ws.wait_closed()
 
-    async with websockets.serve(handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        proc = await start_livebot(write_config(tmp_path, f"ws://127.0.0.1:{port}/"))
+    async with Serve(handler) as server:
+        proc = await start_livebot(write_config(tmp_path, server.url))
         await asyncio.wait_for(connected.wait(), timeout=60)
         # Wait until the bot has written what it was sent, then ask it to stop.
         for _ in range(600):
@@ -110,9 +97,8 @@ async def test_a_report_is_written_when_the_stream_ends(tmp_path):
                            repeatEnd=True))
         await ws.close(code=4005, reason="stream end")
 
-    async with websockets.serve(handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        cfg = write_config(tmp_path, f"ws://127.0.0.1:{port}/")
+    async with Serve(handler) as server:
+        cfg = write_config(tmp_path, server.url)
         cfg.write_text(cfg.read_text() + "report:\n  folder: reports\n")
         proc = await start_livebot(cfg)
         _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
@@ -135,9 +121,8 @@ async def test_the_run_actions_are_a_golden_for_a_replay_of_its_recording_and_th
         await ws.send(line("chat", 9, comment="hello"))
         await ws.close(code=4005, reason="stream end")
 
-    async with websockets.serve(handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        proc = await start_livebot(write_config(tmp_path, f"ws://127.0.0.1:{port}/"))
+    async with Serve(handler) as server:
+        proc = await start_livebot(write_config(tmp_path, server.url))
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()
     actions = tmp_path / "actions.jsonl"

@@ -9,9 +9,7 @@ TikTokLive path runs `livebot run` in this process with the fake client of test_
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import orjson
@@ -24,7 +22,8 @@ from bot.live import LiveRunner
 from bot.sources.recorder import Recorder
 from bot.sources.websocket import WebSocketSource
 from bot.testing import CaptureSink
-from ws_server import WsServer
+from livebot_proc import start_livebot, write_run_config
+from ws_server import HANG, ScriptServer
 
 RULES = """
 rules:
@@ -39,7 +38,6 @@ rules:
     do: [{kind: status, text: "{{ event.type }} {{ event.reason | default('') }}"}]
 """
 T0 = 1_763_665_200_000
-HANG = "hang"  # the server keeps the connection open until the client closes it (TikFinity does)
 
 
 def tikfinity(event: str, i: int, **data) -> str:
@@ -101,44 +99,8 @@ FORMATS = {
 }
 
 
-class Feed(WsServer):
-    """``scripts[n]`` is what the n-th connection gets (the last repeats): text to send, a close
-    code, or HANG; at the end of a script the server waits for the client to close."""
-
-    def __init__(self, *scripts):
-        self.scripts = scripts
-        self.connections = 0
-        self.closed_by_client = 0
-        self.connected = asyncio.Event()
-
-    async def handler(self, ws):
-        script = self.scripts[min(self.connections, len(self.scripts) - 1)]
-        self.connections += 1
-        self.connected.set()
-        for step in script:
-            if isinstance(step, int):
-                await ws.close(code=step, reason="test")
-                return
-            if step != HANG:
-                await ws.send(step)
-        await ws.wait_closed()
-        self.closed_by_client += 1
-
-
 def write_config(tmp: Path, url: str, extra: str = "") -> Path:
-    (tmp / "rules.yaml").write_text(RULES)
-    cfg = tmp / "config.yaml"
-    cfg.write_text(f"rules: rules.yaml\nsinks:\n  console: false\n  jsonl: actions.jsonl\n"
-                   f"source:\n  type: websocket\n  websocket:\n    url: {url}\n{extra}"
-                   f"record:\n  folder: sessions\nhttp:\n  port: 0\n")
-    return cfg
-
-
-async def start_livebot(cfg: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "--log-json", "run", "-c", str(cfg),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=env)
+    return write_run_config(tmp, url, RULES, extra=extra)
 
 
 def records(path: Path) -> list[dict]:
@@ -154,7 +116,7 @@ def actions(tmp: Path) -> list[dict]:
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 async def test_a_stream_end_in_any_format_ends_livebot_run_with_exit_0(tmp_path, fmt):
-    async with Feed(FORMATS[fmt]) as feed:
+    async with ScriptServer([FORMATS[fmt]]) as feed:
         proc = await start_livebot(write_config(tmp_path, feed.url))
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
@@ -176,7 +138,7 @@ async def test_without_stop_on_live_end_livebot_run_waits_for_the_next_live(tmp_
     them records nothing, fires nothing and ends nothing twice."""
     end = orjson.dumps({"event": "streamEnd", "data": {"action": 3}}).decode()
     stream2 = [tikfinity("chat", 5, comment="back"), end, HANG]
-    async with Feed(flat_stream() + [end, HANG], [4404], [4404], stream2, [HANG]) as feed:
+    async with ScriptServer([flat_stream() + [end, HANG], [4404], [4404], stream2, [HANG]]) as feed:
         cfg = write_config(tmp_path, feed.url, "    stop_on_live_end: false\n    offline_poll: 50ms\n")
         proc = await start_livebot(cfg)
         try:
@@ -197,25 +159,6 @@ async def test_without_stop_on_live_end_livebot_run_waits_for_the_next_live(tmp_
     assert feed.closed_by_client >= 2  # livebot closed each ended stream's open socket itself
 
 
-class Server(WsServer):
-    """As test_live_websocket.Server, for the source alone with a fake sleep."""
-
-    def __init__(self, scripts):
-        self.scripts = scripts
-        self.connections = 0
-
-    async def handler(self, ws):
-        script = self.scripts[min(self.connections, len(self.scripts) - 1)]
-        self.connections += 1
-        for step in script:
-            if isinstance(step, int):
-                await ws.close(code=step, reason="test")
-                return
-            if step != HANG:
-                await ws.send(step)
-        await ws.wait_closed()
-
-
 async def test_an_in_band_stream_end_waits_the_offline_poll_and_is_not_a_failure(tmp_path):
     """The source alone: after a streamEnd the next attempt waits ``offline_poll_s`` (not the
     backoff), and a 4005 close after a control message adds no second live_end."""
@@ -227,7 +170,7 @@ async def test_an_in_band_stream_end_waits_the_offline_poll_and_is_not_a_failure
         delays.append(seconds)
         await asyncio.sleep(0)
 
-    async with Server([flat_stream() + [end, HANG], [tikfinity("chat", 7, comment="x"), control, 4005],
+    async with ScriptServer([flat_stream() + [end, HANG], [tikfinity("chat", 7, comment="x"), control, 4005],
                        [HANG]]) as server:
         source = WebSocketSource(server.url, stop_on_live_end=False, offline_poll_s=40, sleep=sleep)
         sink = CaptureSink()
