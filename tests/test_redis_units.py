@@ -276,6 +276,12 @@ def test_the_commands_refuse_what_they_cannot_run(tmp_path):
     assert res.returncode == 2 and "--source must be a redis://" in res.stderr
     res = subprocess.run([sys.executable, "-m", "bot", "ingest", "-c", str(cfg)], capture_output=True, text=True)
     assert res.returncode == 1 and "'ingest.rooms' lists no room" in res.stderr
+    # integrations are livebot run's: a worker sends to sinks in turn, a hung tool would hold up every room
+    cfg.write_text("sinks:\n  console: false\nintegrations:\n  mqtt: {enabled: true}\n")
+    res = subprocess.run([sys.executable, "-m", "bot", "run", "-c", str(cfg), "--source", "redis://127.0.0.1:1"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "integrations (mqtt) run with `livebot run` only" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
 
 
 # -- the takeover snapshot ----------------------------------------------------------------------

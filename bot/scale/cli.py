@@ -37,6 +37,15 @@ def cmd_run_redis(args: argparse.Namespace) -> int:
               f"'state.redis' names another one ({redact_url(cfg.state_redis)}): remove it or make them the same",
               file=sys.stderr)
         return 1
+    from bot.integrations import enabled_names
+
+    if (tools := enabled_names(cfg)):
+        # A worker sends each batch to its sinks one after another: a hung OBS or game server would
+        # hold up every room it runs, so the integrations (with their own queues) are livebot run's.
+        print(f"{args.config}: integrations ({', '.join(tools)}) run with `livebot run` only, not in a Redis "
+              f"worker (it sends to sinks one after another, so one hung tool would hold up every room): "
+              f"disable them in this worker's config", file=sys.stderr)
+        return 2
     tune_gc()
     asyncio.run(run_worker(cfg, url, rules_path=rules_path, ruleset=ruleset, sinks=build_sinks(cfg, args.out),
                            worker_id=getattr(args, "worker_id", None)))
