@@ -132,6 +132,3 @@ class Guard:
                 isinstance(response, web.StreamResponse) and not response.prepared:
             response.set_cookie(COOKIE, given, httponly=True, samesite="Strict")
         return response
-
-
-LOOPBACK_ONLY = Guard()

@@ -40,9 +40,9 @@ class ControlServer(HttpServer):
                          middlewares=(self.guard.middleware,))
         self.app.router.add_get("/status", self.status_page)
         from bot.control.subathon import add_routes as subathon_routes  # POST /subathon/... (h17)
-        subathon_routes(self.app, runner, self.guard)
+        subathon_routes(self.app, runner)
         from bot.control.points import add_routes as points_routes  # GET /points.csv, POST /points/adjust (h17)
-        points_routes(self.app, runner, self.guard)
+        points_routes(self.app, runner)
         if control is not None:
             control.mount(self.app)
 
